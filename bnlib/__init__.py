@@ -1,0 +1,28 @@
+"""bnlib: the NumPy code behind the batch-normalization course.
+
+Modules (import the ones a lesson needs, e.g. ``from bnlib import batchnorm, plots``):
+
+normalize   min-max scaling and standardization
+ema         running mean, exponential moving average, momentum conventions
+batchnorm   forward, backward, the BatchNorm layer, folding into a dense layer
+gradcheck   numerical gradients and relative error
+data        generated and shipped data sets
+checks      checked claims and exercise checkers
+plots       plotting helpers           (imports matplotlib)
+widgets     slider explorers           (imports ipywidgets)
+tf_compare  the same computations in TensorFlow/Keras (imports TensorFlow)
+
+``import bnlib`` loads only the NumPy core below; TensorFlow is never
+imported unless ``bnlib.tf_compare`` is.
+"""
+from bnlib.batchnorm import (BatchNorm, batchnorm_backward, batchnorm_forward,
+                             fold_into_dense)
+from bnlib.ema import (bias_correct, convert_momentum, ema, ema_weights, effective_window,
+                       running_mean)
+from bnlib.gradcheck import numerical_gradient, rel_error
+from bnlib.normalize import min_max_scale, standardize
+
+__all__ = ["BatchNorm", "batchnorm_backward", "batchnorm_forward", "fold_into_dense",
+           "bias_correct", "convert_momentum", "ema", "ema_weights", "effective_window",
+           "running_mean", "numerical_gradient", "rel_error", "min_max_scale", "standardize"]
+__version__ = "0.1.0"

@@ -1,0 +1,111 @@
+"""Slider explorers: controls, a one-line readout and a figure, driven by a pure function.
+
+An explorer wraps a *pure* function ``view(**values) -> (fig, readout)``
+that draws a figure and returns the text to show. Because that function
+does not touch widgets, a lesson can call it directly with the default
+values and assert the numbers it prints, and tests can drive the explorer
+without a browser by setting ``control.value`` and reading ``readout``.
+
+In a notebook, the cell that displays an explorer carries
+``# NBVAL_IGNORE_OUTPUT`` (nbval does not follow widget output); the next
+cell calls the view function with the defaults and checks the numbers.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+
+class Explorer:
+    """Controls bound to a view function; call :meth:`show` to display.
+
+    Parameters
+    ----------
+    view : callable
+        ``view(**values) -> (matplotlib Figure, str)``; the string is shown
+        as the readout under the controls.
+    controls : dict of name -> ipywidgets.ValueWidget
+        One entry per keyword argument of ``view``.
+    title : str, optional
+        Shown above the controls.
+
+    Attributes
+    ----------
+    readout : ipywidgets.HTML
+        The readout text of the last update.
+    figure : matplotlib Figure
+        The figure of the last update (already closed, kept for inspection).
+    updates : int
+        How many times the view has been recomputed.
+    """
+
+    def __init__(self, view: Callable, controls: dict, title: str = ""):
+        self.view = view
+        self.controls = controls
+        self.readout = widgets.HTML()
+        self.output = widgets.Output()
+        self.title = title
+        self.figure = None
+        self.updates = 0
+        for control in controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    def values(self) -> dict:
+        """The current value of every control, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def update(self) -> str:
+        """Recompute the view with the current values; return the readout text."""
+        fig, text = self.view(**self.values())
+        plt.close(fig)
+        self.figure = fig
+        self.readout.value = f"<pre>{text}</pre>"
+        self.updates += 1
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(fig)
+        return text
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def widget(self) -> widgets.Widget:
+        """The whole explorer as one widget box."""
+        parts = [widgets.HTML(f"<b>{self.title}</b>")] if self.title else []
+        parts += [widgets.HBox(list(self.controls.values())), self.readout, self.output]
+        return widgets.VBox(parts)
+
+    def show(self) -> "Explorer":
+        """Display the explorer in the notebook and return it."""
+        display(self.widget())
+        return self
+
+    def _ipython_display_(self):
+        display(self.widget())
+
+
+def slider(value: float, low: float, high: float, step: float, description: str,
+           readout_format: str = ".2f") -> widgets.FloatSlider:
+    """A float slider that only updates when released (keeps redraws cheap)."""
+    return widgets.FloatSlider(value=value, min=low, max=high, step=step,
+                               description=description, continuous_update=False,
+                               readout_format=readout_format,
+                               style={"description_width": "initial"})
+
+
+def int_slider(value: int, low: int, high: int, step: int, description: str
+               ) -> widgets.IntSlider:
+    """An integer slider that only updates when released."""
+    return widgets.IntSlider(value=value, min=low, max=high, step=step,
+                             description=description, continuous_update=False,
+                             style={"description_width": "initial"})
+
+
+def choice(options, value, description: str) -> widgets.Dropdown:
+    """A drop-down of named options."""
+    return widgets.Dropdown(options=options, value=value, description=description,
+                            style={"description_width": "initial"})
