@@ -124,3 +124,31 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
         return False
     print(f"{name}: passed on every case ✓")
     return True
+
+
+# Exercise checkers, one section per lesson. Each wraps check_exercise with a
+# reference, test cases and the common mistakes it recognizes.
+
+# ----- Lesson 00 -----
+
+def check_standardize_column(answer: Callable) -> bool | None:
+    """Exercise 00: standardize a 1-D array with the population standard deviation."""
+    rng = np.random.default_rng(1)
+    cases = [(rng.normal(3.0, 2.0, size=50),), (np.arange(10.0),)]
+    return check_exercise(
+        "standardize_column", answer, lambda x: (x - x.mean()) / x.std(), cases,
+        mistakes=[(lambda x: (x - x.mean()) / x.std(ddof=1),
+                   "divide by the population standard deviation (N), not the sample one (N - 1)"),
+                  (lambda x: x - x.mean(), "after subtracting the mean, also divide by the std"),
+                  (lambda x: x / x.std(), "subtract the mean before dividing")])
+
+# ----- Lessons 01 and 02 -----
+
+
+# ----- Lessons 03 and 04 -----
+
+
+# ----- Lessons 05 and 06 -----
+
+
+# ----- Lessons 07 and 08 -----

@@ -1,0 +1,44 @@
+"""Lesson 00's warm-up explorer: standardize a sample whose mean and spread you choose."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnlib import widgets
+from bnlib.normalize import standardize
+
+
+def standardized_sample(mean: float, scale: float, n: int = 500, seed: int = 0):
+    """A sample x ~ N(mean, scale^2) of shape (n, 1) and its standardized copy z."""
+    x = mean + scale * np.random.default_rng(seed).standard_normal((n, 1))
+    return x, standardize(x)[0]
+
+
+def standardize_view(mean: float = 5.0, scale: float = 3.0):
+    """Histogram a sample N(mean, scale^2) before and after standardization.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        The sample's mean and standard deviation before and after.
+    """
+    x, z = standardized_sample(mean, scale)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), sharey=True)
+    for ax, values, title in ((axes[0], x, "raw"), (axes[1], z, "standardized")):
+        ax.hist(values.ravel(), bins=40, color="tab:blue")
+        ax.set_title(f"{title}: mean {values.mean():.2f}, std {values.std():.2f}")
+    axes[0].set_xlim(-15, 25)
+    axes[1].set_xlim(-4, 4)
+    fig.tight_layout()
+    text = (f"raw: mean {x.mean():+.3f}, std {x.std():.3f}   ->   "
+            f"standardized: mean {abs(z.mean()):.3f}, std {z.std():.3f}")
+    return fig, text
+
+
+def standardize_explorer() -> widgets.Explorer:
+    """Sliders for the sample's mean and spread."""
+    return widgets.Explorer(standardize_view, {
+        "mean": widgets.slider(5.0, -10.0, 10.0, 0.5, "mean"),
+        "scale": widgets.slider(3.0, 0.5, 6.0, 0.5, "spread"),
+    }, title="Standardize a sample")

@@ -1,0 +1,122 @@
+# %% [markdown]
+# # 00 · Start here
+#
+# Welcome to a hands-on course on **batch normalization**. Each lesson is a
+# notebook you run from top to bottom, with plots, sliders to play with, and
+# every number the text relies on printed and checked by an `assert`.
+#
+# **After this notebook you will be able to**
+# - find your way around the course and pick the lesson you need;
+# - run cells, restart a kernel and use the slider explorers;
+# - confirm that your environment has the packages the course was built with.
+
+# %% [markdown]
+# ## The course map
+#
+# | Lesson | What you will learn |
+# |---|---|
+# | [01 Normalization](01_normalization.ipynb) | min-max scaling and standardization; why inputs near zero keep sigmoid and tanh responsive; why round loss surfaces train faster; normalizing before every layer |
+# | [02 Exponentially smoothed averages](02_exponential_smoothing.ipynb) | the streaming mean, the exponential moving average, its weights and start-up bias, tracking a changing signal: the machinery behind running statistics |
+# | [03 Batch norm: forward pass and inference](03_batchnorm_forward.ipynb) | the four steps, γ and β, ε, running statistics, the inference formula |
+# | [04 Batch norm: backward pass](04_batchnorm_backward.ipynb) | the computational graph, the staged and compact gradients, checked numerically and against TensorFlow |
+# | [05 Batch norm inside a network](05_batchnorm_in_a_network.ipynb) | a from-scratch network on real digits with and without batch norm: speed, learning rates, initialization |
+# | [06 Covariate shift](06_covariate_shift.ipynb) | what covariate shift is, importance weighting, internal covariate shift and the smoother-loss view |
+# | [07 Batch norm in TensorFlow and Keras](07_batchnorm_in_tensorflow.ipynb) | the Keras layer and its conventions, bnlib vs Keras side by side, fine-tuning, folding |
+# | [08 Noise, batch size and pitfalls](08_noise_batch_size_and_pitfalls.ipynb) | batch norm as a regularizer, small and unrepresentative batches, and the alternatives |
+#
+# The lessons build on each other in this order; 07 and 08 assume 03 and 04.
+# The helper package `bnlib` (in the repository's `bnlib/` folder) holds the
+# code the lessons share, written in plain NumPy so you can read all of it.
+
+# %% [markdown]
+# ## How to run a lesson
+#
+# 1. Start the course from the repository folder with `make lab`: it installs
+#    everything the first time and opens JupyterLab on this folder.
+# 2. Run a cell with **Shift+Enter**; run a whole lesson with
+#    *Run → Restart Kernel and Run All Cells*. Lessons are written to be run
+#    top to bottom; if you jump around and get confused, restart and run all.
+# 3. **Explorers** are a row of sliders above a readout and a plot. Drag a
+#    slider and release it: the plot and the readout are recomputed. The cell
+#    right after each explorer computes the same view at the default setting
+#    and checks its numbers, so the lesson stays correct whatever you try.
+# 4. **Exercises** at the end of each lesson ask you to write a function. Run
+#    the checker cell: it prints "passed", or a hint that names the mistake,
+#    or "not attempted yet" while the placeholder is still there.
+#
+# The first code cell of every lesson imports what it needs from `bnlib` and
+# makes a seeded random generator, so your numbers match the ones printed here.
+
+# %%
+import numpy as np
+
+from bnlib import environment, explore_start, plots
+
+plots.use_course_style()
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## Check your environment
+#
+# The course is pinned to exact package versions (see `requirements.txt`),
+# which is what makes every printed number reproducible. This cell lists what
+# it finds; anything missing or different is named, with the fix.
+
+# %%
+problems = environment.check()
+assert not problems, "fix these first: " + "; ".join(problems)
+print("environment matches the pinned versions")
+
+# %% [markdown]
+# ## Try an explorer
+#
+# A first taste of what the course is about. The slider picks the mean and
+# spread of a sample; the right panel shows the same sample after
+# **standardization**: subtract the mean, divide by the standard deviation.
+# Whatever you choose, the result has mean 0 and standard deviation 1.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explore_start.standardize_explorer()
+
+# %% [markdown]
+# At the default setting (mean 5, spread 3), checked:
+
+# %%
+from bnlib.checks import assert_below
+
+fig, text = explore_start.standardize_view(mean=5.0, scale=3.0)
+print(text)
+x, z = explore_start.standardized_sample(mean=5.0, scale=3.0)
+assert_below("|mean of z|", abs(z.mean()), 1e-12)
+assert_below("|std of z - 1|", abs(z.std() - 1), 1e-12)
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - Lessons run top to bottom; restart and run all when in doubt.
+# - Sliders recompute a plot and a readout; the cell after them checks the defaults.
+# - The environment check names anything missing: `make lab` installs it.
+#
+# ## Exercise
+#
+# Write `standardize_column(x)` that returns `(x - mean) / std` for a 1-D
+# array, with the **population** standard deviation (divide by N, NumPy's
+# default), then run the checker.
+
+# %%
+from bnlib import checks
+
+
+def standardize_column(x):
+    return None  # replace with your code
+
+
+checks.check_standardize_column(standardize_column)
+
+# %% [markdown]
+# ## References
+#
+# - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network
+#   Training by Reducing Internal Covariate Shift*, ICML 2015.
+# - JupyterLab documentation: *The JupyterLab Interface* and *Notebooks*.

@@ -1,0 +1,49 @@
+"""Build every lesson notebook from its script and execute it in a fresh kernel.
+
+Usage: python tests/tools/build_notebooks.py [PREFIX]
+
+For each ``notebooks/scripts/NN_name.py`` (py:percent, the reviewed source)
+whose name starts with PREFIX, write ``notebooks/NN_name.ipynb`` with the
+same cells, run it top to bottom in a new kernel started in ``notebooks/``
+and save it with its outputs (execution counts 1, 2, 3, ...). A cell that
+raises stops the build with the error, so a broken lesson is never saved.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def build(script: Path, timeout: int = 900) -> Path:
+    """Convert ``script`` to a notebook, execute it, write it next to notebooks/."""
+    nb = jupytext.read(script)
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["jupytext"] = {"formats": "ipynb,scripts//py:percent"}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    target = NOTEBOOKS / f"{script.stem}.ipynb"
+    nbformat.write(nb, target)
+    return target
+
+
+def main(prefix: str = "") -> None:
+    scripts = sorted((NOTEBOOKS / "scripts").glob(f"{prefix}*.py"))
+    if not scripts:
+        sys.exit(f"no scripts in {NOTEBOOKS / 'scripts'} start with {prefix!r}")
+    for script in scripts:
+        start = time.perf_counter()
+        target = build(script)
+        print(f"{target.name}: executed in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])
