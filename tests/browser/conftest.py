@@ -1,0 +1,150 @@
+"""Fixtures of the browser suite: Chromium, a throw-away JupyterLab, and lessons run in pages.
+
+Several lessons execute at once (``BROWSER_CONCURRENCY`` pages, default 2),
+each in its own browser context and kernel: while one test inspects a
+finished lesson, the next ones are already running. Every test of the suite
+carries the ``browser`` marker (``pytest -m "not browser"`` leaves it out).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import chromium
+import lab_page
+import lab_server
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+VIEWPORT = {"width": 1400, "height": 900}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives JupyterLab in Chromium (make test-browser)")
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = chromium.ensure()
+    if path is None:
+        if chromium.in_ci():
+            pytest.fail("CI=true but no Chromium: " + chromium.HOW_TO_ENABLE, pytrace=False)
+        pytest.skip(chromium.HOW_TO_ENABLE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path, headless=True,
+                                              args=chromium.LAUNCH_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def lab(browser, tmp_path_factory):
+    """JupyterLab on a temporary copy of notebooks/ (started after the browser is known to work)."""
+    server = lab_server.start(tmp_path_factory.mktemp("course"), ARTIFACTS / "jupyterlab.log")
+    yield server
+    lab_server.stop(server)
+
+
+class LessonRunner:
+    """Opens lessons in pages and runs all their cells, a few at once, in collection order."""
+
+    def __init__(self, browser, server, order, tests_per_lesson, concurrency, timeout):
+        self.browser, self.server, self.timeout = browser, server, timeout
+        self.pending = list(order)            # lessons not started yet, in test order
+        self.tests_left = dict(tests_per_lesson)
+        self.concurrency = concurrency
+        self.running = {}                     # name -> (context, page, lesson, start time)
+        self.finished = {}                    # name -> (page, seconds from Run All to idle)
+        self.closable = set()                 # lessons whose tests are all over
+
+    def _start(self, lesson: lab_page.Lesson) -> None:
+        context = self.browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        lab_page.open_notebook(page, self.server.notebook_url(lesson.path.name))
+        lab_page.run_all(page)
+        self.running[lesson.path.name] = (context, page, lesson, time.monotonic())
+
+    def get(self, lesson: lab_page.Lesson):
+        """The page of ``lesson`` once every cell has run, and how long Run All took."""
+        name = lesson.path.name
+        for other in self.closable - {name}:
+            self.close(other)
+        self.closable &= {name}
+        if name in self.finished:
+            return self.finished[name]
+        if name not in self.running:
+            self.pending = [p for p in self.pending if p.path.name != name]
+            self._start(lesson)
+        while len(self.running) < self.concurrency and self.pending:
+            self._start(self.pending.pop(0))
+        context, page, lesson, started = self.running[name]
+        lab_page.wait_finished(page, lesson, self.timeout)
+        self.finished[name] = (page, time.monotonic() - started)
+        return self.finished[name]
+
+    def done(self, lesson: lab_page.Lesson) -> None:
+        """One test of ``lesson`` is over; after its last one, close the page and kernel."""
+        name = lesson.path.name
+        self.tests_left[name] = self.tests_left.get(name, 1) - 1
+        if self.tests_left[name] <= 0:
+            self.closable.add(name)  # closed later: a failure screenshot may still need it
+
+    def close(self, name: str) -> None:
+        if name not in self.running:
+            return
+        context = self.running.pop(name)[0]
+        self.finished.pop(name, None)
+        context.close()
+        try:
+            lab_server.shutdown_kernels(self.server, name)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def runner(browser, lab, request):
+    order, counts = [], {}
+    for item in request.session.items:
+        lesson = getattr(item, "callspec", None) and item.callspec.params.get("lesson")
+        if isinstance(lesson, lab_page.Lesson):
+            if lesson.path.name not in counts:
+                order.append(lesson)
+            counts[lesson.path.name] = counts.get(lesson.path.name, 0) + 1
+    concurrency = int(os.environ.get("BROWSER_CONCURRENCY", "2"))
+    timeout = float(os.environ.get("BROWSER_TIMEOUT", "900"))
+    instance = LessonRunner(browser, lab, order, counts, concurrency, timeout)
+    yield instance
+    for name in list(instance.running):
+        instance.close(name)
+
+
+@pytest.fixture
+def screenshot_on_failure(request):
+    """Call with (page, name): saves test-artifacts/browser/<name>.png if the test fails."""
+    shots = []
+    yield lambda page, name: shots.append((page, name))
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for page, name in shots:
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+            except Exception as error:  # a screenshot must not hide the real failure
+                print(f"screenshot {name} failed: {error}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report

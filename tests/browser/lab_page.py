@@ -1,0 +1,202 @@
+"""Drive one notebook in a JupyterLab page: open it, run all cells, read cells, move controls.
+
+Everything is found from what JupyterLab and ipywidgets put in the page, so
+any lesson and any ``bnlib.widgets.Explorer`` is handled the same way:
+
+- a cell is ``.jp-Notebook .jp-Cell`` (the suite turns JupyterLab's windowing
+  off, so the page holds every cell, in notebook order);
+- an explorer is a widget displayed in the output of an explorer cell
+  (found from the notebook file: a code cell starting ``# NBVAL_IGNORE_OUTPUT``
+  and mentioning "explorer");
+- its readout is the ``<pre>`` of its HTML widget and its plot the image(s)
+  under it; its controls are ipywidgets sliders, drop-downs, check boxes and
+  buttons.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+CELLS = ".jp-Notebook .jp-Cell"
+CONTROLS = (".noUi-handle, select, input[type=checkbox], "
+            "button.widget-toggle-button, button.widget-button")
+WIDGET_ERRORS = ("Error displaying widget", "Error rendering", "model not found")
+
+# The state of the page's notebook in one round trip.
+STATE_JS = """() => {
+  const cells = [...document.querySelectorAll('.jp-Notebook .jp-Cell')];
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  const prompts = cells.map(c => c.classList.contains('jp-CodeCell')
+      ? (c.querySelector('.jp-InputPrompt')?.textContent || '').trim() : null);
+  const errors = [];
+  cells.forEach((c, i) => c.querySelectorAll('.jp-OutputArea-output').forEach(o => {
+    const text = o.textContent || '';
+    if (o.dataset.mimeType === 'application/vnd.jupyter.stderr' || WIDGET_ERRORS.some(w => text.includes(w)))
+      errors.push([i, text.slice(0, 1500)]);
+  }));
+  return {status: indicator ? indicator.dataset.status : null, prompts, errors};
+}""".replace("WIDGET_ERRORS", repr(list(WIDGET_ERRORS)))
+
+# What an explorer shows: its readout text and a fingerprint of every image
+# (data: URLs as they are; blob: URLs, as ipywidgets.Image uses, by their bytes).
+SHOWN_JS = """async (root) => {
+  const readout = [...root.querySelectorAll('.widget-html-content pre')].map(e => e.textContent).join('\\n');
+  const images = [];
+  for (const img of root.querySelectorAll('img')) {
+    let key = img.src || '';
+    if (key.startsWith('blob:')) {
+      const bytes = new Uint8Array(await (await fetch(key)).arrayBuffer());
+      let h = 2166136261;
+      for (const b of bytes) { h ^= b; h = Math.imul(h, 16777619) >>> 0; }
+      key = 'bytes:' + bytes.length + ':' + h;
+    }
+    images.push(key);
+  }
+  for (const canvas of root.querySelectorAll('canvas')) images.push(canvas.toDataURL());
+  return {readout, images, imagesVisible: [...root.querySelectorAll('img, canvas')]
+          .some(e => e.getBoundingClientRect().width > 10 && e.getBoundingClientRect().height > 10)};
+}"""
+
+
+@dataclass
+class Lesson:
+    """What the notebook file says: its cells' kinds and which cells hold explorers."""
+
+    path: Path
+    n_cells: int
+    code_cells: list[int]
+    explorer_cells: list[int]
+
+    @classmethod
+    def read(cls, path: Path) -> "Lesson":
+        nb = nbformat.read(path, as_version=4)
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+        explorers = [i for i in code
+                     if nb.cells[i].source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT")
+                     and "explorer" in nb.cells[i].source.lower()]
+        return cls(path, len(nb.cells), code, explorers)
+
+
+def kernel_status(page) -> str:
+    """The kernel status the status bar shows, e.g. "Idle", "Busy", "Starting" ("" if none)."""
+    text = page.evaluate("() => document.querySelector('.jp-StatusBar-Widget .jp-StatusBar-TextItem')"
+                         " ? [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+                         ".map(e => e.textContent).join(' ') : ''")
+    match = re.search(r"\|\s*(\w+)", text)
+    return match.group(1) if match else ""
+
+
+def open_notebook(page, url: str, timeout: float = 180, settle: float = 3) -> None:
+    """Open a notebook; wait until its kernel has been idle for ``settle`` seconds.
+
+    (JupyterLab may replace the first kernel it starts for a notebook a moment
+    later; running cells before that settles loses their outputs.)
+    """
+    page.goto(url, timeout=timeout * 1000)
+    page.wait_for_selector(CELLS, timeout=timeout * 1000)
+    deadline, idle_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        handle_dialog(page)
+        if kernel_status(page) == "Idle":
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= settle:
+                return
+        else:
+            idle_since = None
+        page.wait_for_timeout(250)
+    raise TimeoutError(f"{url}: the kernel did not become idle within {timeout:.0f} s")
+
+
+def menu(page, top: str, entry: str) -> None:
+    """Click a menu-bar entry, e.g. ``menu(page, "Run", "Run All Cells")``."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
+    page.locator("li.lm-Menu-item", has_text=re.compile(f"^{re.escape(entry)}")).first.click()
+
+
+def run_all(page) -> None:
+    """Clear the committed outputs, then Run > Run All Cells, as a learner would.
+
+    Clearing first means every prompt number and output seen afterwards comes
+    from this run, not from the notebook file.
+    """
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function("() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]"
+                           ".some(p => /\\d/.test(p.textContent))")
+    menu(page, "Run", "Run All Cells")
+
+
+# Dialogs JupyterLab may show on the way; any other dialog is a failure.
+ACCEPTED_DIALOGS = ("Select Kernel",)
+
+
+def handle_dialog(page) -> None:
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() == 0:
+        return
+    title = dialog.first.locator(".jp-Dialog-header").inner_text().strip()
+    if title not in ACCEPTED_DIALOGS:
+        raise AssertionError(f"unexpected dialog: {dialog.first.inner_text()[:500]}")
+    dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+
+
+def state(page) -> dict:
+    return page.evaluate(STATE_JS)
+
+
+def finished(page, lesson: Lesson) -> bool:
+    """True once the kernel is idle and every code cell ran (or one failed and Run All stopped)."""
+    now = state(page)
+    if now["status"] != "idle" or any(p and "*" in p for p in now["prompts"]):
+        return False
+    numbered = [i for i, p in enumerate(now["prompts"]) if p and re.fullmatch(r"\[\d+\]:", p)]
+    return set(lesson.code_cells) <= set(numbered) or bool(now["errors"])
+
+
+def wait_finished(page, lesson: Lesson, timeout: float, settle: int = 3) -> None:
+    """Poll :func:`finished` until it holds ``settle`` times in a row (0.5 s apart)."""
+    deadline, streak = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        handle_dialog(page)
+        streak = streak + 1 if finished(page, lesson) else 0
+        if streak >= settle:
+            return
+        page.wait_for_timeout(500)
+    raise TimeoutError(f"{lesson.path.name}: not finished after {timeout:.0f} s: {state(page)}")
+
+
+def cell(page, index: int):
+    return page.locator(CELLS).nth(index)
+
+
+def explorer_roots(page, index: int):
+    """The widgets displayed by the cell at ``index``: one locator per displayed widget."""
+    outputs = cell(page, index).locator(".jp-OutputArea-child > .jp-OutputArea-output")
+    return outputs.filter(has=page.locator(".jupyter-widgets"))
+
+
+def shown(root) -> dict:
+    return root.evaluate(SHOWN_JS)
+
+
+def move(control) -> str:
+    """Change one control as a learner would (keyboard on a slider); describe what was done."""
+    kind = control.evaluate("e => e.tagName.toLowerCase() + '.' + e.className")
+    if "noUi-handle" in kind:
+        before = control.get_attribute("aria-valuenow")
+        control.focus()
+        control.press("ArrowRight")
+        if control.get_attribute("aria-valuenow") == before:  # already at the maximum
+            control.press("ArrowLeft")
+        return f"slider {before} -> {control.get_attribute('aria-valuenow')}"
+    if kind.startswith("select"):
+        values = control.locator("option").evaluate_all("os => os.map(o => o.value)")
+        current = control.input_value()
+        target = next(v for v in values if v != current)
+        control.select_option(value=target)
+        return f"drop-down -> option {target}"
+    control.click()
+    return f"clicked {kind}"
