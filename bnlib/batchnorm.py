@@ -266,5 +266,7 @@ def fold_into_dense(W, b, gamma, beta, moving_mean, moving_variance, eps: float 
     for name, value in vectors.items():
         vectors[name] = as_float_array(name, value)
         check_shape(name, vectors[name], (d_out,), "the number of columns of W")
+    if np.any(vectors["moving_variance"] < 0):
+        raise ValueError("moving_variance must be >= 0 everywhere; got a negative entry")
     scale = vectors["gamma"] / np.sqrt(vectors["moving_variance"] + check_eps(eps))
     return W * scale, (vectors["b"] - vectors["moving_mean"]) * scale + vectors["beta"]
