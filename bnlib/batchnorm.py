@@ -47,6 +47,9 @@ def _axes(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
         raise ValueError(f"x must have a batch axis and at least one feature axis, e.g. shape "
                          f"(N, D) or (N, H, W, C); got {ndim} dimension(s)")
     kept = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if not all(isinstance(a, (int, np.integer)) for a in kept):
+        raise ValueError(f"axis must be an int or a tuple of ints (the kept feature axes); "
+                         f"got {axis!r}")
     if not kept:
         raise ValueError("axis must name at least one feature axis to keep; got ()")
     normalized = []

@@ -475,3 +475,11 @@ def test_fold_into_dense_negative_moving_variance_raises():
     with pytest.raises(ValueError, match="^moving_variance must be >= 0"):
         fold_into_dense(np.ones((3, 2)), None, np.ones(2), np.zeros(2), np.zeros(2),
                         np.array([1.0, -2.0]))
+
+
+@pytest.mark.parametrize("axis", [1.0, (1, "2")])
+def test_non_integer_axis_raises(axis):
+    x = np.ones((4, 3, 2))
+    ones = np.ones(3)
+    with pytest.raises(ValueError, match="axis"):
+        batchnorm_forward(x, ones, ones, ones, ones, training=True, axis=axis)

@@ -222,3 +222,8 @@ def test_convert_momentum_value_outside_unit_interval_raises(value):
 def test_non_finite_stream_raises(call):
     with pytest.raises(ValueError, match="^x must contain only finite values"):
         call(np.array([1.0, np.nan, 2.0]))
+
+
+def test_ema_y0_of_wrong_shape_raises():
+    with pytest.raises(ValueError, match="y0"):
+        ema(np.ones((5, 3)), 0.5, y0=np.zeros(2))
