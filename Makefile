@@ -1,6 +1,7 @@
 # The course's commands. The first two are the ones the README promises.
 #   make lab    set up .venv (if needed) and open JupyterLab on notebooks/
-#   make test   set up .venv (if needed) and run every test: pytest + strict nbval
+#   make test   set up .venv (if needed) and run every test: pytest (with the browser
+#               suite in tests/browser) + strict nbval
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -12,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast notebooks images bench setup clean-venv
+.PHONY: lab test test-fast test-browser browser-deps notebooks images bench site setup clean-venv
 
 setup: $(STAMP)
 
@@ -28,12 +29,23 @@ $(STAMP): requirements.txt
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
-test: $(STAMP)
+# browser-deps first: CI machines start with nothing installed by hand.
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Quick loop while writing code: the unit tests only, no notebooks.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -x -q
+	$(BIN)/python -m pytest tests -x -q -m "not browser"
+
+# The browser suite alone: every lesson run in JupyterLab in Chromium, every explorer moved.
+test-browser: $(STAMP) browser-deps
+	$(BIN)/python -m pytest tests/browser -v
+
+# Debian's chromium for the browser suite: apt-get installs it when it is missing and we
+# are root. Without it the suite skips (saying how to enable it), except with CI=true,
+# where this step fails.
+browser-deps: $(STAMP)
+	$(BIN)/python tests/browser/chromium.py
 
 # Re-execute notebooks top to bottom in a fresh kernel and save their outputs.
 # NB=03 limits it to notebooks whose name starts with 03.
@@ -45,6 +57,12 @@ images: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py
+	$(BIN)/python tests/benchmarks/bench_explorers.py
+
+# The course as static HTML in _site/ (not committed): every notebook executed afresh,
+# converted with nbconvert, plus an index. SITE_FLAGS=--committed reuses the committed outputs.
+site: $(STAMP)
+	$(BIN)/python tests/tools/build_site.py _site $(SITE_FLAGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,14 +9,38 @@ without a browser by setting ``control.value`` and reading ``readout``.
 In a notebook, the cell that displays an explorer carries
 ``# NBVAL_IGNORE_OUTPUT`` (nbval does not follow widget output); the next
 cell calls the view function with the defaults and checks the numbers.
+
+Speed: an update renders the figure to PNG bytes itself (a single Agg draw,
+fast zlib level, no ``bbox_inches="tight"`` pass) and sends them as the
+binary value of an ``ipywidgets.Image``: one small message, no clear/redisplay
+of an output area, no flicker. ``make bench`` times every explorer this way.
 """
 from __future__ import annotations
 
+import io
 from typing import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import display
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+# zlib level 1 instead of 6: PNG encoding several times faster, files ~1.3x larger.
+PNG_OPTIONS = {"format": "png", "pil_kwargs": {"compress_level": 1}}
+
+
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes at its own dpi (as the inline backend shows it, without trimming).
+
+    A figure the view already laid out with ``fig.tight_layout()`` keeps a
+    placeholder layout engine that makes ``savefig`` draw everything twice;
+    it is dropped first (it lays nothing out), so the figure is drawn once.
+    """
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        fig.set_layout_engine("none")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=fig.dpi, **PNG_OPTIONS)
+    return buffer.getvalue()
 
 
 class Explorer:
@@ -36,6 +60,10 @@ class Explorer:
     ----------
     readout : ipywidgets.HTML
         The readout text of the last update.
+    image : ipywidgets.Image
+        The figure of the last update as PNG bytes (``image.value``).
+    output : ipywidgets.Output
+        Where an error raised while updating after a control moved is shown.
     figure : matplotlib Figure
         The figure of the last update (already closed, kept for inspection).
     updates : int
@@ -46,6 +74,7 @@ class Explorer:
         self.view = view
         self.controls = controls
         self.readout = widgets.HTML()
+        self.image = widgets.Image(format="png")
         self.output = widgets.Output()
         self.title = title
         self.figure = None
@@ -61,22 +90,29 @@ class Explorer:
     def update(self) -> str:
         """Recompute the view with the current values; return the readout text."""
         fig, text = self.view(**self.values())
-        plt.close(fig)
+        try:
+            png = figure_png(fig)
+        finally:
+            plt.close(fig)
         self.figure = fig
         self.readout.value = f"<pre>{text}</pre>"
+        self.image.value = png
         self.updates += 1
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
         return text
 
     def _on_change(self, change) -> None:
-        self.update()
+        # In a kernel, an error in a callback would only reach the log console:
+        # show it under the explorer instead (outside a kernel it propagates).
+        with self.output:
+            if self.output.outputs:
+                self.output.clear_output()
+            self.update()
 
     def widget(self) -> widgets.Widget:
         """The whole explorer as one widget box."""
         parts = [widgets.HTML(f"<b>{self.title}</b>")] if self.title else []
-        parts += [widgets.HBox(list(self.controls.values())), self.readout, self.output]
+        parts += [widgets.HBox(list(self.controls.values())), self.readout, self.image,
+                  self.output]
         return widgets.VBox(parts)
 
     def show(self) -> "Explorer":

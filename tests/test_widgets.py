@@ -1,4 +1,6 @@
 """Tests of bnlib.widgets.Explorer, driven without a browser by setting control values."""
+import io
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -86,13 +88,38 @@ def test_update_returns_the_readout_text():
     assert explorer.updates == 3
 
 
-def test_widget_contains_title_controls_readout_and_output():
+def test_widget_contains_title_controls_readout_image_and_output():
     explorer, _ = make_explorer()
     box = explorer.widget()
-    title, controls, readout, output = box.children
+    title, controls, readout, image, output = box.children
     assert "sine" in title.value
     assert list(controls.children) == list(explorer.controls.values())
-    assert readout is explorer.readout and output is explorer.output
+    assert readout is explorer.readout and image is explorer.image
+    assert output is explorer.output
+
+
+def test_image_holds_the_figure_as_png_and_changes_with_the_view():
+    explorer, _ = make_explorer()
+    first = bytes(explorer.image.value)
+    assert first.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = explorer.figure.get_size_inches() * explorer.figure.dpi
+    decoded = plt.imread(io.BytesIO(first), format="png")
+    assert decoded.shape[:2] == (round(height), round(width))
+    explorer.controls["amplitude"].value = 4.0
+    assert bytes(explorer.image.value) != first
+    assert bytes(explorer.image.value) == widgets.figure_png(explorer.figure)
+
+
+def test_an_error_in_the_view_propagates_outside_a_kernel():
+    def view(x):
+        if x > 1:
+            raise ValueError("x too large")
+        return plt.figure(), f"x = {x}"
+
+    explorer = widgets.Explorer(view, {"x": widgets.int_slider(0, 0, 3, 1, "x")})
+    with pytest.raises(ValueError, match="x too large"):
+        explorer.controls["x"].value = 2
+    assert explorer.readout.value == "<pre>x = 0</pre>"
 
 
 def test_sliders_update_only_on_release():
