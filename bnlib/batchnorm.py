@@ -46,7 +46,7 @@ def _axes(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if ndim < 2:
         raise ValueError(f"x must have a batch axis and at least one feature axis, e.g. shape "
                          f"(N, D) or (N, H, W, C); got {ndim} dimension(s)")
-    kept = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    kept = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     if not all(isinstance(a, (int, np.integer)) for a in kept):
         raise ValueError(f"axis must be an int or a tuple of ints (the kept feature axes); "
                          f"got {axis!r}")
