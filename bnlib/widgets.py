@@ -74,7 +74,9 @@ class Explorer:
         self.view = view
         self.controls = controls
         self.readout = widgets.HTML()
-        self.image = widgets.Image(format="png")
+        # natural size (as the inline backend shows figures), not stretched to the box
+        self.image = widgets.Image(format="png", layout=widgets.Layout(
+            width="auto", align_self="flex-start"))
         self.output = widgets.Output()
         self.title = title
         self.figure = None
