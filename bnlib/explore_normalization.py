@@ -95,6 +95,13 @@ ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_grad, 0.25), "tanh": (np.tanh, tanh_
 SATURATED_BELOW = 0.1  # a unit is saturated when its slope is below 10% of the peak slope
 
 
+@lru_cache(maxsize=4)
+def _standard_normal(n: int, seed: int = 0) -> np.ndarray:
+    values = np.random.default_rng(seed).standard_normal(n)
+    values.flags.writeable = False
+    return values
+
+
 @lru_cache(maxsize=256)
 def saturation(activation: str, mean: float, scale: float, n: int = 20_000, seed: int = 0):
     """How many units of a layer sit on the flat parts of their activation.
@@ -109,7 +116,7 @@ def saturation(activation: str, mean: float, scale: float, n: int = 20_000, seed
         Mean derivative over the units, as a fraction of the peak slope.
     """
     _, grad, peak = ACTIVATIONS[activation]
-    z = mean + scale * np.random.default_rng(seed).standard_normal(n)
+    z = mean + scale * _standard_normal(n, seed)
     slope = grad(z) / peak
     return float(np.mean(slope < SATURATED_BELOW)), float(slope.mean())
 
@@ -122,14 +129,15 @@ def saturation_view(activation: str = "sigmoid", mean: float = 0.0, scale: float
     fig, ax = plt.subplots(figsize=(7, 3.4))
     ax.plot(zs, f(zs), label=activation)
     ax.plot(zs, grad(zs) / peak, label="slope / peak slope")
-    z = mean + scale * np.random.default_rng(0).standard_normal(2000)
-    ax.hist(z, bins=60, range=(-10, 10), density=True, alpha=0.35, color="tab:green",
-            label="layer inputs (density)")
-    ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":")
+    counts, edges = np.histogram(_standard_normal(2000) * scale + mean, bins=60, range=(-10, 10),
+                                 density=True)
+    ax.stairs(counts, edges, fill=True, alpha=0.35, color="tab:green",
+              label="layer inputs (density)")
+    ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":", label="saturation threshold")
     ax.set(xlim=(-10, 10), ylim=(-1.05, 1.05), xlabel="pre-activation z",
            ylabel="value", title=f"{activation}: inputs ~ N({mean:g}, {scale:g}²)")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.9)
     text = (f"{activation}, inputs N({mean:g}, {scale:g}^2): saturated units {saturated:.2%}, "
             f"mean slope {slope:.1%} of the peak")
     return fig, text
@@ -192,18 +200,17 @@ def gradient_descent(x, y, *, tol: float = 1e-6, max_steps: int = 20_000):
         l_max / l_min of the Hessian: how elongated the contours are.
     """
     hessian, w_best, _ = quadratic(x, y)
-    eig = np.linalg.eigvalsh(hessian)
+    eig, vecs = np.linalg.eigh(hessian)
     lr = 2.0 / (eig[-1] + eig[0])
-    w = np.zeros(x.shape[1])
-    excess0 = 0.5 * w_best @ hessian @ w_best
-    path = [w]
-    for _ in range(max_steps):
-        d = w - w_best
-        if 0.5 * d @ hessian @ d <= tol * excess0:
-            break
-        w = w - lr * (hessian @ d)   # the gradient of the quadratic is H (w - w_best)
-        path.append(w)
-    return np.array(path), len(path) - 1, float(eig[-1] / eig[0])
+    # The step w <- w - lr H (w - w_best) multiplies the error's component along
+    # eigenvector i by (1 - lr eig_i); so after k steps the error is known in closed form.
+    c = vecs.T @ (np.zeros(x.shape[1]) - w_best)
+    k = np.arange(max_steps + 1)[:, None]
+    err = c * (1.0 - lr * eig) ** k                     # (max_steps + 1, D), eigen-coordinates
+    excess = 0.5 * (eig * err ** 2).sum(axis=1)
+    done = excess <= tol * excess[0]
+    steps = int(np.argmax(done)) if done.any() else max_steps
+    return w_best + err[:steps + 1] @ vecs.T, steps, float(eig[-1] / eig[0])
 
 
 @lru_cache(maxsize=128)
@@ -216,12 +223,12 @@ def descent_comparison(ratio: float, tol: float = 1e-6):
 def _contours(ax, x, y, path, title):
     hessian, w_best, loss_min = quadratic(x, y)
     pad = np.abs(path - w_best).max() * 1.15 + 1e-3   # a square window: shapes are true
-    a = np.linspace(w_best[0] - pad, w_best[0] + pad, 120)
-    b = np.linspace(w_best[1] - pad, w_best[1] + pad, 120)
+    a = np.linspace(w_best[0] - pad, w_best[0] + pad, 60)
+    b = np.linspace(w_best[1] - pad, w_best[1] + pad, 60)
     A, B = np.meshgrid(a, b)
     d = np.stack([A - w_best[0], B - w_best[1]], axis=-1)
     loss = 0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min
-    ax.contour(A, B, np.log10(loss), levels=15, cmap="viridis", linewidths=0.8)
+    ax.contour(A, B, np.log10(loss), levels=12, cmap="viridis", linewidths=0.8)
     ax.plot(path[:60, 0], path[:60, 1], "o-", color="tab:red", ms=2.5, lw=1,
             label="first 60 steps" if len(path) > 60 else "gradient descent")
     ax.plot(*w_best, "k*", ms=9, label="minimum")
@@ -236,7 +243,7 @@ def loss_view(ratio: float = 10.0):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     _contours(axes[0], x, y, raw_path, f"raw (scale ratio {ratio:g}): {raw_steps} steps")
     _contours(axes[1], standardize(x)[0], y, std_path, f"standardized: {std_steps} steps")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
     text = (f"scale ratio {ratio:g}: condition number {raw_k:.1f} -> {std_k:.2f}; "
             f"steps to 1e-6 of the starting loss {raw_steps} -> {std_steps}")
     return fig, text

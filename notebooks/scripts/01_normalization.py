@@ -155,8 +155,9 @@ for name, new in (("min-max", scaled), ("standardized", z)):
 spread_of_min = x.min(axis=0).std()
 spread_of_mean = x.mean(axis=0).std()
 print(f"across the 1,024 pixels: the per-pixel minimum varies with std {spread_of_min:.2f}, "
-      f"the per-pixel mean with std {spread_of_mean:.2f}")
-assert spread_of_min > 3 * spread_of_mean
+      f"the per-pixel mean with std {spread_of_mean:.2f}; a typical pixel's std across "
+      f"images is {x.std(axis=0).mean():.1f}")
+assert spread_of_min > 3 * spread_of_mean and spread_of_mean < 0.05 * x.std(axis=0).mean()
 
 # %% [markdown]
 # If you want the
@@ -211,16 +212,19 @@ assert applied.min() < 0 and outside > 0
 zs = np.linspace(-6, 6, 1201)
 slopes = {"sigmoid": explore_normalization.sigmoid_grad(zs),
           "tanh": explore_normalization.tanh_grad(zs)}
-fig = plots.curves(zs, {"sigmoid'(z)": slopes["sigmoid"], "tanh'(z)": slopes["tanh"]},
-                   xlabel="input z", ylabel="slope", title="Slopes peak at z = 0")
+fig = plots.curves(zs, {"sigmoid(z)": explore_normalization.sigmoid(zs), "tanh(z)": np.tanh(zs),
+                        "sigmoid'(z)": slopes["sigmoid"], "tanh'(z)": slopes["tanh"]},
+                   xlabel="input z", ylabel="value", title="The functions change most at z = 0")
 for name, slope in slopes.items():
+    flat = zs[(zs > 0) & (slope < 0.1 * slope.max())].min()   # where the slope falls below 10%
     print(f"{name}: largest slope {slope.max():.3f} at z = {abs(zs[slope.argmax()]):.2f}; "
-          f"at z = 4 it is {slope[zs.searchsorted(4.0)]:.4f}")
-    assert abs(zs[slope.argmax()]) < 1e-9
+          f"at z = 4 it is {slope[zs.searchsorted(4.0)]:.4f}; below 10% of it for |z| > {flat:.2f}")
+    assert abs(zs[slope.argmax()]) < 1e-9 and slope[zs.searchsorted(4.0)] < 0.1 * slope.max()
+    assert abs(flat - {"sigmoid": 3.6, "tanh": 1.8}[name]) < 0.05
 
 # %% [markdown]
-# Call a unit saturated when its slope is below 10% of the peak: beyond
-# $|z| \approx 3.6$ for sigmoid and $|z| \approx 1.8$ for tanh. Now feed a layer
+# Call a unit saturated when its slope is below 10% of the peak: as printed,
+# beyond $|z| \approx 3.6$ for sigmoid and $|z| \approx 1.8$ for tanh. Now feed a layer
 # inputs drawn from $N(\text{mean}, \text{spread}^2)$ and count saturated units.
 # Move the mean away from 0, or widen the spread, and watch the slope die.
 
@@ -230,14 +234,16 @@ explore_normalization.saturation_explorer()
 
 # %% [markdown]
 # At the default setting (sigmoid, standardized inputs), and for comparison the
-# raw image pixels (mean about 27, spread about 18.5) fed straight in:
+# raw image pixels fed straight in:
 
 # %%
 fig, text = explore_normalization.saturation_view("sigmoid", 0.0, 1.0)
 print(text)
 sat_std, slope_std = explore_normalization.saturation("sigmoid", 0.0, 1.0)
-sat_raw, slope_raw = explore_normalization.saturation("sigmoid", 27.0, 18.5)
-print(f"raw pixels:  saturated {sat_raw:.1%}, mean slope {slope_raw:.1%} of the peak")
+raw_mean, raw_std = round(float(x.mean()), 1), round(float(x.std()), 1)
+sat_raw, slope_raw = explore_normalization.saturation("sigmoid", raw_mean, raw_std)
+print(f"raw pixels N({raw_mean}, {raw_std}^2): saturated {sat_raw:.1%}, "
+      f"mean slope {slope_raw:.1%} of the peak")
 print(f"the average slope is {slope_std / slope_raw:.0f} times larger after standardizing")
 assert sat_std < 0.001 and slope_std > 0.8
 assert sat_raw > 0.9 and slope_raw < 0.05 and slope_std / slope_raw > 25

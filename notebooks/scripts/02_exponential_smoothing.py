@@ -223,6 +223,8 @@ for a in alphas:
           f"(alpha/(2-alpha) = {a / (2 - a):.4f}); at f=0.05 measured {measured:.4f}")
     assert np.isclose(gain_0, 1) and np.isclose(gain_half, a / (2 - a))
     assert np.isclose(measured, explore_smoothing.frequency_response(a, 0.05), rtol=1e-6)
+gains = explore_smoothing.frequency_response(np.array(alphas), 0.05)
+assert np.all(np.diff(gains) > 0), "smaller alpha should damp a wiggle more"
 
 # %% [markdown]
 # The measured gains come from actually running `ema` on a cosine, so the
@@ -333,7 +335,9 @@ assert_close("|Keras-style updates - ema(alpha=0.01)|", history,
              ema(batch_means, 0.01), 1e-12)
 print(f"after 100 steps {history[99]:.2f} (expected about {3 * (1 - 0.99 ** 100):.2f}); "
       f"after 1000 steps {history[-1]:.2f}")
-print(f"steps until 0.99^t < 1%: {int(np.ceil(np.log(0.01) / np.log(0.99)))}")
+within_1_percent = int(np.ceil(np.log(0.01) / np.log(0.99)))
+print(f"steps until 0.99^t < 1%: {within_1_percent}")
+assert 0.99 ** within_1_percent < 0.01 <= 0.99 ** (within_1_percent - 1) and within_1_percent == 459
 assert abs(history[99] - 3 * (1 - 0.99 ** 100)) < 0.1 and abs(history[-1] - 3) < 0.15
 
 # %% [markdown]
