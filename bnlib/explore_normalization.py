@@ -233,6 +233,7 @@ def _contours(ax, x, y, path, title):
             label="first 60 steps" if len(path) > 60 else "gradient descent")
     ax.plot(*w_best, "k*", ms=9, label="minimum")
     ax.set(xlabel="weight 1", ylabel="weight 2", title=title, aspect="equal")
+    ax.locator_params(nbins=5)   # fewer tick labels: text is most of the drawing time
     ax.legend(fontsize=8, loc="upper left")
 
 

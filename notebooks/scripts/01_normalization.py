@@ -259,10 +259,13 @@ assert sat_raw > 0.9 and slope_raw < 0.05 and slope_std / slope_raw > 25
 #
 # Take linear regression with two features, the first 10 times wider than the
 # second, and the squared-error loss. The loss is a quadratic bowl whose
-# curvature along each weight is the variance of its feature: 100 times
-# steeper along weight 1 than along weight 2. Gradient descent needs a learning
-# rate small enough for the steep direction, which is then painfully slow along
-# the flat one. Standardizing the features makes the bowl round.
+# curvature along each weight is the mean square of its feature (its variance,
+# for centred features): about 100 times steeper along weight 1 than along
+# weight 2. Gradient descent needs a learning rate small enough for the steep
+# direction, which is then painfully slow along the flat one. Standardizing the
+# features makes the bowl round. (It fixes different *scales*; strongly
+# correlated features still tilt and stretch the bowl, which standardization
+# alone does not undo.)
 #
 # Each run below uses its own best fixed learning rate, $2/(\lambda_{\max} +
 # \lambda_{\min})$ with $\lambda$ the Hessian's eigenvalues, and stops when the

@@ -153,7 +153,8 @@ assert abs(runs[-1].var() / (0.1 / 1.9) - 1) < 0.1
 # %% [markdown]
 # ## The start-up bias, and how to correct it
 #
-# Batch-norm layers and optimizers start their averages at $Y_0 = 0$. Then
+# Optimizers such as Adam start their averages at $Y_0 = 0$, and so does a
+# batch-norm layer's moving mean. Then
 # $E[Y_t] = (1-(1-\alpha)^t)\,E[X]$: the average is pulled toward 0 until
 # $(1-\alpha)^t$ dies out. Since the missing factor is known, divide it out:
 #
