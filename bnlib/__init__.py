@@ -17,12 +17,13 @@ imported unless ``bnlib.tf_compare`` is.
 """
 from bnlib.batchnorm import (BatchNorm, batchnorm_backward, batchnorm_forward,
                              fold_into_dense)
-from bnlib.ema import (bias_correct, convert_momentum, ema, ema_weights, effective_window,
+# The function ema.ema is not re-exported: `from bnlib import ema` must give the module.
+from bnlib.ema import (bias_correct, convert_momentum, ema_weights, effective_window,
                        running_mean)
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.normalize import min_max_scale, standardize
 
 __all__ = ["BatchNorm", "batchnorm_backward", "batchnorm_forward", "fold_into_dense",
-           "bias_correct", "convert_momentum", "ema", "ema_weights", "effective_window",
+           "bias_correct", "convert_momentum", "ema_weights", "effective_window",
            "running_mean", "numerical_gradient", "rel_error", "min_max_scale", "standardize"]
 __version__ = "0.1.0"

@@ -144,6 +144,135 @@ def check_standardize_column(answer: Callable) -> bool | None:
 
 # ----- Lessons 01 and 02 -----
 
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def check_min_max_per_pixel(answer: Callable) -> bool | None:
+    """Exercise 01.1: min-max scale (N, H, W, C) images with one min and max per pixel."""
+    rng = np.random.default_rng(11)
+    cases = [(rng.normal(20.0, 5.0, size=(6, 4, 4, 1)) + rng.integers(0, 30, (6, 1, 1, 1)),),
+             (rng.uniform(-3.0, 8.0, size=(5, 3, 2, 2)),)]
+
+    def per_pixel(x, axis=0):
+        lo, hi = x.min(axis=axis, keepdims=True), x.max(axis=axis, keepdims=True)
+        return (x - lo) / (hi - lo)
+
+    return check_exercise(
+        "min_max_per_pixel", answer, per_pixel, cases,
+        mistakes=[(lambda x: per_pixel(x, axis=None),
+                   "that uses one minimum and maximum for the whole batch: take them across "
+                   "the images only (axis=0), one per pixel position"),
+                  (lambda x: per_pixel(x, axis=(1, 2, 3)),
+                   "that scales each image on its own: the statistics must be taken across "
+                   "the N images (axis=0), not across the pixels of one image"),
+                  (lambda x: (x - x.min(axis=0)) / x.max(axis=0),
+                   "divide by the range (max - min), not by the maximum"),
+                  (lambda x: x / (x.max(axis=0) - x.min(axis=0)),
+                   "subtract the minimum before dividing by the range")])
+
+
+def check_standardize_new(answer: Callable) -> bool | None:
+    """Exercise 01.2: standardize new rows with the training data's statistics."""
+    rng = np.random.default_rng(12)
+    cases = [(rng.normal([1.0, -4.0, 10.0], [2.0, 0.5, 7.0], size=(40, 3)),
+              rng.normal([3.0, -4.0, 0.0], [1.0, 2.0, 3.0], size=(7, 3))),
+             (rng.uniform(0.0, 5.0, size=(12, 2)), rng.uniform(2.0, 9.0, size=(5, 2)))]
+
+    def reference(x_train, x_new):
+        return (x_new - x_train.mean(axis=0)) / x_train.std(axis=0)
+
+    return check_exercise(
+        "standardize_new", answer, reference, cases,
+        mistakes=[(lambda tr, new: (new - new.mean(axis=0)) / new.std(axis=0),
+                   "that uses the new data's own statistics: apply the mean and std fitted "
+                   "on x_train, so new data goes through the same map"),
+                  (lambda tr, new: (new - tr.mean(axis=0)) / tr.std(axis=0, ddof=1),
+                   "use the population standard deviation (divide by N, NumPy's default), "
+                   "not ddof=1"),
+                  (lambda tr, new: (new - tr.mean()) / tr.std(),
+                   "compute one mean and std per feature (axis=0), not over all values"),
+                  (lambda tr, new: (new - tr.mean(axis=0)) / tr.var(axis=0),
+                   "divide by the standard deviation, not the variance")])
+
+
+def check_sigmoid_slope(answer: Callable) -> bool | None:
+    """Exercise 01.3: the derivative of the logistic sigmoid, elementwise."""
+    cases = [(np.linspace(-6.0, 6.0, 25),), (np.array([[0.0, 2.5], [-1.0, 10.0]]),)]
+
+    def reference(z):
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+
+    return check_exercise(
+        "sigmoid_slope", answer, reference, cases,
+        mistakes=[(lambda z: z * (1.0 - z),
+                   "apply s (1 - s) to s = sigmoid(z), not to z itself"),
+                  (lambda z: 1.0 - _sigmoid(z) ** 2,
+                   "1 - s^2 is the pattern of tanh's slope; the sigmoid's is s (1 - s)"),
+                  (lambda z: _sigmoid(z),
+                   "that is the sigmoid itself; its slope is s (1 - s)"),
+                  (lambda z: 1.0 - np.tanh(z) ** 2, "that is tanh's slope, not the sigmoid's")])
+
+
+def _ema_loop(x, weight_new, y0=0.0):
+    y, out = y0, np.empty(len(x))
+    for t, value in enumerate(x):
+        y = (1.0 - weight_new) * y + weight_new * value
+        out[t] = y
+    return out
+
+
+def check_streaming_mean(answer: Callable) -> bool | None:
+    """Exercise 02.1: the running mean of a 1-D stream by the 1/t update."""
+    rng = np.random.default_rng(21)
+    cases = [(rng.normal(5.0, 2.0, size=40),), (np.array([4.0, -2.0, 7.0, 7.0, 0.5]),)]
+
+    def off_by_one(x):
+        y, out = 0.0, np.empty(len(x))
+        for t, value in enumerate(x, start=1):
+            y = (1.0 - 1.0 / (t + 1)) * y + value / (t + 1)
+            out[t - 1] = y
+        return out
+
+    return check_exercise(
+        "streaming_mean", answer, lambda x: np.cumsum(x) / np.arange(1, len(x) + 1), cases,
+        mistakes=[(off_by_one,
+                   "your first average is half the first value: count t from 1, so the first "
+                   "update uses 1/t = 1 and gives Y_1 = X_1"),
+                  (lambda x: np.mean(x),
+                   "return the whole sequence of averages (one per step), not only the last"),
+                  (np.cumsum, "divide the running sum by t: that is what the 1/t weights do"),
+                  (lambda x: _ema_loop(x, 0.5),
+                   "that is a constant weight; the running mean's weight on the new value "
+                   "is 1/t, which shrinks as t grows")])
+
+
+def check_ema_corrected(answer: Callable) -> bool | None:
+    """Exercise 02.2: an EMA from Y_0 = 0, divided by 1 - (1 - alpha)^t."""
+    rng = np.random.default_rng(22)
+    cases = [(rng.normal(2.0, 1.0, size=30), 0.1), (rng.normal(-1.0, 3.0, size=12), 0.3),
+             (np.linspace(0.0, 5.0, 8), 0.5)]
+
+    def corrected(x, alpha, weight_new=None, power_shift=0):
+        w = alpha if weight_new is None else weight_new
+        t = np.arange(1, len(x) + 1) + power_shift
+        return _ema_loop(x, w) / (1.0 - (1.0 - w) ** t)
+
+    return check_exercise(
+        "ema_corrected", answer, corrected, cases,
+        mistakes=[(lambda x, a: _ema_loop(x, a),
+                   "that is the raw EMA: divide Y_t by 1 - (1 - alpha)^t to remove the "
+                   "start-up bias"),
+                  (lambda x, a: corrected(x, a, weight_new=1.0 - a),
+                   "alpha is the weight on the NEW value here: Y_t = (1 - alpha) Y_(t-1) + "
+                   "alpha X_t (Keras's momentum is the weight on the old one)"),
+                  (lambda x, a: corrected(x, a, power_shift=1),
+                   "off by one in the exponent: the first corrected value must equal X_1, "
+                   "so use (1 - alpha)^t with t starting at 1"),
+                  (lambda x, a: _ema_loop(x, a) / (1.0 - a ** np.arange(1, len(x) + 1)),
+                   "the correction divides by 1 - (1 - alpha)^t, not 1 - alpha^t")])
+
 
 # ----- Lessons 03 and 04 -----
 
