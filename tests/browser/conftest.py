@@ -7,6 +7,7 @@ carries the ``browser`` marker (``pytest -m "not browser"`` leaves it out).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -24,6 +25,25 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives JupyterLab in Chromium (make test-browser)")
+
+
+def _lesson_key(item):
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    lesson = params.get("lesson")
+    stem = lesson.path.stem if lesson is not None else ""
+    return (stem, "explorer" in item.name, params.get("index", -1))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group this suite's tests by lesson (run-all first), keeping every other test in place.
+
+    Then a lesson's page can be closed as soon as its tests are over, while the
+    next lessons are already running in the background.
+    """
+    here = Path(__file__).parent
+    slots = [k for k, item in enumerate(items) if here in Path(str(item.fspath)).parents]
+    for k, item in zip(slots, sorted((items[k] for k in slots), key=_lesson_key)):
+        items[k] = item
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +89,23 @@ class LessonRunner:
     def _start(self, lesson: lab_page.Lesson) -> None:
         context = self.browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
-        lab_page.open_notebook(page, self.server.notebook_url(lesson.path.name))
-        lab_page.run_all(page)
         self.running[lesson.path.name] = (context, page, lesson, time.monotonic())
+        with self._screenshot_on_error(page, lesson, "start"):
+            lab_page.open_notebook(page, self.server.notebook_url(lesson.path.name))
+            lab_page.run_all(page)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _screenshot_on_error(page, lesson, stage):
+        try:
+            yield
+        except Exception:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{lesson.path.stem}-{stage}.png"))
+            except Exception:
+                pass
+            raise
 
     def get(self, lesson: lab_page.Lesson):
         """The page of ``lesson`` once every cell has run, and how long Run All took."""
@@ -84,10 +118,12 @@ class LessonRunner:
         if name not in self.running:
             self.pending = [p for p in self.pending if p.path.name != name]
             self._start(lesson)
-        while len(self.running) < self.concurrency and self.pending:
+        while self.pending and self.concurrency > sum(
+                other not in self.finished for other in self.running):
             self._start(self.pending.pop(0))
         context, page, lesson, started = self.running[name]
-        lab_page.wait_finished(page, lesson, self.timeout)
+        with self._screenshot_on_error(page, lesson, "run"):
+            lab_page.wait_finished(page, lesson, self.timeout)
         self.finished[name] = (page, time.monotonic() - started)
         return self.finished[name]
 

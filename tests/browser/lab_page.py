@@ -97,7 +97,7 @@ def open_notebook(page, url: str, timeout: float = 180, settle: float = 3) -> No
     later; running cells before that settles loses their outputs.)
     """
     page.goto(url, timeout=timeout * 1000)
-    page.wait_for_selector(CELLS, timeout=timeout * 1000)
+    page.wait_for_selector(CELLS, state="attached", timeout=timeout * 1000)
     deadline, idle_since = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         handle_dialog(page)
@@ -125,7 +125,7 @@ def run_all(page) -> None:
     """
     menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function("() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')]"
-                           ".some(p => /\\d/.test(p.textContent))")
+                           ".some(p => /\\d/.test(p.textContent))", timeout=120_000)
     menu(page, "Run", "Run All Cells")
 
 

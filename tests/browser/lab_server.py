@@ -43,7 +43,9 @@ class LabServer:
     log: Path
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}lab/tree/{name}?token={self.token}"
+        """The notebook in a workspace of its own, emptied first: pages never share tabs."""
+        workspace = Path(name).stem.replace(".", "-")
+        return f"{self.url}lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
 
 
 def free_port() -> int:
