@@ -151,4 +151,57 @@ def check_standardize_column(answer: Callable) -> bool | None:
 # ----- Lessons 05 and 06 -----
 
 
+# Lesson 06
+
+def check_odds_weights(answer: Callable) -> bool | None:
+    """Exercise 06.1: importance weights from a source-vs-target classifier's P(target | x).
+
+    ``answer(p_target, n_source, n_target)`` must return the density ratio
+    P_T(x) / P_S(x) = p / (1 - p) * n_source / n_target.
+    """
+    rng = np.random.default_rng(6)
+    cases = [(rng.uniform(0.05, 0.95, size=20), 300, 100),
+             (rng.uniform(0.01, 0.6, size=15), 50, 200)]
+    return check_exercise(
+        "odds_weights", answer, lambda p, ns, nt: p / (1 - p) * ns / nt, cases,
+        mistakes=[(lambda p, ns, nt: p / (1 - p),
+                   "the odds still contain the sample sizes: multiply by n_source / n_target"),
+                  (lambda p, ns, nt: p / (1 - p) * nt / ns,
+                   "the size correction is upside down: multiply by n_source / n_target"),
+                  (lambda p, ns, nt: (1 - p) / p * ns / nt,
+                   "that is P_S / P_T: the weight of a source point grows with P(target | x)"),
+                  (lambda p, ns, nt: p * ns / nt,
+                   "use the odds p / (1 - p), not the probability p itself")])
+
+
+def check_weighted_line(answer: Callable) -> bool | None:
+    """Exercise 06.2: weighted least-squares line, returning (slope, intercept)."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for n in (30, 12):
+        x = rng.normal(size=n)
+        y = np.sin(2 * x) + 0.5 * x + 0.1 * rng.normal(size=n)
+        cases.append((x, y, rng.uniform(0.1, 5.0, size=n)))
+
+    def solve(x, y, w):
+        a = np.stack([x, np.ones_like(x)], axis=1)
+        return np.linalg.solve(a.T @ (w[:, None] * a), a.T @ (w * y))
+
+    def as_array(x, y, w):  # a tuple (slope, intercept) and an array compare alike
+        out = answer(x, y, w)
+        return None if out is None else np.asarray(out, dtype=np.float64)
+
+    return check_exercise(
+        "weighted_line", as_array, solve, cases,
+        mistakes=[(lambda x, y, w: solve(x, y, np.ones_like(w)),
+                   "the weights are ignored: each squared error must be multiplied by its w"),
+                  (lambda x, y, w: solve(x, y, w * w),
+                   "you weighted twice: scaling the rows of the design matrix and y by w "
+                   "squares it; scale them by sqrt(w)"),
+                  (lambda x, y, w: solve(x, y, 1.0 / w),
+                   "the weights are inverted: multiply each squared error by w, do not divide by it"),
+                  (lambda x, y, w: solve(x, y, w)[::-1],
+                   "return (slope, intercept) in that order")])
+
+
 # ----- Lessons 07 and 08 -----
