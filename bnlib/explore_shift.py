@@ -3,7 +3,9 @@
 Part 1 (one input, no network): a straight line fit to a curved function on a
 source sample and judged on a shifted target sample, plain and importance
 weighted (true density ratio, or one estimated by a source-vs-target
-classifier). Part 2 (networks, see :mod:`bnlib.shift_nets`) lives apart.
+classifier). Part 2 draws the network experiments of :mod:`bnlib.internal_shift`:
+a layer's input distribution over training, the compounding of shifts with
+depth, and the loss surface along the gradient.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from functools import lru_cache
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib import data, widgets
+from bnlib import data, internal_shift, widgets
 
 
 def fit_line(x, y, weights=None) -> np.ndarray:
@@ -145,8 +147,10 @@ def shift_view(shift: float = 1.5):
     ax.scatter(d.x_source, d.y_source, s=5, alpha=0.35, color="tab:blue", label="source")
     ax.scatter(d.x_target, d.y_target, s=5, alpha=0.35, color="tab:orange", label="target")
     ax.plot(grid, data.true_function(grid), color="black", lw=1, label="E[y|x]")
-    for key, style in (("plain", "tab:blue"), ("known", "tab:green"), ("estimated", "tab:red")):
-        ax.plot(grid, predict_line(r[key], grid), color=style, ls="--", label=f"line: {key}")
+    for key, color, label in (("plain", "tab:blue", "plain line"),
+                              ("known", "tab:green", "weighted, true P_T/P_S"),
+                              ("estimated", "tab:red", "weighted, classifier")):
+        ax.plot(grid, predict_line(r[key], grid), color=color, ls="--", label=label)
     ax.set(xlim=(-2.5, 5.0), ylim=(-3, 4), xlabel="x", ylabel="y",
            title=f"Lines fit on the source, shift = {shift:.1f}")
     ax.legend(fontsize=7, loc="upper left", ncol=2)
@@ -168,3 +172,94 @@ def shift_explorer() -> widgets.Explorer:
     return widgets.Explorer(shift_view, {
         "shift": widgets.slider(1.5, 0.0, 3.0, 0.25, "target shift"),
     }, title="Covariate shift and importance weighting")
+
+
+NETS = {"none": "no batch norm", "batch": "batch norm", "noisy": "noisy batch norm"}
+
+
+def layer_input_view(unit: int = 0, nets=("none", "batch", "noisy"), **run_options):
+    """The 15th/50th/85th percentiles of one unit's input in the last hidden layer, over training.
+
+    One panel per network, trained by :func:`bnlib.internal_shift.shift_run`
+    (``run_options`` are passed on; the default is the lesson's setting).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        Per network: how far the unit's band moved from start to end, the
+        layer's average movement per record, and the final test accuracy.
+    """
+    fig, axes = plt.subplots(1, len(nets), figsize=(3.3 * len(nets), 2.9), sharey=True)
+    lines = []
+    for ax, net in zip(np.atleast_1d(axes), nets):
+        r = internal_shift.shift_run(net, **run_options)
+        steps, q = r["history"].eval_step, r["quantiles"][:, :, unit]
+        ax.fill_between(steps, q[:, 0], q[:, 2], alpha=0.3, color="tab:blue", label="15-85th")
+        ax.plot(steps, q[:, 1], color="tab:blue", label="median")
+        ax.set(title=NETS[net], xlabel="training step")
+        unit_move = np.abs(q[-1] - q[0]).mean()
+        m = r["movement"]
+        lines.append(f"{NETS[net]:>17}: unit {unit} moved {unit_move:.2f}; layer: "
+                     f"{m['total']:.2f} in all, {m['per_step']:.3f} per record; "
+                     f"test accuracy {r['history'].final_accuracy:.3f}")
+    axes[0].set_ylabel(f"input of unit {unit}, last hidden layer")
+    axes[0].legend(fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88, wspace=0.08)
+    return fig, "\n".join(lines)
+
+
+def layer_input_explorer(**run_options) -> widgets.Explorer:
+    """A slider picking which unit of the last hidden layer to watch (runs are cached)."""
+    return widgets.Explorer(lambda unit: layer_input_view(unit, **run_options), {
+        "unit": widgets.int_slider(0, 0, internal_shift.SIZES[-2] - 1, 1, "unit"),
+    }, title="A deep layer's input distribution during training")
+
+
+def compounding_view(**options):
+    """Shift of each hidden layer's input after all layers' weights move a little.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+    """
+    shifts = {net: internal_shift.compounding_shift(net, **options) for net in ("none", "batch")}
+    depth = np.arange(1, len(shifts["none"]) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for net, values in shifts.items():
+        ax.plot(depth, values, marker="o", label=NETS[net])
+    ax.set(xlabel="hidden layer", ylabel="shift of its input (in its own widths)",
+           title="Small changes everywhere add up with depth")
+    ax.legend()
+    fig.subplots_adjust(left=0.16, right=0.97, bottom=0.15, top=0.9)
+    text = "\n".join(f"{NETS[n]:>14}: " + " ".join(f"{v:.3f}" for v in vals)
+                      for n, vals in shifts.items())
+    return fig, text
+
+
+def landscape_view(**options):
+    """Loss range and gradient change along the gradient direction, with and without batch norm.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        The means over every probe after the first (step 0).
+    """
+    runs = {net: internal_shift.landscape_run(net, **options) for net in ("none", "batch")}
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    keys = (("loss_range", "loss range along the gradient"),
+            ("grad_change", "largest gradient change"))
+    for ax, (key, title) in zip(axes, keys):
+        for net, r in runs.items():
+            ax.plot(r["history"].eval_step, r[key], marker=".", label=NETS[net])
+        ax.set(yscale="log", xlabel="training step", title=title)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("max - min of the loss")
+    axes[1].set_ylabel("max ||grad(step) - grad||")
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
+    text = "\n".join(f"{NETS[n]:>14}: loss range {r['loss_range'][1:].mean():.3f}, gradient "
+                      f"change {r['grad_change'][1:].mean():.3f}, smoothness ratio "
+                      f"{r['beta'][1:].mean():.2f}" for n, r in runs.items())
+    return fig, text
