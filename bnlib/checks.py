@@ -204,4 +204,42 @@ def check_weighted_line(answer: Callable) -> bool | None:
                    "return (slope, intercept) in that order")])
 
 
+def _steps_along_gradient(loss, grad, theta, lr, multipliers, sign=-1.0, use_lr=True,
+                          with_start=True, norm_of_change=True):
+    g = grad(theta)
+    points = [theta + sign * k * (lr if use_lr else 1.0) * g for k in multipliers]
+    losses = ([loss(theta)] if with_start else []) + [loss(p) for p in points]
+    if norm_of_change:
+        changes = [np.linalg.norm(grad(p) - g) for p in points]
+    else:
+        changes = [abs(np.linalg.norm(grad(p)) - np.linalg.norm(g)) for p in points]
+    return float(np.ptp(losses)), float(max(changes))
+
+
+def check_gradient_steps(answer: Callable) -> bool | None:
+    """Exercise 06.3: loss range and largest gradient change along the negative gradient.
+
+    ``answer(loss, grad, theta, lr, multipliers)`` must return
+    ``(loss_range, grad_change)``: the max minus min of the loss over theta and
+    every theta - k * lr * grad(theta), and the largest
+    ||grad(theta - k * lr * g) - grad(theta)||.
+    """
+    stiff = np.array([1.0, 10.0])
+    cases = [(lambda t: 0.5 * float(np.sum(stiff * t * t)), lambda t: stiff * t,
+              np.array([1.0, 1.0]), 0.05, (0.5, 1.0, 2.0, 4.0)),
+             (lambda t: float(np.sum(np.log(np.cosh(3 * t)))), lambda t: 3 * np.tanh(3 * t),
+              np.array([0.4, -0.2, 0.1]), 0.1, (0.5, 1.0, 2.0))]
+    return check_exercise(
+        "gradient_steps", answer, _steps_along_gradient, cases,
+        mistakes=[(lambda *a: _steps_along_gradient(*a, with_start=False),
+                   "include the starting point (k = 0) in the loss range"),
+                  (lambda *a: _steps_along_gradient(*a, sign=1.0),
+                   "step against the gradient: theta - k * lr * g, not plus"),
+                  (lambda *a: _steps_along_gradient(*a, use_lr=False),
+                   "each step is k times the learning rate times g: multiply by lr too"),
+                  (lambda *a: _steps_along_gradient(*a, norm_of_change=False),
+                   "measure the norm of the difference ||g_k - g||, not the difference "
+                   "of the norms")])
+
+
 # ----- Lessons 07 and 08 -----

@@ -67,3 +67,45 @@ def test_weighted_line_names_mistakes(wrong, hint, capsys):
 def test_weighted_line_generic_failure(capsys):
     assert checks.check_weighted_line(lambda x, y, w: (0.0, 0.0)) is False
     assert "differs from the expected" in capsys.readouterr().out
+
+
+def _correct_steps(loss, grad, theta, lr, multipliers):
+    g = grad(theta)
+    losses, changes = [loss(theta)], []
+    for k in multipliers:
+        point = theta - k * lr * g
+        losses.append(loss(point))
+        changes.append(np.sqrt(np.sum((grad(point) - g) ** 2)))
+    return max(losses) - min(losses), max(changes)
+
+
+def _steps(loss, grad, theta, lr, multipliers, *, sign=-1, scale=True, start=True, diff=True):
+    g = grad(theta)
+    points = [theta + sign * k * (lr if scale else 1) * g for k in multipliers]
+    losses = [loss(p) for p in points] + ([loss(theta)] if start else [])
+    if diff:
+        changes = [np.sqrt(np.sum((grad(p) - g) ** 2)) for p in points]
+    else:
+        changes = [abs(np.sqrt(np.sum(grad(p) ** 2)) - np.sqrt(np.sum(g ** 2))) for p in points]
+    return max(losses) - min(losses), max(changes)
+
+
+def test_gradient_steps_accepts_correct(capsys):
+    assert checks.check_gradient_steps(_correct_steps) is True
+    assert "passed" in capsys.readouterr().out
+
+
+def test_gradient_steps_not_attempted(capsys):
+    assert checks.check_gradient_steps(lambda *args: None) is None
+    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options, hint", [
+    ({"start": False}, "include the starting point"),
+    ({"sign": 1}, "step against the gradient"),
+    ({"scale": False}, "multiply by lr too"),
+    ({"diff": False}, "not the difference of the norms"),
+])
+def test_gradient_steps_names_mistakes(options, hint, capsys):
+    assert checks.check_gradient_steps(lambda *a: _steps(*a, **options)) is False
+    assert hint in capsys.readouterr().out

@@ -481,8 +481,8 @@ assert flat["loss_range"][1:].mean() < 0.1 and flat["history"].final_accuracy < 
 # %% [markdown]
 # ## Exercises
 #
-# **1. Weights from a classifier.** Write `odds_weights(p_target, n_source, n_target)`
-# that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
+# **1. Weights from a classifier.** Write `my_odds_weights(p_target, n_source, n_target)`
+# (bnlib's own version is `explore_shift.odds_weights`: try without peeking) that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
 # importance weights $P_T(x)/P_S(x)$, for pools of `n_source` source and
 # `n_target` target examples.
 
@@ -505,6 +505,21 @@ def weighted_line(x, y, w):
 
 
 checks.check_weighted_line(weighted_line)
+
+# %% [markdown]
+# **3. Probing a loss surface along the gradient.** Write
+# `gradient_steps(loss, grad, theta, lr, multipliers)` that measures what the
+# smoothness experiment measured, for any function: with $g$ = `grad(theta)`,
+# return `(loss_range, grad_change)`, where `loss_range` is the largest minus the
+# smallest of `loss` over `theta` and every `theta - k * lr * g` for `k` in
+# `multipliers`, and `grad_change` is the largest $\lVert$ `grad(theta - k * lr * g)` $- g \rVert$.
+
+# %%
+def gradient_steps(loss, grad, theta, lr, multipliers):
+    return None  # replace with your code
+
+
+checks.check_gradient_steps(gradient_steps)
 
 # %% [markdown]
 # ## References
