@@ -145,3 +145,12 @@ def test_views_report_the_computed_numbers():
     _, text = explore_shift.landscape_view(steps=20, every=10)
     r = internal_shift.landscape_run("batch", steps=20, every=10)
     assert f"loss range {r['loss_range'][1:].mean():.3f}" in text
+
+
+@pytest.mark.parametrize("seed, lr", [(1, 0.2), (2, 0.4)])
+def test_batch_norm_smooths_the_loss_along_the_gradient(seed, lr):
+    """The notebook's smoothness comparison (seed 0, lr 0.4) holds on other seeds and rates."""
+    runs = {net: internal_shift.landscape_run(net, lr=lr, steps=60, seed=seed, every=10)
+            for net in ("none", "batch")}
+    for key, factor in (("loss_range", 10), ("grad_change", 10), ("beta", 2)):
+        assert factor * runs["batch"][key][1:].mean() < runs["none"][key][1:].mean()

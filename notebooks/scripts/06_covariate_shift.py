@@ -65,7 +65,7 @@ assert abs(d.x_target.mean() - d.x_source.mean()) > 1.2 and abs(same_rule - 0.2)
 # chose, and "best" is measured *on the inputs we trained on*. Where the inputs
 # are decides which compromise the model makes.
 #
-# The most honest misspecified model is a straight line, fit by least squares
+# The simplest misspecified model is a straight line, fit by least squares
 # on the source sample. Written out:
 
 # %%
@@ -76,8 +76,9 @@ checks.assert_close("line vs explore_shift.fit_line", line,
 source_mse = explore_shift.mse(line, d.x_source, d.y_source)
 target_mse = explore_shift.mse(line, d.x_target, d.y_target)
 print(f"straight line: slope {line[0]:.3f}, intercept {line[1]:.3f}")
-print(f"mean squared error on the source {source_mse:.3f}, on the target {target_mse:.3f}")
-assert source_mse < 0.3 and target_mse > 5 * source_mse
+print(f"mean squared error on the source {source_mse:.3f}, on the target {target_mse:.3f} "
+      f"({target_mse / source_mse:.1f} times larger)")
+assert source_mse < 0.3 and target_mse > 7 * source_mse
 
 # %% [markdown]
 # The line is a fair summary of the curve where the source data live (an error
@@ -139,12 +140,16 @@ best_target_mse = explore_shift.mse(explore_shift.fit_line(d.x_target, d.y_targe
                                     d.x_target, d.y_target)
 print(f"target error: plain {target_mse:.3f}, weighted {weighted_target_mse:.3f}, "
       f"best possible line (fit on labelled target data) {best_target_mse:.3f}")
+weighted_source_mse = explore_shift.mse(weighted_line, d.x_source, d.y_source)
+print(f"source error: plain {source_mse:.3f}, weighted {weighted_source_mse:.3f}")
 assert weighted_target_mse < target_mse / 10 and weighted_target_mse < 1.1 * best_target_mse
+assert weighted_source_mse > 10 * source_mse
 
 # %% [markdown]
 # The weighted line is almost as good on the target as a line fit on labelled
-# target data, which we did not use. The price: its *source* error went up,
-# because it now spends its single slope on the region the target cares about.
+# target data, which we did not use. The price: its *source* error went up more
+# than tenfold, because it now spends its single slope on the region the target
+# cares about. A line cannot be good in both places; weighting chooses the place.
 #
 # ### When the densities are unknown: ask a classifier
 #
@@ -183,7 +188,7 @@ assert corr > 0.95 and est_target_mse < target_mse / 10
 # %%
 ess = explore_shift.effective_sample_size(w)
 print(f"400 source examples are worth about {ess:.0f} after weighting")
-assert ess < 400 / 10
+assert 10 < ess < 20
 
 # %% [markdown]
 # The fit above leaned on roughly 15 points. The further the target moves, the
@@ -340,10 +345,13 @@ assert 1.3 < moves["none"]["total"] < 2.0
 assert abs(median0[2] - median0[0]) > 0.5 * abs(median0[-1] - median0[0]) and median0[2] < -1.5
 
 # %% [markdown]
-# After that the plain network's inputs keep drifting, more slowly. With batch
-# norm, each unit's band stays put, centred on $\beta$ with width set by $\gamma$, and the network trains much faster (its
-# test accuracy is in the readout). So far, this is the original story: batch
-# norm reduces internal covariate shift, and training is faster.
+# After that they keep moving: over the whole run, the plain layer's
+# percentiles move almost four times as much per record as the batch-norm
+# layer's (0.23 against 0.06, checked above). With batch norm, each unit's band
+# stays put, centred on $\beta$ with width set by $\gamma$, and the network
+# trains much faster (test accuracy in the readout, checked over three seeds
+# below). So far, this is the original story: batch norm reduces internal
+# covariate shift, and training is faster.
 #
 # ## The critical view: is the shift what matters?
 #
@@ -394,8 +402,21 @@ assert runs["noisy"]["final"].mean() > runs["none"]["final"].mean() + 0.1
 #   divided by $\lVert g \rVert$ (a local, relative Lipschitz constant of the gradient).
 #
 # The networks are three hidden layers of 100 ReLU units, with learning rate
-# $\eta = 0.4$, near the largest at which the plain network still trains here
-# (at 0.8 it stalls), over the first 100 steps.
+# $\eta = 0.4$, near the largest at which the plain network still trains here;
+# at 0.8 it fails:
+
+# %%
+for lr in (0.4, 0.8):
+    acc = internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=lr, activation="relu")
+    print(f"ReLU net without batch norm, learning rate {lr}: test accuracy after 300 steps "
+          f"{acc['final'][0]:.3f}")
+assert internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=0.4,
+                                    activation="relu")["final"][0] > 0.9
+assert internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=0.8,
+                                    activation="relu")["final"][0] < 0.2
+
+# %% [markdown]
+# We probe both networks every 10 steps over their first 100 steps.
 
 # %%
 fig, text = explore_shift.landscape_view(lr=0.4, steps=100)
@@ -440,9 +461,9 @@ assert flat["loss_range"][1:].mean() < 0.1 and flat["history"].final_accuracy < 
 # %% [markdown]
 # That is why the smoothness comparison is made where both networks do learn
 # (ReLU units, a learning rate near the plain net's limit), as Santurkar et al.
-# did with a VGG network on CIFAR-10. What is robust here, over seeds and
-# learning rates we tried (0.2 and 0.4, seeds 0-2): after the first steps the
-# batch-norm network's loss and gradient vary far less along the gradient.
+# did with a VGG network on CIFAR-10. The course's tests repeat the comparison
+# with other seeds and at learning rate 0.2: after the first steps, the
+# batch-norm network's loss and gradient vary far less along the gradient each time.
 #
 # ## What the evidence supports
 #
@@ -482,7 +503,8 @@ assert flat["loss_range"][1:].mean() < 0.1 and flat["history"].final_accuracy < 
 # ## Exercises
 #
 # **1. Weights from a classifier.** Write `my_odds_weights(p_target, n_source, n_target)`
-# (bnlib's own version is `explore_shift.odds_weights`: try without peeking) that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
+# (bnlib's own version is `explore_shift.odds_weights`: try without peeking)
+# that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
 # importance weights $P_T(x)/P_S(x)$, for pools of `n_source` source and
 # `n_target` target examples.
 
