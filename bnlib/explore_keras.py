@@ -7,7 +7,6 @@ computes here is float32; the comparisons use float32 round-off tolerances.
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import matplotlib.pyplot as plt
@@ -21,20 +20,22 @@ KINDS = ("bn_after_activation", "bn_before_activation")
 
 
 def tf_keras():
-    """Import TensorFlow and Keras quietly and deterministically; return (tf, keras)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import tensorflow as tf
-    import keras
+    """Import TensorFlow and Keras quietly and deterministically; return (tf, keras).
 
-    tf.config.experimental.enable_op_determinism()
-    return tf, keras
+    Goes through :mod:`bnlib.tf_compare`, which sets the quiet, reproducible
+    environment (no oneDNN reordering) before TensorFlow is imported.
+    """
+    from bnlib import tf_compare
+
+    tf_compare.tf.config.experimental.enable_op_determinism()
+    return tf_compare.tf, tf_compare.keras
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and TensorFlow (Keras' one-call seeding)."""
-    _, keras = tf_keras()
-    keras.utils.set_random_seed(seed)
+    """Seed Python, NumPy and TensorFlow (Keras' one-call seeding), deterministic ops."""
+    from bnlib import tf_compare
+
+    tf_compare.set_seed(seed)
 
 
 # ---------------------------------------------------------------- side by side
@@ -343,7 +344,7 @@ def momentum_view(momentum: float = 0.99):
         ax.axvline(min(warm, mean.size), color="tab:red", ls=":", label="end of warm-up")
         ax.set(xlabel="training step", ylabel=name, title=f"{name}, momentum {momentum:.3f}")
         ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
     jitter, predicted = moving_mean_jitter(momentum)
     text = (f"Keras/CS231n momentum {momentum:.3f} = PyTorch momentum "
             f"{convert_momentum(momentum, source='keras', target='pytorch'):.3f}; "
