@@ -373,3 +373,12 @@ def fold_mlp(model):
             plain.weights[i], plain.biases[i] = fold_into_dense(
                 W, b, norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance, norm.eps)
     return plain
+
+
+def batch_vs_moving(model, x, idx) -> float:
+    """Average :func:`first_layer_mismatch` over the minibatches x[rows] for rows in idx.
+
+    How far (in moving-std units) a training batch's first-layer means sit from
+    the moving means used at inference.
+    """
+    return float(np.mean([first_layer_mismatch(model, x[rows]) for rows in idx]))

@@ -151,3 +151,15 @@ def test_noise_explorer_updates():
     assert f"std {ep.dropout_noise_std(0.2):.2f}" in explorer.readout.value
     counts = [p.get_height() for p in explorer.figure.axes[0].patches[-2:]]
     assert counts == pytest.approx([0.2 * 2000, 0.8 * 2000])
+
+
+def test_batch_vs_moving_one_class_batches_are_further():
+    split = data.digits()
+    model = ep.trained("batch", steps=50)
+    iid = ep.batch_vs_moving(model, split.x_train, nn.batch_indices(len(split.x_train), 5, 32, 1))
+    one_class = ep.batch_vs_moving(model, split.x_train,
+                                   ep.class_sorted_batches(split.y_train, 32, 5, seed=1))
+    assert one_class > iid
+    rows = nn.batch_indices(len(split.x_train), 1, 32, 1)
+    assert ep.batch_vs_moving(model, split.x_train, rows) == \
+        pytest.approx(ep.first_layer_mismatch(model, split.x_train[rows[0]]))

@@ -121,7 +121,13 @@ checks.assert_true("batch norm and dropout together beat the plain net on 150 ex
 #   it, and the two combine without trouble (dropout after batch norm here).
 # - Batch norm's noise is a side effect, and a weak regularizer: on a large
 #   dataset you add batch norm for faster, more stable training, and reach for
-#   dropout, weight decay or data augmentation when you need regularization.
+#   dropout, weight decay or data augmentation when you need regularization. The
+#   original paper's remark that batch norm can sometimes replace dropout fits the
+#   right half of the table: with all the data, dropout adds nothing here.
+# - You may read that batch norm "does not smooth the cost", so it is no real
+#   regularizer. True in the sense that it adds no penalty to the loss, as weight
+#   decay does. (Santurkar et al. 2018 did find a *smoother loss landscape*, but that
+#   is a statement about how easy the loss is to descend: optimization again.)
 #
 # ### Noise needs a known scale
 #
@@ -274,6 +280,20 @@ for kind in ("batch", "layer", "none"):
           f"one-class batches {acc[kind, 'sorted']:.3f}")
 assert acc["batch", "sorted"] < 0.2 and acc["batch", "iid"] > 0.9
 assert acc["layer", "sorted"] > 0.9 and acc["none", "sorted"] > 0.85
+
+# %% [markdown]
+# The mismatch, measured: how far a training batch's first-layer means sit from the
+# moving means the network uses at inference (in moving-standard-deviation units),
+# for shuffled batches and for one-class batches, on the sorted-trained network.
+
+# %%
+sorted_net = explore_pitfalls.trained("batch", "sorted")
+iid_rows = nn.batch_indices(len(split.x_train), 20, 32, seed=1)
+one_class_rows = explore_pitfalls.class_sorted_batches(split.y_train, 32, 20, seed=1)
+mis_iid = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, iid_rows)
+mis_sorted = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, one_class_rows)
+print(f"batch means vs moving means: shuffled batches {mis_iid:.2f}, one-class batches {mis_sorted:.2f}")
+assert mis_sorted > 3 * mis_iid
 
 # %% [markdown]
 # Batch norm collapses to chance: inside a one-class batch, normalization erases
