@@ -101,11 +101,14 @@ def fine_tune_changes(mode: str, steps: int = 10, seed: int = 0) -> dict:
 
     Parameters
     ----------
-    mode : {"default", "trainable_false", "call_training_false", "graph_training_false"}
+    mode : {"default", "trainable_false", "call_training_false", "graph_training_false",
+            "base_training_false"}
         "trainable_false": ``bn.trainable = False`` before ``fit``.
         "call_training_false": a GradientTape loop that calls ``bn(h, training=False)``.
         "graph_training_false": a functional model built with ``bn(h, training=False)``,
-        then trained with ``fit``.
+        then trained with ``fit``. "base_training_false": Dense and BN wrapped in a
+        ``base`` Sequential called as ``base(inputs, training=False)`` (the pattern of
+        the Keras fine-tuning guide), then trained with ``fit``.
 
     Returns
     -------
@@ -121,8 +124,11 @@ def fine_tune_changes(mode: str, steps: int = 10, seed: int = 0) -> dict:
     dense1, bn, dense2 = (keras.layers.Dense(16), keras.layers.BatchNormalization(),
                           keras.layers.Dense(10))
     inputs = keras.Input((64,))
-    h = dense1(inputs)
-    h = bn(h, training=False) if mode == "graph_training_false" else bn(h)
+    if mode == "base_training_false":
+        h = keras.Sequential([keras.Input((64,)), dense1, bn])(inputs, training=False)
+    else:
+        h = dense1(inputs)
+        h = bn(h, training=False) if mode == "graph_training_false" else bn(h)
     model = keras.Model(inputs, dense2(keras.layers.ReLU()(h)))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     before = {w.name: w.numpy().copy() for w in bn.weights}
@@ -138,7 +144,7 @@ def fine_tune_changes(mode: str, steps: int = 10, seed: int = 0) -> dict:
     else:
         if mode == "trainable_false":
             bn.trainable = False
-        elif mode not in ("default", "graph_training_false"):
+        elif mode not in ("default", "graph_training_false", "base_training_false"):
             raise ValueError(f"unknown mode {mode!r}")
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss_fn)
         model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)

@@ -33,6 +33,13 @@ def hidden_unit(seed: int = 0) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
+def example_index() -> int:
+    """The training example whose unit value sits closest to one population std above the mean."""
+    z = hidden_unit()
+    return int(np.argmin(np.abs((z - z.mean()) / z.std() - 1.0)))
+
+
+@functools.lru_cache(maxsize=None)
 def batch_noise(batch_size: int, n_batches: int = 2000, seed: int = 0) -> dict:
     """What batch norm does to the unit of :func:`hidden_unit` over random mini-batches.
 
@@ -45,9 +52,9 @@ def batch_noise(batch_size: int, n_batches: int = 2000, seed: int = 0) -> dict:
         "shift": (batch mean - population mean) / population std (additive noise),
         over batches of ``batch_size`` random examples;
         "scale": population std / batch std (multiplicative noise), same batches;
-        "output": example 0's normalized value in batches made of example 0 and
-        ``batch_size - 1`` random others;
-    and floats "ideal" (example 0 normalized with the population statistics),
+        "output": the normalized value of example k = :func:`example_index` in
+        batches made of example k and ``batch_size - 1`` random others;
+    and floats "ideal" (example k normalized with the population statistics),
     "kurtosis" (of the unit over the training set).
     """
     z = hidden_unit()
@@ -55,11 +62,12 @@ def batch_noise(batch_size: int, n_batches: int = 2000, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     batch = z[rng.integers(0, z.size, size=(n_batches, batch_size))]
     b_mean, b_std = batch.mean(axis=1), batch.std(axis=1)
-    batch[:, 0] = z[0]
+    zk = z[example_index()]
+    batch[:, 0] = zk
     o_mean, o_var = batch.mean(axis=1), batch.var(axis=1)
     return {"shift": (b_mean - mu) / sigma, "scale": sigma / b_std,
-            "output": (z[0] - o_mean) / np.sqrt(o_var + 1e-3 * sigma ** 2),
-            "ideal": float((z[0] - mu) / sigma),
+            "output": (zk - o_mean) / np.sqrt(o_var + 1e-3 * sigma ** 2),
+            "ideal": float((zk - mu) / sigma),
             "kurtosis": float(np.mean(((z - mu) / sigma) ** 4))}
 
 
@@ -92,7 +100,7 @@ def noise_view(batch_size: int = 32, dropout_rate: float = 0.5):
     batch_size = int(batch_size)
     r, s = batch_noise(batch_size), noise_summary(batch_size)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax0.hist(r["output"], bins=60, range=(-4, 4), color="tab:blue", alpha=0.8,
+    ax0.hist(r["output"], bins=68, range=(-3, 5.5), color="tab:blue", alpha=0.8,
              label=f"batch norm, m={batch_size}")
     keep = 1.0 - dropout_rate
     ax0.bar([0.0, r["ideal"] / keep], [dropout_rate * r["output"].size, keep * r["output"].size],
@@ -102,11 +110,11 @@ def noise_view(batch_size: int = 32, dropout_rate: float = 0.5):
             title="one example, many random batches")
     ax0.legend(fontsize=7)
     grid = np.array(BATCH_GRID)
-    ax1.loglog(grid, [batch_noise(int(m))["shift"].std() for m in grid], "o-",
+    ax1.loglog(grid, [batch_noise(int(m))["shift"].std() for m in grid], "o-", color="tab:blue",
                label="batch mean (measured)")
     ax1.loglog(grid, [mean_noise_law(int(m)) for m in grid], "k--", label="1/sqrt(m) law")
     ax1.loglog(grid, [batch_noise(int(m))["scale"].std() for m in grid], "s-",
-               label="sigma / batch std (measured)")
+               color="tab:green", label="sigma / batch std (measured)")
     ax1.set_ylim(0.02, 3)
     ax1.minorticks_off()
     ax1.axhline(dropout_noise_std(dropout_rate), color="tab:orange", label="dropout factor")

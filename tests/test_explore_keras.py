@@ -37,6 +37,7 @@ def test_side_by_side_moving_stats_moved(pairs):
     ("trainable_false", (False, False, False, False)),
     ("call_training_false", (True, True, False, False)),
     ("graph_training_false", (True, True, True, True)),
+    ("base_training_false", (True, True, True, True)),
 ])
 def test_fine_tune_changes(mode, expected):
     change = ek.fine_tune_changes(mode, steps=3)

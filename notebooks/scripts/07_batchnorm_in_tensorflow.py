@@ -243,8 +243,17 @@ print(text)
 jitter, predicted = explore_keras.moving_mean_jitter(0.99)
 assert explore_keras.warmup_steps(0.99) == 299
 assert 0.7 < jitter / predicted < 1.3
+settled = explore_keras.moving_mean_track(0.99)[1][400:].mean()
+print(f"moving variance after warm-up {settled:.3f}: below the true 4, near (31/32)·4 = 3.875")
+assert abs(settled / 3.875 - 1) < 0.03
 
 # %% [markdown]
+# Notice the moving variance settling *below* the true variance 4. Keras averages
+# the biased batch variance, whose expectation is $\frac{m-1}{m}\sigma^2$, here
+# 31/32 of the truth. That is why the paper (and PyTorch) use the unbiased
+# $\frac{m}{m-1}$ version for inference; with batches of 32 the difference is
+# 3%, with batches of 4 it would be 25%.
+#
 # About 300 steps before the moving mean forgets its zero start: a model trained
 # for only a few hundred steps with momentum 0.99 evaluates with statistics that
 # are still biased towards 0 and 1. That is a classic "my model is great in
@@ -263,10 +272,15 @@ assert 0.7 < jitter / predicted < 1.3
 #   statistics used and not updated); γ and β still receive gradients.
 #
 # We train a small Dense → BN → ReLU → Dense network for 10 SGD steps on the digits
-# four ways and measure which of the four vectors moved.
+# five ways and measure which of the four vectors moved: as is; with
+# `bn.trainable = False`; in a custom loop that calls `bn(h, training=False)`; in a
+# functional model built with `bn(h, training=False)`; and with Dense and BN wrapped
+# in a `base` model called as `base(inputs, training=False)`, the pattern of the
+# Keras fine-tuning guide. The last two are then trained with `fit`.
 
 # %%
-modes = ("default", "trainable_false", "call_training_false", "graph_training_false")
+modes = ("default", "trainable_false", "call_training_false", "graph_training_false",
+         "base_training_false")
 moved = {mode: explore_keras.fine_tune_changes(mode) for mode in modes}
 for mode, change in moved.items():
     print(f"{mode:22s}", "  ".join(f"{k}: {'moved' if v > 0 else 'frozen'}" for k, v in change.items()))
@@ -276,17 +290,18 @@ pattern = {mode: tuple(v > 0 for v in change.values()) for mode, change in moved
 assert pattern["default"] == (True, True, True, True)
 assert pattern["trainable_false"] == (False, False, False, False)
 assert pattern["call_training_false"] == (True, True, False, False)
-assert pattern["graph_training_false"] == (True, True, True, True)
+assert pattern["graph_training_false"] == pattern["base_training_false"] == (True, True, True, True)
 print("checked: only trainable=False freezes all four vectors")
 
 # %% [markdown]
-# The last line is the surprise. In a custom `GradientTape` loop, calling
+# The last two lines are the surprise. In a custom `GradientTape` loop, calling
 # `bn(h, training=False)` does freeze the moving statistics. But writing
-# `bn(h, training=False)` *while building* a functional model, then calling
-# `fit`, did **not** freeze anything in the Keras version pinned here (3.15):
-# `fit` passes `training=True` down through the model, and it overrides the value
-# stored in the graph. Older tutorials recommend that pattern, so check, as we just
-# did, which weights really change. For fine-tuning, `trainable = False` on the
+# `training=False` *while building* a functional model, on the layer or on a
+# wrapped base model, then calling `fit`, did **not** freeze anything in the Keras
+# version pinned here (3.15): `fit` passes `training=True` down through the model,
+# and it overrides the value stored in the graph. Tutorials, including the Keras
+# guide, recommend that pattern, so check, as we just did, which weights really
+# change when you upgrade. For fine-tuning, `trainable = False` on the
 # batch-norm layers (or on the whole pretrained base) is the switch that does
 # what you mean: keep it in inference mode when you later unfreeze the rest.
 #
