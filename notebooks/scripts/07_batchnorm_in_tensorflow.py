@@ -64,8 +64,10 @@ case2 = ((x - mean) / tf.sqrt(var)).numpy()
 
 print(f"case 1: min {case1.min():.3f}, max {case1.max():.3f}")
 print(f"case 2: mean {abs(case2.mean()):.3f}, variance {case2.var():.3f}")
-checks.assert_close("case 1, TF vs bnlib", case1, normalize.min_max_scale(images, axis=0)[0], 1e-12)
-diff = checks.assert_close("case 2, TF vs bnlib", case2, normalize.standardize(images, axis=0)[0], 1e-12)
+checks.assert_close("case 1, TF vs bnlib", case1,
+                    normalize.min_max_scale(images, axis=0)[0], 1e-12)
+diff = checks.assert_close("case 2, TF vs bnlib", case2,
+                          normalize.standardize(images, axis=0)[0], 1e-12)
 
 # %% [markdown]
 # **Case 3a, batch norm by hand** on a mini-batch of the first 10 images: the four
@@ -105,7 +107,8 @@ diff = checks.assert_close("bnlib (axis=(1, 2, 3), per pixel) vs by hand", bn_ou
 # image's own pattern survives. The histogram is centred at 0 with unit spread.
 
 # %%
-fig = plots.images_and_histogram(case3b, title="case 3b: the first 10 images, batch-normalized per pixel")
+fig = plots.images_and_histogram(case3b,
+                                 title="case 3b: the first 10 images, batch-normalized per pixel")
 inside = np.mean(np.abs(case3b) < 3)
 print(f"fraction of values within ±3: {inside:.3f}")
 assert inside > 0.99
@@ -150,7 +153,8 @@ print(f"training=True : mean {abs(out_train.mean()):.3f}, std {out_train.std():.
 checks.assert_close("moving_mean after one step vs 0.01 * batch mean",
                     layer.moving_mean.numpy(), 0.01 * xb.mean(axis=0), 1e-6)
 biased = 0.99 + 0.01 * xb.var(axis=0)
-checks.assert_close("moving_variance vs the biased (÷N) update", layer.moving_variance.numpy(), biased, 1e-6)
+checks.assert_close("moving_variance vs the biased (÷N) update",
+                    layer.moving_variance.numpy(), biased, 1e-6)
 unbiased_gap = np.abs(0.99 + 0.01 * xb.var(axis=0, ddof=1) - layer.moving_variance.numpy()).max()
 print(f"distance from the unbiased (÷(N−1)) update: {unbiased_gap:.4f}")
 assert unbiased_gap > 1e-4
@@ -186,7 +190,8 @@ dout = rng.normal(size=(32, 5)).astype(np.float32)
 pairs = explore_keras.side_by_side(batches, gamma, beta, dout)
 for name, (k_value, b_value) in pairs.items():
     scale = max(1.0, float(np.abs(k_value).max()))
-    checks.assert_below(f"{name:16s} relative diff", checks.max_abs_diff(k_value, b_value) / scale, 1e-5)
+    relative = checks.max_abs_diff(k_value, b_value) / scale
+    checks.assert_below(f"{name:16s} relative diff", relative, 1e-5)
 
 # %% [markdown]
 # Every quantity agrees to float32 round-off: the Keras layer *is* the four steps,
@@ -217,7 +222,8 @@ assert np.isclose(to_torch, 0.01) and np.isclose(to_keras, 0.9)
 torch_like = batchnorm.BatchNorm(3, momentum=to_keras, eps=1e-5, unbiased_moving_variance=True)
 torch_like(xb.astype(np.float64), training=True)
 expected = (1 - 0.1) * 1.0 + 0.1 * xb.astype(np.float64).var(axis=0, ddof=1)  # PyTorch's rule
-diff = checks.assert_close("PyTorch-style running variance", torch_like.moving_variance, expected, 1e-12)
+diff = checks.assert_close("PyTorch-style running variance", torch_like.moving_variance,
+                          expected, 1e-12)
 
 # %% [markdown]
 # ### Explorer: how fast do the moving statistics settle?
@@ -283,7 +289,8 @@ modes = ("default", "trainable_false", "call_training_false", "graph_training_fa
          "base_training_false")
 moved = {mode: explore_keras.fine_tune_changes(mode) for mode in modes}
 for mode, change in moved.items():
-    print(f"{mode:22s}", "  ".join(f"{k}: {'moved' if v > 0 else 'frozen'}" for k, v in change.items()))
+    states = [f"{k}: {'moved' if v > 0 else 'frozen'}" for k, v in change.items()]
+    print(f"{mode:22s}", "  ".join(states))
 
 # %%
 pattern = {mode: tuple(v > 0 for v in change.values()) for mode, change in moved.items()}

@@ -154,12 +154,18 @@ assert raw.max() / raw.min() > 1e3 and np.allclose(after_bn, 0.1, rtol=0.01)
 # initialization, for three initialization scales.
 
 # %%
+norms = {}
 for scale in (0.5, 1.0, 3.0):
-    plain = explore_pitfalls.gradient_norms("none", scale)
-    with_bn = explore_pitfalls.gradient_norms("batch", scale)
+    plain = norms[f"plain, init {scale}"] = explore_pitfalls.gradient_norms("none", scale)
+    with_bn = norms[f"batch norm, init {scale}"] = explore_pitfalls.gradient_norms("batch", scale)
     print(f"init scale {scale}: first/last layer gradient ratio  plain {plain[0] / plain[-1]:.1e}"
           f"   with batch norm {with_bn[0] / with_bn[-1]:.2f}")
     assert plain[0] / plain[-1] < 0.02 and 0.3 < with_bn[0] / with_bn[-1] < 3
+fig = plots.curves(np.arange(1, 10), norms, xlabel="layer (1 = first)", ylabel="||dL/dW||",
+                   title="Gradient size per layer, 9-layer sigmoid net", logy=True)
+for line in fig.axes[0].lines:
+    line.set_linestyle("--" if line.get_label().startswith("batch") else "-")
+legend = fig.axes[0].legend(fontsize=8)
 
 # %% [markdown]
 # Without batch norm, the first layer's gradient is from about a hundred to over
@@ -181,7 +187,8 @@ for scale in (0.5, 1.0, 3.0):
 logits_diff, ratio = explore_pitfalls.scale_invariance(factor=10.0)
 checks.assert_below("max |logits change| after W1 *= 10", logits_diff, 1e-5)
 checks.assert_true("every entry of dL/dW1 shrank by exactly 10x",
-                   np.allclose(ratio, 0.1, rtol=1e-4), f"ratios in [{ratio.min():.4f}, {ratio.max():.4f}]")
+                   np.allclose(ratio, 0.1, rtol=1e-4),
+                   f"ratios in [{ratio.min():.4f}, {ratio.max():.4f}]")
 
 # %% [markdown]
 # ## 4 · The costs, and folding
@@ -220,8 +227,10 @@ folded = explore_pitfalls.fold_mlp(trained)
 same = checks.assert_close("logits, folded vs batch-norm net (inference mode)",
                            folded.forward(split.x_test, training=False),
                            trained.forward(split.x_test, training=False), 1e-9)
-assert all(n is None for n in folded.norms) and folded.n_params() == nn.MLP(trained.sizes).n_params()
-print(f"the folded net has no normalization layers and {folded.n_params()} parameters, like the plain one")
+assert all(n is None for n in folded.norms)
+assert folded.n_params() == nn.MLP(trained.sizes).n_params()
+print(f"the folded net has no normalization layers and {folded.n_params()} parameters, "
+      "like a plain net")
 
 # %% [markdown]
 # ## 5 · When the batch does not represent the data
@@ -240,15 +249,15 @@ print(f"the folded net has no normalization layers and {folded.n_params()} param
 # with their own statistics (as in training) against the inference-mode accuracy.
 
 # %%
+run = explore_pitfalls.small_batch_run     # cached: each setting trains once
 for b in (32, 16, 8, 4, 2):
-    bn, ln = explore_pitfalls.small_batch_run("batch", b), explore_pitfalls.small_batch_run("layer", b)
+    bn, ln = run("batch", b), run("layer", b)
     print(f"batch {b:2d}: test error  batch norm {1 - bn['inference']:.3f}   layer norm "
           f"{1 - ln['inference']:.3f}   | BN batch-mode accuracy {bn['batch_mode']:.3f} "
           f"vs inference {bn['inference']:.3f}")
 
 # %%
-bn2, bn32 = explore_pitfalls.small_batch_run("batch", 2), explore_pitfalls.small_batch_run("batch", 32)
-ln2, ln32 = explore_pitfalls.small_batch_run("layer", 2), explore_pitfalls.small_batch_run("layer", 32)
+bn2, bn32, ln2, ln32 = run("batch", 2), run("batch", 32), run("layer", 2), run("layer", 32)
 checks.assert_true("batch norm's test error at batch 2 is over 3x its error at batch 32",
                    1 - bn2["inference"] > 3 * (1 - bn32["inference"]))
 checks.assert_true("layer norm's test error at batch 2 stays under 2x its error at batch 32",
@@ -256,6 +265,13 @@ checks.assert_true("layer norm's test error at batch 2 stays under 2x its error 
 checks.assert_true("train/inference mismatch: small at batch 32, large at batch 2",
                    abs(bn32["batch_mode"] - bn32["inference"]) < 0.02
                    and bn2["inference"] - bn2["batch_mode"] > 0.2)
+sizes_b = [32, 16, 8, 4, 2]
+errors = {f"{kind} norm": [1 - run(kind, b)["inference"] for b in sizes_b]
+          for kind in ("batch", "layer")}
+fig = plots.curves(sizes_b, errors, xlabel="training batch size", ylabel="test error",
+                   title="Small batches hurt batch norm, not layer norm")
+fig.axes[0].set_xscale("log", base=2)
+ticks = fig.axes[0].set_xticks(sizes_b, [str(b) for b in sizes_b])
 
 # %% [markdown]
 # With two examples per batch, each training-mode unit is ±1, so the network
@@ -275,7 +291,8 @@ checks.assert_true("train/inference mismatch: small at batch 32, large at batch 
 acc = {}
 for kind in ("batch", "layer", "none"):
     for order in ("iid", "sorted"):
-        acc[kind, order] = nn.accuracy(explore_pitfalls.trained(kind, order), split.x_test, split.y_test)
+        net = explore_pitfalls.trained(kind, order)
+        acc[kind, order] = nn.accuracy(net, split.x_test, split.y_test)
     print(f"{kind:5s}: test accuracy, shuffled batches {acc[kind, 'iid']:.3f}, "
           f"one-class batches {acc[kind, 'sorted']:.3f}")
 assert acc["batch", "sorted"] < 0.2 and acc["batch", "iid"] > 0.9
@@ -292,7 +309,8 @@ iid_rows = nn.batch_indices(len(split.x_train), 20, 32, seed=1)
 one_class_rows = explore_pitfalls.class_sorted_batches(split.y_train, 32, 20, seed=1)
 mis_iid = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, iid_rows)
 mis_sorted = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, one_class_rows)
-print(f"batch means vs moving means: shuffled batches {mis_iid:.2f}, one-class batches {mis_sorted:.2f}")
+print(f"batch means vs moving means: shuffled batches {mis_iid:.2f}, "
+      f"one-class batches {mis_sorted:.2f}")
 assert mis_sorted > 3 * mis_iid
 
 # %% [markdown]
@@ -315,7 +333,8 @@ x_shift = explore_pitfalls.shifted(split.x_test)
 net = explore_pitfalls.trained("batch")
 mis_clean = explore_pitfalls.first_layer_mismatch(net, split.x_test)
 mis_shift = explore_pitfalls.first_layer_mismatch(net, x_shift)
-acc_clean, acc_shift = nn.accuracy(net, split.x_test, split.y_test), nn.accuracy(net, x_shift, split.y_test)
+acc_clean = nn.accuracy(net, split.x_test, split.y_test)
+acc_shift = nn.accuracy(net, x_shift, split.y_test)
 print(f"first-layer mean mismatch: clean {mis_clean:.2f}, shifted {mis_shift:.2f} (std units)")
 print(f"test accuracy: clean {acc_clean:.3f}, shifted {acc_shift:.3f}")
 assert mis_shift > 4 * mis_clean and acc_clean - acc_shift > 0.08
@@ -352,8 +371,10 @@ assert after - before > 0.03
 adapted = copy.deepcopy(net)
 explore_pitfalls.precise_statistics(adapted, x_shift)
 acc_adapted = nn.accuracy(adapted, x_shift, split.y_test)
-print(f"shifted test set: {acc_shift:.3f} -> {acc_adapted:.3f} with statistics from the shifted images")
-print(f"batch 2: {bn2['inference']:.3f} with moving statistics, {bn2['precise']:.3f} with precise ones")
+print(f"shifted test set: {acc_shift:.3f} -> {acc_adapted:.3f} "
+      "with statistics from the shifted images")
+print(f"batch 2: {bn2['inference']:.3f} with moving statistics, "
+      f"{bn2['precise']:.3f} with precise ones")
 assert acc_adapted > acc_clean - 0.02 and abs(bn2["precise"] - bn2["inference"]) < 0.05
 
 # %% [markdown]
@@ -370,13 +391,16 @@ ln_out, _ = layernorm.layer_norm_forward(x_demo, np.ones(8), np.zeros(8))
 gn_out, _ = layernorm.group_norm_forward(x_demo, np.ones(8), np.zeros(8), groups=2)
 alone, _ = layernorm.layer_norm_forward(x_demo[:1], np.ones(8), np.zeros(8))
 print("layer norm, per-example means:", np.abs(ln_out.mean(axis=1)).round(3))
-print("group norm, per-group means:  ", np.abs(gn_out.reshape(4, 2, 4).mean(axis=2)).round(3).ravel())
-diff = checks.assert_close("example 0 normalized alone vs inside the batch", alone[0], ln_out[0], 1e-12)
+print("group norm, per-group means:  ",
+      np.abs(gn_out.reshape(4, 2, 4).mean(axis=2)).round(3).ravel())
+diff = checks.assert_close("example 0 normalized alone vs inside the batch",
+                           alone[0], ln_out[0], 1e-12)
 
 # %%
 for kind in ("layer", "group4"):
-    r2, r32 = explore_pitfalls.small_batch_run(kind, 2), explore_pitfalls.small_batch_run(kind, 32)
-    print(f"{kind:6s}: test accuracy at batch 32 {r32['inference']:.3f}, at batch 2 {r2['inference']:.3f}")
+    r2, r32 = run(kind, 2), run(kind, 32)
+    print(f"{kind:6s}: test accuracy at batch 32 {r32['inference']:.3f}, "
+          f"at batch 2 {r2['inference']:.3f}")
     assert r2["inference"] > bn2["inference"] + 0.1
 
 # %% [markdown]
