@@ -147,8 +147,10 @@ assert [w.trainable for w in layer.weights] == [True, True, False, False]
 
 # %%
 xb = (5.0 + 2.0 * rng.standard_normal((64, 3))).astype(np.float32)
+fresh = layer(xb, training=False).numpy()          # nothing learned yet
+diff = checks.assert_close("fresh layer, training=False, vs x / sqrt(1 + eps)", fresh,
+                           xb / np.sqrt(1 + 1e-3), 1e-5)
 out_train = layer(xb, training=True).numpy()
-out_infer_fresh = xb / np.sqrt(1 + 1e-3)
 print(f"training=True : mean {abs(out_train.mean()):.3f}, std {out_train.std():.3f}")
 checks.assert_close("moving_mean after one step vs 0.01 * batch mean",
                     layer.moving_mean.numpy(), 0.01 * xb.mean(axis=0), 1e-6)
