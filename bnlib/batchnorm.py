@@ -46,7 +46,10 @@ def _axes(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if ndim < 2:
         raise ValueError(f"x must have a batch axis and at least one feature axis, e.g. shape "
                          f"(N, D) or (N, H, W, C); got {ndim} dimension(s)")
-    kept = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    kept = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(a, (int, np.integer)) for a in kept):
+        raise ValueError(f"axis must be an int or a tuple of ints (the kept feature axes); "
+                         f"got {axis!r}")
     if not kept:
         raise ValueError("axis must name at least one feature axis to keep; got ()")
     normalized = []
@@ -266,5 +269,7 @@ def fold_into_dense(W, b, gamma, beta, moving_mean, moving_variance, eps: float 
     for name, value in vectors.items():
         vectors[name] = as_float_array(name, value)
         check_shape(name, vectors[name], (d_out,), "the number of columns of W")
+    if np.any(vectors["moving_variance"] < 0):
+        raise ValueError("moving_variance must be >= 0 everywhere; got a negative entry")
     scale = vectors["gamma"] / np.sqrt(vectors["moving_variance"] + check_eps(eps))
     return W * scale, (vectors["b"] - vectors["moving_mean"]) * scale + vectors["beta"]
