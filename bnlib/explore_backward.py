@@ -2,11 +2,10 @@
 
 Pure compute functions return arrays; :func:`backward_view` draws a figure and
 returns ``(fig, text)``; :func:`backward_explorer` wires it to controls.
-TensorFlow is imported only inside :func:`keras_layer_gradients`.
+The comparison with Keras's automatic gradients lives in :mod:`bnlib.tf_compare`.
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -19,7 +18,7 @@ from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
 PATTERNS = ("random", "all ones", "one-hot", "equal to x_hat")
 
 __all__ = ["batchnorm_backward_staged", "upstream_gradient", "backward_example",
-           "backward_view", "backward_explorer", "keras_layer_gradients"]
+           "backward_view", "backward_explorer"]
 
 
 def batchnorm_backward_staged(dout, x, gamma, eps: float = 1e-3):
@@ -151,37 +150,3 @@ def backward_explorer() -> widgets.Explorer:
         "pattern": widgets.choice(list(PATTERNS), "random", "upstream dout"),
         "batch_size": widgets.int_slider(8, 2, 64, 1, "batch size"),
     }, title="Where the gradient goes")
-
-
-def keras_layer_gradients(x, gamma, beta, dout, *, eps: float = 1e-3):
-    """Gradients of sum(dout * layer(x, training=True)) from TensorFlow's autodiff.
-
-    The Keras ``BatchNormalization`` layer (axis -1) is built in float32 and
-    given ``gamma`` and ``beta``; ``tf.GradientTape`` differentiates it.
-
-    Parameters
-    ----------
-    x, dout : array_like of shape (N, D)
-    gamma, beta : array_like of shape (D,)
-    eps : float
-
-    Returns
-    -------
-    dx : ndarray of shape (N, D), float32
-    dgamma, dbeta : ndarray of shape (D,), float32
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import tensorflow as tf
-
-    x32 = tf.constant(np.asarray(x, dtype=np.float32))
-    dout32 = tf.constant(np.asarray(dout, dtype=np.float32))
-    layer = keras.layers.BatchNormalization(axis=-1, epsilon=eps, dtype="float32")
-    layer.build(x32.shape)
-    layer.gamma.assign(np.asarray(gamma, dtype=np.float32))
-    layer.beta.assign(np.asarray(beta, dtype=np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(x32)
-        loss = tf.reduce_sum(layer(x32, training=True) * dout32)
-    dx, dgamma, dbeta = tape.gradient(loss, [x32, layer.gamma, layer.beta])
-    return dx.numpy(), dgamma.numpy(), dbeta.numpy()
