@@ -123,9 +123,11 @@ def backward_view(pattern: str = "random", batch_size: int = 8):
     ex = backward_example(pattern, batch_size)
     i = np.arange(batch_size)
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
-    w = 0.4
-    ax.bar(i - w / 2, ex.dout.ravel(), w, label="upstream dout", color="tab:blue")
-    ax.bar(i + w / 2, ex.dx.ravel(), w, label="dx", color="tab:orange")
+    # thick vertical lines instead of ax.bar: one collection each, several times faster to draw
+    lw = max(1.5, 100.0 / batch_size)
+    ax.vlines(i - 0.2, 0, ex.dout.ravel(), lw=lw, color="tab:blue", label="upstream dout")
+    ax.vlines(i + 0.2, 0, ex.dx.ravel(), lw=lw, color="tab:orange", label="dx")
+    ax.set_xlim(-0.8, batch_size - 0.2)
     ax.axhline(0, color="black", lw=0.8)
     ax.set(xlabel="example in the batch", ylabel="gradient",
            title=f"dout = {pattern}, batch of {batch_size}, γ = 1.5")

@@ -77,8 +77,9 @@ def test_backward_view_readout():
     assert "dbeta = 8.000" in text
     assert "largest |dx| = 0 (to round-off)" in text
     assert "-0.000" not in text
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    assert heights[:8] == [1.0] * 8
+    dout_lines, dx_lines = fig.axes[0].collections[:2]
+    assert [seg[1][1] for seg in dout_lines.get_segments()] == [1.0] * 8
+    assert max(abs(seg[1][1]) for seg in dx_lines.get_segments()) < 1e-12
 
 
 def test_backward_explorer_updates_on_control_moves():
@@ -92,7 +93,8 @@ def test_backward_explorer_updates_on_control_moves():
     assert explorer.updates == before + 2
     ex = explore_backward.backward_example("one-hot", 20)
     assert f"dgamma = {ex.dgamma:.3f}" in explorer.readout.value
-    assert len(explorer.figure.axes[0].patches) == 40
+    dx_heights = [seg[1][1] for seg in explorer.figure.axes[0].collections[1].get_segments()]
+    np.testing.assert_allclose(dx_heights, ex.dx.ravel())
 
 
 def test_importing_bnlib_does_not_import_tensorflow():

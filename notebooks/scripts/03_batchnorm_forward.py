@@ -396,8 +396,10 @@ for unbiased in (False, True):
 # | moving variance | inference only | exponential smoothing of the batch variances |
 #
 # (Keras lists the first two as trainable weights and the last two as
-# non-trainable.) One training step with `bnlib.batchnorm.BatchNorm` shows both
-# mechanisms at work:
+# non-trainable.) In a training loop nothing special is needed for γ and β:
+# the backward pass returns dγ and dβ next to the weight gradients, and the
+# same optimizer (plain SGD, momentum, RMSprop, Adam) updates them all. One
+# training step with `bnlib.batchnorm.BatchNorm` shows both mechanisms at work:
 
 # %%
 layer = batchnorm.BatchNorm(3)
