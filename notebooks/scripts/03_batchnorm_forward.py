@@ -86,7 +86,7 @@ print("y     means", show(y.mean(axis=0)), "   stds", show(y.std(axis=0)))
 # %% [markdown]
 # Every feature of $\hat{x}$ has mean 0 and standard deviation just under 1
 # (exactly $\sqrt{\sigma^2/(\sigma^2+\varepsilon)}$; the third feature, whose
-# spread is only about 0.1, is pulled furthest below 1 by ε). After step 4
+# spread is only about 0.06, is pulled furthest below 1 by ε). After step 4
 # each feature has mean β and standard deviation close to γ. Now the same
 # batch through `bnlib`:
 
@@ -330,6 +330,9 @@ assert_true("momentum 0.9 and 0.99 have caught up", max(gaps[0.9], gaps[0.99]) <
             f"gaps {gaps[0.9]:.3f} and {gaps[0.99]:.3f}")
 assert_true("momentum 0.999 still carries its start after 2000 steps", gaps[0.999] > 0.3,
             f"gap {gaps[0.999]:.3f}")
+wobble = {m: runs[m].moving_mean[-500:].std() for m in (0.9, 0.99)}
+assert_true("after warm-up, higher momentum wobbles less", wobble[0.99] < wobble[0.9] / 2,
+            f"std over the last 500 steps {wobble[0.9]:.3f} (0.9) vs {wobble[0.99]:.3f} (0.99)")
 diff = assert_below("|gap - start-up prediction m^N * mean| at 0.999",
                     abs(gaps[0.999] - train_mean * 0.999 ** n_steps), 0.05)
 

@@ -192,8 +192,19 @@ for name, s, c, num in zip(("dx", "dgamma", "dbeta"), staged, compact, numerical
 
 # %% [markdown]
 # Relative errors between about 1e-8 and 1e-11 are what centred differences
-# can reach in float64; a wrong gradient (a missing route, say) shows up as an
-# error of order 1e-1. Finally, Keras: `bnlib.tf_compare` builds a
+# can reach in float64. A wrong gradient stands out by orders of magnitude:
+# drop the route through the variance (keep only the first two terms of the
+# compact formula) and the error jumps:
+
+# %%
+s_, g_ = stages["inv_std"], gamma * dout
+dx_no_var_route = s_ * (g_ - g_.mean(axis=0))
+wrong = gradcheck.rel_error(dx_no_var_route, numerical[0])
+assert_true("a gradient missing the variance route fails the check", wrong > 1e-2,
+            f"relative error {wrong:.2f}")
+
+# %% [markdown]
+# Finally, Keras: `bnlib.tf_compare` builds a
 # `keras.layers.BatchNormalization` in float32, sets its γ and β, and asks
 # `tf.GradientTape` for the gradients of the same $L$ (importing TensorFlow
 # takes several seconds):
