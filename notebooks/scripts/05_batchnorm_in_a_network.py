@@ -100,7 +100,8 @@ for name, mine, ref in zip(model.param_names(), (dW1, dgamma, dbeta, dW2, db2), 
 
 # %% [markdown]
 # The update treats γ and β exactly like the weights: a step against their
-# gradient. After it, the network's parameters match ours.
+# gradient. (Any other optimizer, momentum or Adam say, would also treat them
+# like weights.) After the step, the network's parameters match ours.
 
 # %%
 lr = 0.5
@@ -157,11 +158,15 @@ early = list(eval_step).index(200)
 assert_true("batch norm far ahead at step 200", acc["batch norm"][early] > acc["plain"][early] + 0.15,
             f"{acc['batch norm'][early]:.1%} vs {acc['plain'][early]:.1%}")
 assert_true("and not behind at the end", acc["batch norm"][-1] >= acc["plain"][-1] - 0.01)
-assert_true("90% reached at least twice as fast", 2 * first_90["batch norm"] <= first_90["plain"])
+assert_true("90% reached at least twice as fast", 2 * first_90["batch norm"] <= first_90["plain"],
+            f"{first_90['plain'] / first_90['batch norm']:.1f} times fewer steps")
 
 # %% [markdown]
 # With batch norm, the network reaches 90% test accuracy in less than half
-# the steps, and it ends at least as well. Why? In the plain network, the
+# the steps, and it ends at least as well. (You may read of tenfold speed-ups:
+# the paper reports 14 times fewer steps for a large image classifier. On this
+# small problem the factor is about two and a half; the size of the gain
+# depends on the network and the task.) Why? In the plain network, the
 # inputs of the sigmoids start small (LeCun initialization keeps them near
 # zero) and their scale is set by the weights, which SGD changes slowly and
 # all at once. Batch norm hands each unit a standardized input on every step,
@@ -343,9 +348,9 @@ assert_true("even in absolute terms", drift["batch norm"]["range"].max() < drift
 # Both qualitative results of the paper come out. Without batch norm, the
 # input of the sigmoid starts as a narrow sliver near zero, plunges, then
 # keeps drifting and widening as the earlier layers learn: the last layer is
-# aiming at a moving target. With batch norm, the band sits around zero with a
-# spread near one from the first step and changes little afterwards (slowly,
-# as γ and β learn). The paper calls the moving distribution *internal
+# aiming at a moving target. With batch norm, the band sits around zero from
+# the first step, about as wide as a standard normal's (±1), and changes
+# little afterwards: it widens slowly as γ grows. The paper calls the moving distribution *internal
 # covariate shift* and credits batch norm's speed to removing it. Lesson 06
 # examines that explanation critically; the measurement itself stands.
 #
