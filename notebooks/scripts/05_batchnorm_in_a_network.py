@@ -43,8 +43,8 @@ rng = np.random.default_rng(0)
 
 # %%
 split = explore_network.digits()
-print(f"train {split.x_train.shape}, test {split.x_test.shape}, "
-      f"pixel range [{split.x_train.min():.0f}, {split.x_train.max():.0f}], classes {np.unique(split.y_train).size}")
+print(f"train {split.x_train.shape}, test {split.x_test.shape}, pixel range "
+      f"[{split.x_train.min():.0f}, {split.x_train.max():.0f}], {np.unique(split.y_train).size} classes")
 plain = nn.MLP((64, 100, 100, 10), norm=None, seed=0)
 with_bn = nn.MLP((64, 100, 100, 10), norm="batch", seed=0)
 print("plain:     ", plain.param_names(), plain.n_params(), "parameters")
@@ -153,6 +153,7 @@ for step in (100, 200, 600):
     i = list(eval_step).index(step)
     print(f"step {step:3d}: test accuracy plain {acc['plain'][i]:.1%}, batch norm {acc['batch norm'][i]:.1%}")
 first_90 = {label: int(eval_step[np.argmax(a >= 0.9)]) for label, a in acc.items()}
+assert min(a[-1] for a in acc.values()) >= 0.9  # both got there, so argmax found the step
 print("first step at 90% test accuracy:", first_90)
 early = list(eval_step).index(200)
 assert_true("batch norm far ahead at step 200", acc["batch norm"][early] > acc["plain"][early] + 0.15,
@@ -228,16 +229,19 @@ for label, a in init_acc.items():
     print(f"{label:10s}", "  ".join(f"s={v:g}: {m:.0%}" for v, m in zip(scales, a[0])))
 n_ok = {label: int(np.sum(a[0] >= 0.9)) for label, a in init_acc.items()}
 print(f"scales reaching 90% (out of {len(scales)}):", n_ok)
-assert_true("batch norm trains from every scale", n_ok["batch norm"] == len(scales))
-assert_true("the plain network from at most two", n_ok["plain"] <= 2)
+assert_true("batch norm trains from s = 0.01 to 10", np.all(init_acc["batch norm"][0, :4] >= 0.9))
+assert_true("and is still above 85% at s = 100", init_acc["batch norm"][0, 4] > 0.85)
+assert_true("the plain network trains from at most two scales", n_ok["plain"] <= 2)
 
 # %% [markdown]
 # Without batch norm, tiny weights make every sigmoid input nearly zero, the
 # layers pass along almost no signal and no useful gradient, and 300 steps are
 # not enough to escape; huge weights saturate the sigmoids. With batch norm the
-# hidden layers do not see the scale at all. Only the output layer, which has
-# no batch norm after it, still feels it: at $s=100$ its logits start huge,
-# which is why even the batch-norm network is a little lower there.
+# hidden layers' outputs do not depend on the scale at all (only their
+# gradients shrink like $1/s$, which slows very large scales down a little).
+# The output layer, which has no batch norm after it, does feel the scale: at
+# $s=100$ its logits start huge, which is why even the batch-norm network is
+# a little lower there.
 #
 # ## Deeper networks
 #
@@ -415,8 +419,8 @@ print(text)
 on, off = (explore_network.run(norm, lr=1.0)[1] for norm in ("batch", None))
 first = [int(h.eval_step[np.argmax(h.test_accuracy >= 0.9)]) for h in (on, off)]
 print(f"without BN: final test accuracy {off.final_accuracy:.1%}, reached 90% at step {first[1]}")
-assert_true("at the defaults both train", min(on.final_accuracy, off.final_accuracy) >= 0.9)
-assert_true("batch norm reaches 90% first", first[0] < first[1], f"step {first[0]} vs {first[1]}")
+assert_true("at the defaults batch norm reaches 90%, and first",
+            on.final_accuracy >= 0.9 and first[0] < first[1], f"step {first[0]} vs {first[1]}")
 
 # %% [markdown]
 # ## Key takeaways
@@ -425,9 +429,10 @@ assert_true("batch norm reaches 90% first", first[0] < first[1], f"step {first[0
 #   bias) and the activation. γ and β are trained by gradient descent with
 #   everything else; the moving statistics are smoothed, not trained.
 # - Measured on the digits: training reaches 90% in less than half the steps;
-#   the usable learning rate goes up tenfold; any initialization scale over
-#   four orders of magnitude works; an eight-layer sigmoid network trains where
-#   the plain one does not. Less sensitivity means easier tuning.
+#   the usable learning rate goes up tenfold; initialization scales over three
+#   orders of magnitude all work (the plain network needs the right one); an
+#   eight-layer sigmoid network trains where the plain one does not. Less
+#   sensitivity to these settings means easier tuning.
 # - Before or after the activation: before is the common default and was
 #   faster early with sigmoids here; the final accuracies were the same.
 # - Figure 1 of Ioffe & Szegedy reproduces: with batch norm, the input of a
