@@ -483,3 +483,16 @@ def test_non_integer_axis_raises(axis):
     ones = np.ones(3)
     with pytest.raises(ValueError, match="axis"):
         batchnorm_forward(x, ones, ones, ones, ones, training=True, axis=axis)
+
+
+def test_float32_accuracy_on_a_large_batch_with_few_channels():
+    """262,144 values per channel: float32 sums must not drift from the float64 result."""
+    x = np.random.default_rng(0).normal(1.0, 2.0, (256, 32, 32, 4)).astype(np.float32)
+    ones, zeros = np.ones(4, np.float32), np.zeros(4, np.float32)
+    out, _, mean, var = batchnorm_forward(x, ones, zeros, zeros, ones, training=True,
+                                          momentum=0.0)
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(axis=(0, 1, 2))) / np.sqrt(x64.var(axis=(0, 1, 2)) + 1e-3)
+    np.testing.assert_allclose(out, ref, atol=1e-5, err_msg="normalized output")
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-6)

@@ -227,3 +227,9 @@ def test_non_finite_stream_raises(call):
 def test_ema_y0_of_wrong_shape_raises():
     with pytest.raises(ValueError, match="y0"):
         ema(np.ones((5, 3)), 0.5, y0=np.zeros(2))
+
+
+def test_from_bnlib_import_ema_gives_the_module():
+    from bnlib import ema as ema_module
+    import bnlib.ema
+    assert ema_module is bnlib.ema
