@@ -6,6 +6,7 @@ normalize   min-max scaling and standardization
 ema         running mean, exponential moving average, momentum conventions
 batchnorm   forward, backward, the BatchNorm layer, folding into a dense layer
 gradcheck   numerical gradients and relative error
+layernorm   layer norm and group norm, the batch-independent alternatives
 nn          a from-scratch MLP with optional batch norm, and its training loop
 data        generated and shipped data sets
 checks      checked claims and exercise checkers
