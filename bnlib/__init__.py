@@ -6,10 +6,14 @@ normalize   min-max scaling and standardization
 ema         running mean, exponential moving average, momentum conventions
 batchnorm   forward, backward, the BatchNorm layer, folding into a dense layer
 gradcheck   numerical gradients and relative error
+layernorm   layer norm and group norm, the batch-independent alternatives
+nn          a from-scratch MLP with optional batch norm, and its training loop
 data        generated and shipped data sets
 checks      checked claims and exercise checkers
 plots       plotting helpers           (imports matplotlib)
-widgets     slider explorers           (imports ipywidgets)
+widgets     the slider-explorer machinery (imports ipywidgets)
+explore_*   each lesson's explorers, views and helpers
+diagrams    draws the diagrams in images/
 tf_compare  the same computations in TensorFlow/Keras (imports TensorFlow)
 
 ``import bnlib`` loads only the NumPy core below; TensorFlow is never
@@ -17,12 +21,13 @@ imported unless ``bnlib.tf_compare`` is.
 """
 from bnlib.batchnorm import (BatchNorm, batchnorm_backward, batchnorm_forward,
                              fold_into_dense)
-from bnlib.ema import (bias_correct, convert_momentum, ema, ema_weights, effective_window,
+# The function ema.ema is not re-exported: `from bnlib import ema` must give the module.
+from bnlib.ema import (bias_correct, convert_momentum, ema_weights, effective_window,
                        running_mean)
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.normalize import min_max_scale, standardize
 
 __all__ = ["BatchNorm", "batchnorm_backward", "batchnorm_forward", "fold_into_dense",
-           "bias_correct", "convert_momentum", "ema", "ema_weights", "effective_window",
+           "bias_correct", "convert_momentum", "ema_weights", "effective_window",
            "running_mean", "numerical_gradient", "rel_error", "min_max_scale", "standardize"]
 __version__ = "0.1.0"

@@ -68,7 +68,11 @@ def ema(x, alpha: float, y0=0.0) -> np.ndarray:
     x = as_float_array("x", x, min_ndim=1)
     alpha = check_alpha(alpha)
     y = np.empty_like(x)
-    current = np.broadcast_to(np.asarray(y0, dtype=x.dtype), x.shape[1:]).copy()
+    y0 = np.asarray(y0, dtype=x.dtype)
+    if y0.ndim and y0.shape != x.shape[1:]:
+        raise ValueError(f"y0 must be a number or have the shape of one value of the stream, "
+                         f"{x.shape[1:]}; got shape {y0.shape}")
+    current = np.broadcast_to(y0, x.shape[1:]).copy()
     for t, value in enumerate(x):
         current = (1.0 - alpha) * current + alpha * value
         y[t] = current

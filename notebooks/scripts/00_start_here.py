@@ -86,10 +86,10 @@ explore_start.standardize_explorer()
 from bnlib.checks import assert_below
 
 fig, text = explore_start.standardize_view(mean=5.0, scale=3.0)
-print(text)
 x, z = explore_start.standardized_sample(mean=5.0, scale=3.0)
 assert_below("|mean of z|", abs(z.mean()), 1e-12)
 assert_below("|std of z - 1|", abs(z.std() - 1), 1e-12)
+print(text)
 
 # %% [markdown]
 # ## Key takeaways

@@ -1,0 +1,257 @@
+"""Lesson 01's computations and explorers: scaling images, saturating units, loss shapes.
+
+Pure functions return numbers or arrays; ``*_view`` functions draw one figure
+and return ``(fig, text)``; ``*_explorer`` factories bind a view to sliders.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnlib import plots, widgets
+from bnlib.normalize import standardize
+
+# ---------------------------------------------------------------- images
+
+
+def describe(x) -> dict:
+    """Max, min, mean and variance of every value in ``x`` (any shape), as floats."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"max": float(x.max()), "min": float(x.min()), "mean": float(x.mean()),
+            "var": float(x.var())}
+
+
+def describe_line(name: str, x) -> str:
+    """One printable line with :func:`describe`'s four numbers (3 decimals, no signed zero)."""
+    d = {k: (0.0 if abs(v) < 5e-4 else v) for k, v in describe(x).items()}
+    return (f"{name:<13} max {d['max']:8.3f}  min {d['min']:8.3f}  "
+            f"mean {d['mean']:7.3f}  var {d['var']:8.3f}")
+
+
+def image_panels(images, title: str):
+    """Two example images and a histogram of all values, with labelled axes."""
+    fig = plots.images_and_histogram(images, title=title)
+    fig.axes[-1].set(xlabel="pixel value", ylabel="count (all 30 images)")
+    fig.tight_layout()
+    return fig
+
+
+def ranks(x, axis: int = -1) -> np.ndarray:
+    """Rank of every value along ``axis`` (0 = smallest); ties do not occur in float noise."""
+    return np.argsort(np.argsort(x, axis=axis), axis=axis)
+
+
+def rank_correlation_per_image(a, b) -> np.ndarray:
+    """Spearman rank correlation between image i of ``a`` and image i of ``b``.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (N, ...)
+        Two versions of the same N images.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        1.0 for an image whose pixels keep their order exactly.
+    """
+    ra = ranks(np.reshape(a, (len(a), -1))).astype(np.float64)
+    rb = ranks(np.reshape(b, (len(b), -1))).astype(np.float64)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+
+
+def order_kept(a, b, axis: int) -> bool:
+    """True if every 1-D slice along ``axis`` of ``a`` and ``b`` has the same ordering."""
+    return bool(np.array_equal(ranks(a, axis), ranks(b, axis)))
+
+
+def flatten_images(x) -> np.ndarray:
+    """(N, H, W, C) -> (N, H*W*C): one row of pixel values per image."""
+    return np.reshape(x, (len(x), -1))
+
+
+# ---------------------------------------------------------------- activations
+
+def sigmoid(z):
+    """The logistic function 1 / (1 + exp(-z)), elementwise."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def sigmoid_grad(z):
+    """Derivative of :func:`sigmoid`: s (1 - s), largest (0.25) at z = 0."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh_grad(z):
+    """Derivative of tanh: 1 - tanh(z)^2, largest (1) at z = 0."""
+    return 1.0 - np.tanh(z) ** 2
+
+
+ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_grad, 0.25), "tanh": (np.tanh, tanh_grad, 1.0)}
+SATURATED_BELOW = 0.1  # a unit is saturated when its slope is below 10% of the peak slope
+
+
+@lru_cache(maxsize=4)
+def _standard_normal(n: int, seed: int = 0) -> np.ndarray:
+    values = np.random.default_rng(seed).standard_normal(n)
+    values.flags.writeable = False
+    return values
+
+
+@lru_cache(maxsize=256)
+def saturation(activation: str, mean: float, scale: float, n: int = 20_000, seed: int = 0):
+    """How many units of a layer sit on the flat parts of their activation.
+
+    The layer's inputs (pre-activations) are ``mean + scale * N(0, 1)``.
+
+    Returns
+    -------
+    saturated : float
+        Fraction of units whose slope is below ``SATURATED_BELOW`` times the peak slope.
+    mean_slope : float
+        Mean derivative over the units, as a fraction of the peak slope.
+    """
+    _, grad, peak = ACTIVATIONS[activation]
+    z = mean + scale * _standard_normal(n, seed)
+    slope = grad(z) / peak
+    return float(np.mean(slope < SATURATED_BELOW)), float(slope.mean())
+
+
+def saturation_view(activation: str = "sigmoid", mean: float = 0.0, scale: float = 1.0):
+    """The activation, its slope, and where a layer's inputs N(mean, scale^2) fall on it."""
+    f, grad, peak = ACTIVATIONS[activation]
+    saturated, slope = saturation(activation, mean, scale)
+    zs = np.linspace(-10, 10, 401)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.plot(zs, f(zs), label=activation)
+    ax.plot(zs, grad(zs) / peak, label="slope / peak slope")
+    counts, edges = np.histogram(_standard_normal(2000) * scale + mean, bins=60, range=(-10, 10),
+                                 density=True)
+    ax.stairs(counts, edges, fill=True, alpha=0.35, color="tab:green",
+              label="layer inputs (density)")
+    ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":", label="saturation threshold")
+    ax.set(xlim=(-10, 10), ylim=(-1.05, 1.05), xlabel="pre-activation z",
+           ylabel="value", title=f"{activation}: inputs ~ N({mean:g}, {scale:g}²)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.9)
+    text = (f"{activation}, inputs N({mean:g}, {scale:g}^2): saturated units {saturated:.2%}, "
+            f"mean slope {slope:.1%} of the peak")
+    return fig, text
+
+
+def saturation_explorer() -> widgets.Explorer:
+    """Sliders for the mean and spread of a layer's inputs, and the activation."""
+    return widgets.Explorer(saturation_view, {
+        "activation": widgets.choice(["sigmoid", "tanh"], "sigmoid", "activation"),
+        "mean": widgets.slider(0.0, -8.0, 8.0, 0.5, "input mean"),
+        "scale": widgets.slider(1.0, 0.25, 8.0, 0.25, "input spread"),
+    }, title="Where do a layer's inputs land on the activation?")
+
+
+# ---------------------------------------------------------------- loss surfaces
+
+def regression_data(ratio: float, n: int = 200, seed: int = 0):
+    """Two independent features, the first ``ratio`` times wider, and a linear target.
+
+    Returns
+    -------
+    x : ndarray of shape (n, 2)
+        Feature 1 ~ N(0, ratio^2), feature 2 ~ N(0, 1).
+    y : ndarray of shape (n,)
+        y = 1.5 * (feature 1 / ratio) + 1.0 * feature 2 + 0.1 * noise.
+    """
+    u = np.random.default_rng(seed).standard_normal((n, 3))
+    x = u[:, :2] * np.array([ratio, 1.0])
+    return x, 1.5 * u[:, 0] + 1.0 * u[:, 1] + 0.1 * u[:, 2]
+
+
+def quadratic(x, y):
+    """The mean-squared-error loss 0.5 * mean((x w - y)^2) as (Hessian, minimizer, minimum).
+
+    Returns
+    -------
+    hessian : ndarray of shape (D, D)
+        x^T x / n.
+    w_best : ndarray of shape (D,)
+    loss_min : float
+    """
+    n = len(x)
+    hessian = x.T @ x / n
+    w_best = np.linalg.solve(hessian, x.T @ y / n)
+    return hessian, w_best, float(0.5 * np.mean((x @ w_best - y) ** 2))
+
+
+def gradient_descent(x, y, *, tol: float = 1e-6, max_steps: int = 20_000):
+    """Gradient descent from w = 0 with the best fixed learning rate 2 / (l_max + l_min).
+
+    Stops when the excess loss is below ``tol`` times its starting value.
+
+    Returns
+    -------
+    path : ndarray of shape (steps + 1, D)
+        The weights after each step (row 0 is the start).
+    steps : int
+        Steps taken to reach the tolerance (``max_steps`` if never).
+    condition : float
+        l_max / l_min of the Hessian: how elongated the contours are.
+    """
+    hessian, w_best, _ = quadratic(x, y)
+    eig, vecs = np.linalg.eigh(hessian)
+    lr = 2.0 / (eig[-1] + eig[0])
+    # The step w <- w - lr H (w - w_best) multiplies the error's component along
+    # eigenvector i by (1 - lr eig_i); so after k steps the error is known in closed form.
+    c = vecs.T @ (np.zeros(x.shape[1]) - w_best)
+    k = np.arange(max_steps + 1)[:, None]
+    err = c * (1.0 - lr * eig) ** k                     # (max_steps + 1, D), eigen-coordinates
+    excess = 0.5 * (eig * err ** 2).sum(axis=1)
+    done = excess <= tol * excess[0]
+    steps = int(np.argmax(done)) if done.any() else max_steps
+    return w_best + err[:steps + 1] @ vecs.T, steps, float(eig[-1] / eig[0])
+
+
+@lru_cache(maxsize=128)
+def descent_comparison(ratio: float, tol: float = 1e-6):
+    """Gradient descent on raw vs standardized features: (raw, standardized) results."""
+    x, y = regression_data(ratio)
+    return gradient_descent(x, y, tol=tol), gradient_descent(standardize(x)[0], y, tol=tol)
+
+
+def _contours(ax, x, y, path, title):
+    hessian, w_best, loss_min = quadratic(x, y)
+    pad = np.abs(path - w_best).max() * 1.15 + 1e-3   # a square window: shapes are true
+    a = np.linspace(w_best[0] - pad, w_best[0] + pad, 60)
+    b = np.linspace(w_best[1] - pad, w_best[1] + pad, 60)
+    A, B = np.meshgrid(a, b)
+    d = np.stack([A - w_best[0], B - w_best[1]], axis=-1)
+    loss = 0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min
+    ax.contour(A, B, np.log10(loss), levels=12, cmap="viridis", linewidths=0.8)
+    ax.plot(path[:60, 0], path[:60, 1], "o-", color="tab:red", ms=2.5, lw=1,
+            label="first 60 steps" if len(path) > 60 else "gradient descent")
+    ax.plot(*w_best, "k*", ms=9, label="minimum")
+    ax.set(xlabel="weight 1", ylabel="weight 2", title=title, aspect="equal")
+    ax.locator_params(nbins=5)   # fewer tick labels: text is most of the drawing time
+    ax.legend(fontsize=8, loc="upper left")
+
+
+def loss_view(ratio: float = 10.0):
+    """Loss contours and descent paths for raw and for standardized features."""
+    (raw_path, raw_steps, raw_k), (std_path, std_steps, std_k) = descent_comparison(ratio)
+    x, y = regression_data(ratio)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    _contours(axes[0], x, y, raw_path, f"raw (scale ratio {ratio:g}): {raw_steps} steps")
+    _contours(axes[1], standardize(x)[0], y, std_path, f"standardized: {std_steps} steps")
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+    text = (f"scale ratio {ratio:g}: condition number {raw_k:.1f} -> {std_k:.2f}; "
+            f"steps to 1e-6 of the starting loss {raw_steps} -> {std_steps}")
+    return fig, text
+
+
+def loss_explorer() -> widgets.Explorer:
+    """A slider for the ratio of the two features' scales."""
+    return widgets.Explorer(loss_view, {
+        "ratio": widgets.slider(10.0, 1.0, 30.0, 1.0, "feature scale ratio", ".0f"),
+    }, title="Elongated vs round loss surface")

@@ -1,0 +1,120 @@
+"""Lesson 01's compute functions and explorers, against closed forms and NumPy."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from bnlib import explore_normalization as en
+
+
+def test_describe_matches_numpy():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(5, 4, 4, 1))
+    d = en.describe(x)
+    assert d == pytest.approx({"max": x.max(), "min": x.min(), "mean": x.mean(), "var": x.var()})
+
+
+def test_describe_line_prints_no_signed_zero():
+    assert "-0.000" not in en.describe_line("z", np.array([-1e-17, 1e-17, -2e-17]))
+
+
+@pytest.mark.parametrize("shift, scale", [(0.0, 1.0), (-5.0, 3.0), (40.0, 0.2)])
+def test_increasing_affine_map_keeps_order_and_rank_correlation_one(shift, scale):
+    x = np.random.default_rng(1).normal(size=(4, 6, 6, 1))
+    y = shift + scale * x
+    assert en.order_kept(en.flatten_images(x), en.flatten_images(y), axis=1)
+    np.testing.assert_allclose(en.rank_correlation_per_image(x, y), 1.0)
+
+
+def test_rank_correlation_matches_pearson_on_ranks():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(3, 50)), rng.normal(size=(3, 50))
+    expected = [np.corrcoef(en.ranks(a[i]), en.ranks(b[i]))[0, 1] for i in range(3)]
+    np.testing.assert_allclose(en.rank_correlation_per_image(a, b), expected)
+    np.testing.assert_allclose(en.rank_correlation_per_image(a, -a), -1.0)
+
+
+def test_order_kept_detects_a_swap():
+    a = np.array([[1.0, 2.0, 3.0]])
+    assert not en.order_kept(a, np.array([[2.0, 1.0, 3.0]]), axis=1)
+
+
+@pytest.mark.parametrize("z", [-3.0, -0.5, 0.0, 1.2, 4.0])
+def test_slopes_match_numerical_derivatives(z):
+    h = 1e-6
+    for f, grad in ((en.sigmoid, en.sigmoid_grad), (np.tanh, en.tanh_grad)):
+        numeric = (f(z + h) - f(z - h)) / (2 * h)
+        assert grad(z) == pytest.approx(numeric, rel=1e-7)
+    assert en.sigmoid(z) == pytest.approx(1 / (1 + np.exp(-z)))
+
+
+@pytest.mark.parametrize("activation, bound", [("sigmoid", 3.6), ("tanh", 1.8)])
+def test_saturation_matches_gaussian_tail(activation, bound):
+    """Inputs N(0, 1): the saturated fraction is P(|z| > bound) for the 10%-slope bound."""
+    from math import erfc, sqrt
+
+    grad = dict(sigmoid=en.sigmoid_grad, tanh=en.tanh_grad)[activation]
+    peak = float(grad(0.0))
+    zs = np.linspace(0, 10, 100_001)
+    exact_bound = zs[np.argmax(grad(zs) / peak < en.SATURATED_BELOW)]
+    assert exact_bound == pytest.approx(bound, abs=0.05)
+    expected = erfc(exact_bound / sqrt(2))
+    saturated, _ = en.saturation(activation, 0.0, 1.0, n=200_000)
+    assert saturated == pytest.approx(expected, abs=0.003)
+
+
+def test_saturation_grows_away_from_zero():
+    near, _ = en.saturation("sigmoid", 0.0, 1.0)
+    far, slope = en.saturation("sigmoid", 6.0, 1.0)
+    assert near < 0.01 < 0.5 < far and slope < 0.2
+
+
+def test_quadratic_minimizer_is_least_squares():
+    x, y = en.regression_data(5.0)
+    hessian, w_best, loss_min = en.quadratic(x, y)
+    w_lstsq = np.linalg.lstsq(x, y, rcond=None)[0]
+    np.testing.assert_allclose(w_best, w_lstsq, rtol=1e-10)
+    np.testing.assert_allclose(hessian, np.cov(x.T, bias=True) + np.outer(x.mean(0), x.mean(0)))
+    assert loss_min == pytest.approx(0.5 * np.mean((x @ w_lstsq - y) ** 2))
+
+
+@pytest.mark.parametrize("ratio", [3.0, 10.0, 20.0])
+def test_descent_steps_follow_condition_number(ratio):
+    (path, steps, k), (_, std_steps, std_k) = en.descent_comparison(ratio)
+    rate = ((k - 1) / (k + 1)) ** 2       # excess loss shrinks at least this fast per step
+    assert steps <= np.ceil(np.log(1e-6) / np.log(rate)) + 1
+    assert steps > 0.8 * np.log(1e-6) / np.log(rate)
+    assert std_k < 1.1 and std_steps <= 3 and len(path) == steps + 1
+
+
+def test_descent_reaches_the_minimum():
+    x, y = en.regression_data(10.0)
+    path, _, _ = en.gradient_descent(x, y)
+    _, w_best, _ = en.quadratic(x, y)
+    np.testing.assert_allclose(path[-1], w_best, atol=1e-2)
+
+
+def test_saturation_explorer_updates_readout():
+    explorer = en.saturation_explorer()
+    before, updates = explorer.readout.value, explorer.updates
+    assert "saturated units 0.03%" in before
+    explorer.controls["mean"].value = 5.0
+    assert explorer.updates == updates + 1 and explorer.readout.value != before
+    saturated, slope = en.saturation("sigmoid", 5.0, 1.0)
+    assert f"saturated units {saturated:.2%}" in explorer.readout.value
+    explorer.controls["activation"].value = "tanh"
+    assert "tanh" in explorer.readout.value
+
+
+def test_loss_explorer_updates_readout_and_paths():
+    explorer = en.loss_explorer()
+    before = explorer.readout.value
+    explorer.controls["ratio"].value = 20.0
+    (_, steps, _), (_, std_steps, _) = en.descent_comparison(20.0)
+    assert explorer.readout.value != before
+    assert f"{steps} -> {std_steps}" in explorer.readout.value
+    raw_axis = explorer.figure.axes[0]
+    assert f"{steps} steps" in raw_axis.get_title()
