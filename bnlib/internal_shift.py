@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from bnlib import data, nn
 
 QUANTILES = (15.0, 50.0, 85.0)
-SIZES = (64, 100, 100, 100, 10)   # three hidden layers of 100 units, as in Ioffe & Szegedy's Fig. 1
+SIZES = (64, 100, 100, 100, 10)  # three hidden layers of 100, as in Ioffe & Szegedy, Fig. 1
 
 
 class NoisyBatchNorm(nn.FastBatchNorm):
@@ -141,7 +141,7 @@ def movement(quantiles) -> dict:
 @lru_cache(maxsize=32)
 def shift_run(norm: str, *, steps: int = 600, lr: float = 1.0, seed: int = 0,
               eval_every: int = 25, n_probe: int = 250) -> dict:
-    """Train a 3x100 sigmoid net on the digits, recording the last hidden layer's input percentiles.
+    """Train a 3x100 sigmoid net on the digits, recording percentiles of a deep layer's input.
 
     Returns
     -------

@@ -11,7 +11,8 @@
 # - say what covariate shift is, and why it hurts a model that cannot represent the true function;
 # - repair a fit under covariate shift by importance weighting with $P_T(x)/P_S(x)$,
 #   using known densities or a ratio estimated by a source-vs-target classifier;
-# - measure how the input distribution of a deep layer moves during training, with and without batch norm;
+# - measure how the input distribution of a deep layer moves during training, with and
+#   without batch norm;
 # - explain the critical view (Santurkar et al., 2018): batch norm still works when its
 #   outputs are shifted on purpose, and it makes the loss surface smoother.
 
@@ -121,11 +122,12 @@ assert rich_target_mse < 0.05   # the noise variance is 0.2**2 = 0.04
 
 # %%
 w = d.target_pdf(d.x_source) / d.source_pdf(d.x_source)
-checks.assert_close("weights vs explore_shift.importance_weights", w,
-                    explore_shift.importance_weights(d.x_source, d.source_pdf, d.target_pdf), 1e-12)
+w_bnlib = explore_shift.importance_weights(d.x_source, d.source_pdf, d.target_pdf)
+checks.assert_close("weights vs explore_shift.importance_weights", w, w_bnlib, 1e-12)
 print(f"mean weight {w.mean():.2f} (its expectation under the source is exactly 1)")
 estimate = np.mean(w * (explore_shift.predict_line(line, d.x_source) - d.y_source) ** 2)
-print(f"weighted source error of the plain line {estimate:.2f} vs its true target error {target_mse:.2f}")
+print(f"weighted source error of the plain line {estimate:.2f} "
+      f"vs its true target error {target_mse:.2f}")
 assert abs(w.mean() - 1) < 0.3 and abs(estimate - target_mse) < 0.3 * target_mse
 
 # %% [markdown]
@@ -377,7 +379,8 @@ for net, r in runs.items():
           f"{r['early'].mean():.3f}, after 600 {r['final'].mean():.3f} (mean of 3 seeds)")
 assert noisy > 3 * plain
 assert abs(runs["noisy"]["final"].mean() - runs["batch"]["final"].mean()) < 0.03
-assert min(runs["noisy"]["early"].mean(), runs["batch"]["early"].mean()) > runs["none"]["early"].mean() + 0.3
+early = {net: r["early"].mean() for net, r in runs.items()}
+assert min(early["noisy"], early["batch"]) > early["none"] + 0.3
 assert runs["noisy"]["final"].mean() > runs["none"]["final"].mean() + 0.1
 
 # %% [markdown]
@@ -534,7 +537,8 @@ checks.check_weighted_line(weighted_line)
 # smoothness experiment measured, for any function: with $g$ = `grad(theta)`,
 # return `(loss_range, grad_change)`, where `loss_range` is the largest minus the
 # smallest of `loss` over `theta` and every `theta - k * lr * g` for `k` in
-# `multipliers`, and `grad_change` is the largest $\lVert$ `grad(theta - k * lr * g)` $- g \rVert$.
+# `multipliers`, and `grad_change` is the largest
+# $\lVert$ `grad(theta - k * lr * g)` $- g \rVert$.
 
 # %%
 def gradient_steps(loss, grad, theta, lr, multipliers):
