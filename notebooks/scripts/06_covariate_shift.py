@@ -19,7 +19,7 @@
 # %%
 import numpy as np
 
-from bnlib import checks, data, explore_shift, plots
+from bnlib import checks, data, explore_shift, internal_shift, nn, plots
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -260,8 +260,6 @@ assert e3["ess"]["known"] < 2 and e3["errors"]["known"][1] > 10 * e3["errors"]["
 # own width (85th minus 15th percentile) on 500 digits.
 
 # %%
-from bnlib import internal_shift
-
 fig, text = explore_shift.compounding_view()
 print(text)
 plain = internal_shift.compounding_shift("none")
@@ -281,8 +279,6 @@ assert plain[-1] > 2 * plain[0] and normed[-1] < plain[-1] / 5
 # second's:
 
 # %%
-from bnlib import nn
-
 x_digits = data.digits().x_train[:500]
 model = nn.MLP((64, 50, 50, 10), norm="batch", seed=0)
 model.forward(x_digits, training=True)
