@@ -30,7 +30,8 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadscope tests notebooks \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+		--nbval --nbval-current-env --nbval-cell-timeout=600 \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Quick loop while writing code: the unit tests only, no notebooks.
 test-fast: $(STAMP)
