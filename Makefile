@@ -30,8 +30,11 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
 # browser-deps first: CI machines start with nothing installed by hand.
+# (tests/browser runs on one xdist worker: its tests share one JupyterLab and one module.)
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest -n auto --dist loadscope tests notebooks \
+		--nbval --nbval-current-env --nbval-cell-timeout=600 \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Quick loop while writing code: the unit tests only, no notebooks.
 test-fast: $(STAMP)

@@ -6,10 +6,15 @@ normalize   min-max scaling and standardization
 ema         running mean, exponential moving average, momentum conventions
 batchnorm   forward, backward, the BatchNorm layer, folding into a dense layer
 gradcheck   numerical gradients and relative error
+layernorm   layer norm and group norm, the batch-independent alternatives
+nn          a from-scratch MLP with optional batch norm, and its training loop
 data        generated and shipped data sets
 checks      checked claims and exercise checkers
 plots       plotting helpers           (imports matplotlib)
-widgets     slider explorers           (imports ipywidgets)
+widgets     the slider-explorer machinery (imports ipywidgets)
+explore_*   each lesson's explorers, views and helpers
+internal_shift  lesson 06's network experiments (internal covariate shift, noisy batch norm)
+diagrams    draws the diagrams in images/
 tf_compare  the same computations in TensorFlow/Keras (imports TensorFlow)
 
 ``import bnlib`` loads only the NumPy core below; TensorFlow is never

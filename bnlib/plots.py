@@ -44,7 +44,7 @@ def images_and_histogram(images: np.ndarray, title: str = "", picks=(0, 4), bins
         ax.set_title(f"image {i}")
         ax.axis("off")
     axes[-1].hist(images.ravel(), bins=bins, color="tab:blue")
-    axes[-1].set_title("all values")
+    axes[-1].set(title="all values", xlabel="value", ylabel="count")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

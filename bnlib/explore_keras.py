@@ -1,0 +1,378 @@
+"""Lesson 07: batch norm in TensorFlow and Keras, next to bnlib.
+
+TensorFlow is imported only inside the functions that need it (through
+:func:`tf_keras`), so importing this module stays cheap. Everything Keras
+computes here is float32; the comparisons use float32 round-off tolerances.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnlib import widgets
+from bnlib.batchnorm import BatchNorm, fold_into_dense
+from bnlib.ema import convert_momentum
+
+KINDS = ("bn_after_activation", "bn_before_activation")
+
+
+def tf_keras():
+    """Import TensorFlow and Keras quietly and deterministically; return (tf, keras).
+
+    Goes through :mod:`bnlib.tf_compare`, which sets the quiet, reproducible
+    environment (no oneDNN reordering) before TensorFlow is imported.
+    """
+    from bnlib import tf_compare
+
+    tf_compare.tf.config.experimental.enable_op_determinism()
+    return tf_compare.tf, tf_compare.keras
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and TensorFlow (Keras' one-call seeding), deterministic ops."""
+    from bnlib import tf_compare
+
+    tf_compare.set_seed(seed)
+
+
+# ---------------------------------------------------------------- side by side
+
+def random_batches(n_steps: int = 200, batch_size: int = 32, d: int = 5, seed: int = 0):
+    """Float32 batches of shape (n_steps, batch_size, d): feature j ~ N(2j - 3, (j + 1)^2)."""
+    rng = np.random.default_rng(seed)
+    means = 2.0 * np.arange(d) - 3.0
+    stds = np.arange(d) + 1.0
+    return (means + stds * rng.standard_normal((n_steps, batch_size, d))).astype(np.float32)
+
+
+def side_by_side(batches, gamma, beta, dout, momentum: float = 0.99, eps: float = 1e-3) -> dict:
+    """Feed the same batches to a Keras BatchNormalization layer and a bnlib BatchNorm.
+
+    Parameters
+    ----------
+    batches : ndarray of shape (T, N, D), float32
+        Training batches; both layers see them in order with training=True.
+    gamma, beta : ndarray of shape (D,)
+        Set in both layers before the first step.
+    dout : ndarray of shape (N, D)
+        Upstream gradient for the gradient comparison on the last batch.
+
+    Returns
+    -------
+    dict of name -> (keras array, bnlib array), float32, for "train_out" (last
+    batch), "moving_mean", "moving_variance" (after T steps), "infer_out" (last
+    batch in inference mode), "dx", "dgamma", "dbeta" (training mode, last batch).
+    """
+    tf, keras = tf_keras()
+    d = batches.shape[-1]
+    k_layer = keras.layers.BatchNormalization(momentum=momentum, epsilon=eps)
+    k_layer.build((None, d))
+    k_layer.gamma.assign(gamma)
+    k_layer.beta.assign(beta)
+    b_layer = BatchNorm(d, momentum=momentum, eps=eps, dtype=np.float32)
+    b_layer.gamma, b_layer.beta = np.float32(gamma), np.float32(beta)
+    for batch in batches[:-1]:
+        k_layer(batch, training=True)
+        b_layer(batch, training=True)
+    last = tf.constant(batches[-1])
+    with tf.GradientTape() as tape:
+        tape.watch(last)
+        k_out = k_layer(last, training=True)
+        loss = tf.reduce_sum(k_out * dout)
+    k_dx, k_dgamma, k_dbeta = tape.gradient(loss, [last, k_layer.gamma, k_layer.beta])
+    b_out = b_layer(batches[-1], training=True)
+    b_dx = b_layer.backward(dout)
+    pairs = {"train_out": (k_out, b_out),
+             "moving_mean": (k_layer.moving_mean, b_layer.moving_mean),
+             "moving_variance": (k_layer.moving_variance, b_layer.moving_variance),
+             "infer_out": (k_layer(last, training=False), b_layer(batches[-1], training=False)),
+             "dx": (k_dx, b_dx), "dgamma": (k_dgamma, b_layer.dgamma),
+             "dbeta": (k_dbeta, b_layer.dbeta)}
+    return {k: (np.asarray(a, np.float32), np.asarray(b, np.float32)) for k, (a, b) in pairs.items()}
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+def fine_tune_changes(mode: str, steps: int = 10, seed: int = 0) -> dict:
+    """Train a Dense -> BN -> ReLU -> Dense net for a few SGD steps; which BN vectors moved?
+
+    Parameters
+    ----------
+    mode : {"default", "trainable_false", "call_training_false", "graph_training_false",
+            "base_training_false"}
+        "trainable_false": ``bn.trainable = False`` before ``fit``.
+        "call_training_false": a GradientTape loop that calls ``bn(h, training=False)``.
+        "graph_training_false": a functional model built with ``bn(h, training=False)``,
+        then trained with ``fit``. "base_training_false": Dense and BN wrapped in a
+        ``base`` Sequential called as ``base(inputs, training=False)`` (the pattern of
+        the Keras fine-tuning guide), then trained with ``fit``.
+
+    Returns
+    -------
+    dict of weight name -> largest absolute change, for gamma, beta,
+    moving_mean and moving_variance.
+    """
+    tf, keras = tf_keras()
+    from bnlib.data import digits
+
+    split = digits(dtype=np.float32)
+    x, y = split.x_train[:32 * steps], split.y_train[:32 * steps]
+    seed_everything(seed)
+    dense1, bn, dense2 = (keras.layers.Dense(16), keras.layers.BatchNormalization(),
+                          keras.layers.Dense(10))
+    inputs = keras.Input((64,))
+    if mode == "base_training_false":
+        h = keras.Sequential([keras.Input((64,)), dense1, bn])(inputs, training=False)
+    else:
+        h = dense1(inputs)
+        h = bn(h, training=False) if mode == "graph_training_false" else bn(h)
+    model = keras.Model(inputs, dense2(keras.layers.ReLU()(h)))
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    before = {w.name: w.numpy().copy() for w in bn.weights}
+    if mode == "call_training_false":
+        opt = keras.optimizers.SGD(0.1)
+        for i in range(steps):
+            xb, yb = x[32 * i:32 * (i + 1)], y[32 * i:32 * (i + 1)]
+            with tf.GradientTape() as tape:
+                hb = bn(dense1(xb), training=False)
+                loss = loss_fn(yb, dense2(tf.nn.relu(hb)))
+            variables = model.trainable_variables
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    else:
+        if mode == "trainable_false":
+            bn.trainable = False
+        elif mode not in ("default", "graph_training_false", "base_training_false"):
+            raise ValueError(f"unknown mode {mode!r}")
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss_fn)
+        model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    return {w.name: float(np.max(np.abs(w.numpy() - before[w.name]))) for w in bn.weights}
+
+
+# ---------------------------------------------------------------- the two models
+
+def build_model(kind: str, hidden=(64, 32), lr: float = 0.05, seed: int = 0):
+    """One of the two Keras models of the notes, compiled (SGD, sparse cross-entropy).
+
+    kind "bn_after_activation": BN on the input, then Dense(activation) -> BN per layer.
+    kind "bn_before_activation": BN on the input, then Dense(use_bias=False) -> BN -> ELU.
+    Both end with Dense(10, softmax). Input shape (None, 64).
+    """
+    _, keras = tf_keras()
+    L = keras.layers
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    seed_everything(seed)
+    layers = [keras.Input((64,)), L.BatchNormalization()]
+    for width in hidden:
+        if kind == "bn_after_activation":
+            layers += [L.Dense(width, activation="elu", kernel_initializer="he_normal"),
+                       L.BatchNormalization()]
+        else:
+            layers += [L.Dense(width, use_bias=False, kernel_initializer="he_normal"),
+                       L.BatchNormalization(), L.Activation("elu")]
+    model = keras.Sequential(layers + [L.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def train_model(kind: str, epochs: int = 6, batch_size: int = 32, seed: int = 0):
+    """Build and train :func:`build_model` on the digits; return (model, test accuracy)."""
+    from bnlib.data import digits
+
+    split = digits(dtype=np.float32)
+    model = build_model(kind, seed=seed)
+    model.fit(split.x_train, split.y_train, batch_size=batch_size, epochs=epochs,
+              shuffle=True, verbose=0)
+    _, accuracy = model.evaluate(split.x_test, split.y_test, verbose=0)
+    return model, float(accuracy)
+
+
+def parameter_counts(model) -> dict:
+    """Trainable and non-trainable parameter counts of a Keras model."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}
+
+
+# ---------------------------------------------------------------- folding
+
+def fold_into_next_dense(W, b, gamma, beta, moving_mean, moving_variance, eps: float = 1e-3):
+    """Fold an inference-mode BN that comes *before* a dense layer into that layer.
+
+    BN(x) @ W + b with BN(x) = s * (x - mu) + beta, s = gamma / sqrt(var + eps), equals
+    x @ (s[:, None] * W) + (beta - s * mu) @ W + b.
+
+    Parameters
+    ----------
+    W : ndarray of shape (D_in, D_out); b : ndarray of shape (D_out,) or None
+    gamma, beta, moving_mean, moving_variance : ndarray of shape (D_in,)
+
+    Returns
+    -------
+    W_folded : (D_in, D_out), b_folded : (D_out,)
+    """
+    W = np.asarray(W, np.float64)
+    b = np.zeros(W.shape[1]) if b is None else np.asarray(b, np.float64)
+    s = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(moving_variance, np.float64) + eps)
+    shift = np.asarray(beta, np.float64) - s * np.asarray(moving_mean, np.float64)
+    return s[:, None] * W, shift @ W + b
+
+
+def fold_model(model) -> list:
+    """Fold every BatchNormalization of a :func:`build_model` model into a dense layer.
+
+    Returns
+    -------
+    list of (W, b, activation name) for a plain stack of dense layers that
+    computes the same function as ``model`` in inference mode (float64 weights).
+    """
+    _, keras = tf_keras()
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    folded, pending_bn, i = [], None, 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            pending_bn = layer          # an input BN: fold it into the next dense
+            i += 1
+            continue
+        W = layer.kernel.numpy().astype(np.float64)
+        b = layer.bias.numpy().astype(np.float64) if layer.use_bias else None
+        if pending_bn is not None:
+            W, b = fold_into_next_dense(W, b, *_bn_vectors(pending_bn), eps=pending_bn.epsilon)
+            pending_bn = None
+        activation = layer.activation.__name__
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(nxt, keras.layers.BatchNormalization) and activation == "linear":
+            W, b = fold_into_dense(W, b, *_bn_vectors(nxt), eps=nxt.epsilon)  # Dense -> BN
+            activation = layers[i + 2].activation.__name__                   # -> Activation
+            i += 3
+        else:
+            i += 1                        # Dense(activation) -> BN: BN goes to the next dense
+            if isinstance(nxt, keras.layers.BatchNormalization):
+                pending_bn, i = nxt, i + 1
+        folded.append((W, np.zeros(W.shape[1]) if b is None else b, activation))
+    return folded
+
+
+def _bn_vectors(layer):
+    return [np.asarray(w.numpy(), np.float64) for w in
+            (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance)]
+
+
+def dense_stack_forward(folded: list, x) -> np.ndarray:
+    """Run a list of (W, b, activation) from :func:`fold_model` on x of shape (N, D)."""
+    activations = {"elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+                   "linear": lambda z: z,
+                   "softmax": lambda z: _softmax(z)}
+    h = np.asarray(x, np.float64)
+    for W, b, name in folded:
+        h = activations[name](h @ W + b)
+    return h
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def folded_keras_model(folded: list):
+    """A Keras Sequential of plain Dense layers holding the folded weights (float32)."""
+    _, keras = tf_keras()
+    model = keras.Sequential([keras.Input((folded[0][0].shape[0],))] + [
+        keras.layers.Dense(W.shape[1], activation=name) for W, _, name in folded])
+    for layer, (W, b, _) in zip(model.layers, folded):
+        layer.set_weights([W.astype(np.float32), b.astype(np.float32)])
+    return model
+
+
+def best_time(fn, repeats: int = 5) -> float:
+    """Shortest wall time of ``repeats`` calls of ``fn()``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# ---------------------------------------------------------------- momentum explorer
+
+@functools.lru_cache(maxsize=64)
+def moving_mean_track(momentum: float, steps: int = 500, batch_size: int = 32,
+                      true_mean: float = 3.0, true_std: float = 2.0, seed: int = 0):
+    """Moving mean and variance (Keras rule, start 0 and 1) over batches from N(true_mean, true_std^2).
+
+    Returns
+    -------
+    moving_mean, moving_variance : ndarray of shape (steps,)
+        After each training step.
+    """
+    rng = np.random.default_rng(seed)
+    batches = true_mean + true_std * rng.standard_normal((steps, batch_size))
+    batch_mean, batch_var = batches.mean(axis=1), batches.var(axis=1)
+    mean, var = np.empty(steps), np.empty(steps)
+    m, v = 0.0, 1.0
+    for t in range(steps):
+        m = momentum * m + (1 - momentum) * batch_mean[t]
+        v = momentum * v + (1 - momentum) * batch_var[t]
+        mean[t], var[t] = m, v
+    return mean, var
+
+
+def warmup_steps(momentum: float, fraction: float = 0.05) -> int:
+    """Steps until the start-up bias momentum^t of a moving average falls below ``fraction``."""
+    return int(np.ceil(np.log(fraction) / np.log(momentum)))
+
+
+def momentum_view(momentum: float = 0.99):
+    """Moving mean and variance of a batch-norm layer for a Keras-convention momentum.
+
+    Returns
+    -------
+    fig, text
+        The text gives the PyTorch equivalent, the warm-up length and the
+        measured vs predicted jitter of the moving mean after warm-up.
+    """
+    momentum = round(float(momentum), 4)
+    mean, var = moving_mean_track(momentum)
+    steps = np.arange(1, mean.size + 1)
+    warm = warmup_steps(momentum)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, track, truth, name in ((axes[0], mean, 3.0, "moving mean"),
+                                   (axes[1], var, 4.0, "moving variance")):
+        ax.plot(steps, track, label=name)
+        ax.axhline(truth, color="k", ls="--", lw=1, label=f"true value {truth:g}")
+        ax.axvline(min(warm, mean.size), color="tab:red", ls=":", label="end of warm-up")
+        ax.set(xlabel="training step", ylabel=name, title=f"{name}, momentum {momentum:.3f}")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
+    jitter, predicted = moving_mean_jitter(momentum)
+    text = (f"Keras/CS231n momentum {momentum:.3f} = PyTorch momentum "
+            f"{convert_momentum(momentum, source='keras', target='pytorch'):.3f}; "
+            f"window ~ {1 / (1 - momentum):.0f} steps\n"
+            f"warm-up (start-up bias below 5%): {warm} steps; "
+            f"jitter of the moving mean after step 400: {jitter:.3f} (predicted {predicted:.3f})")
+    return fig, text
+
+
+def moving_mean_jitter(momentum: float, batch_size: int = 32, true_std: float = 2.0):
+    """Measured std of the moving mean over steps 400-500, and the stationary prediction.
+
+    The prediction is std(batch mean) * sqrt((1 - m) / (1 + m)), the spread of an
+    exponential moving average of independent values.
+    """
+    mean, _ = moving_mean_track(momentum)
+    predicted = true_std / np.sqrt(batch_size) * np.sqrt((1 - momentum) / (1 + momentum))
+    return float(mean[400:].std()), float(predicted)
+
+
+def momentum_explorer() -> widgets.Explorer:
+    """A slider for the Keras momentum of the moving statistics."""
+    return widgets.Explorer(momentum_view, {
+        "momentum": widgets.slider(0.99, 0.5, 0.995, 0.005, "Keras momentum", ".3f")},
+        title="How fast do the moving statistics settle?")

@@ -1,0 +1,563 @@
+# %% [markdown]
+# # 06 · Covariate shift
+#
+# Batch normalization was introduced as a cure for "internal covariate shift".
+# This lesson takes that phrase apart: first the plain, external kind, where the
+# data a model meets after training sit somewhere else than the data it learned
+# from; then the internal kind, inside a network that is training; and finally
+# the later experiments suggesting that batch norm helps for a different reason.
+#
+# **After this lesson you will be able to**
+# - say what covariate shift is, and why it hurts a model that cannot represent the true function;
+# - repair a fit under covariate shift by importance weighting with $P_T(x)/P_S(x)$,
+#   using known densities or a ratio estimated by a source-vs-target classifier;
+# - measure how the input distribution of a deep layer moves during training, with and
+#   without batch norm;
+# - explain the critical view (Santurkar et al., 2018): batch norm still works when its
+#   outputs are shifted on purpose, and it makes the loss surface smoother.
+
+# %%
+import numpy as np
+
+from bnlib import checks, data, explore_shift, internal_shift, nn, plots
+
+plots.use_course_style()
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## What covariate shift is
+#
+# "Covariate" is statistics' word for an input variable: the $x$ of a model
+# $y = f(x)$. Covariate shift means the inputs come from a different
+# distribution than before, while the rule that links them to the outputs stays
+# the same. In symbols, with a **source** $S$ (where the training data come from)
+# and a **target** $T$ (where the model is used):
+#
+# $$P_S(x) \neq P_T(x), \qquad P_S(y \mid x) = P_T(y \mid x).$$
+#
+# Said another way, the *domain* of the function the model must learn is sampled
+# differently. An example of my own: a model predicts how much a bridge cable
+# stretches from the air temperature. It is calibrated over one winter and then
+# used in summer. Physics did not change between the seasons (the same temperature
+# gives the same stretch), yet the model is now asked about temperatures it hardly
+# saw. Other familiar cases: a photo classifier trained on pictures from one
+# camera and used on another, a medical score fit on one hospital's patients and
+# used on an older population.
+#
+# Here is a one-dimensional version we can look at completely. The true rule is
+# $E[y \mid x] = \sin(2x) + x/2$ for both samples; the source inputs are drawn
+# around 0 and the target inputs around 1.5.
+
+# %%
+d = data.covariate_shift(shift=1.5, n_source=400, n_target=400, noise=0.2, seed=0)
+print(f"source x: mean {d.x_source.mean():.2f}, std {d.x_source.std():.2f}")
+print(f"target x: mean {d.x_target.mean():.2f}, std {d.x_target.std():.2f}")
+same_rule = (d.y_target - data.true_function(d.x_target)).std()
+print(f"target y around the shared rule: std {same_rule:.3f} (the noise level 0.2)")
+assert abs(d.x_target.mean() - d.x_source.mean()) > 1.2 and abs(same_rule - 0.2) < 0.03
+
+# %% [markdown]
+# ## A misspecified model is good at home and bad abroad
+#
+# If a model could represent the true rule exactly, a shift of the inputs would
+# matter little: it would learn the rule wherever it has data and the rule is
+# the same elsewhere. Real models are never exactly right. We never learn
+# $P(y \mid x)$ itself, only the best member $P(y \mid x, \theta)$ of a family we
+# chose, and "best" is measured *on the inputs we trained on*. Where the inputs
+# are decides which compromise the model makes.
+#
+# The simplest misspecified model is a straight line, fit by least squares
+# on the source sample. Written out:
+
+# %%
+design = np.stack([d.x_source, np.ones_like(d.x_source)], axis=1)   # columns x, 1
+line = np.linalg.lstsq(design, d.y_source, rcond=None)[0]            # (slope, intercept)
+checks.assert_close("line vs explore_shift.fit_line", line,
+                    explore_shift.fit_line(d.x_source, d.y_source), 1e-10)
+source_mse = explore_shift.mse(line, d.x_source, d.y_source)
+target_mse = explore_shift.mse(line, d.x_target, d.y_target)
+print(f"straight line: slope {line[0]:.3f}, intercept {line[1]:.3f}")
+print(f"mean squared error on the source {source_mse:.3f}, on the target {target_mse:.3f} "
+      f"({target_mse / source_mse:.1f} times larger)")
+assert source_mse < 0.3 and target_mse > 7 * source_mse
+
+# %% [markdown]
+# The line is a fair summary of the curve where the source data live (an error
+# of about 0.27, with 0.04 of it pure noise) and poor where the target data
+# live: its error there is about eight times larger. Nothing about the rule
+# changed; only *where we ask*.
+#
+# Compare a model that can represent the rule, with features $\sin 2x$, $x$
+# and 1. Fit on the same source data, it carries over to the target:
+
+# %%
+def rich_features(x):
+    return np.stack([np.sin(2 * x), x, np.ones_like(x)], axis=1)
+
+
+coef = np.linalg.lstsq(rich_features(d.x_source), d.y_source, rcond=None)[0]
+rich_target_mse = np.mean((rich_features(d.x_target) @ coef - d.y_target) ** 2)
+print(f"well-specified model: target mean squared error {rich_target_mse:.3f}")
+assert rich_target_mse < 0.05   # the noise variance is 0.2**2 = 0.04
+
+# %% [markdown]
+# ## Importance weighting: training for the target with source data
+#
+# What we want is a small error on the *target*, an average over $P_T(x)$. We
+# only have labelled source data, an average over $P_S(x)$. The two are linked by
+# a one-line identity: for any loss $\ell$,
+#
+# $$E_{x \sim T}\big[\ell(x)\big] = \int \ell(x)\, P_T(x)\, dx
+#   = \int \ell(x)\, \frac{P_T(x)}{P_S(x)}\, P_S(x)\, dx
+#   = E_{x \sim S}\big[w(x)\, \ell(x)\big], \qquad w(x) = \frac{P_T(x)}{P_S(x)}.$$
+#
+# So weighting each source example's loss by $w(x)$ turns the source average into
+# an (unbiased) estimate of the target average. Source points that look like
+# target points count more; points the target never produces count almost
+# nothing. This is **importance weighting** (the same trick as importance
+# sampling in Monte Carlo). It needs $P_S(x) > 0$ wherever $P_T(x) > 0$: no
+# amount of weighting can create data where the source has none.
+#
+# First with the densities known (here we generated the data, so we know them):
+
+# %%
+w = d.target_pdf(d.x_source) / d.source_pdf(d.x_source)
+w_bnlib = explore_shift.importance_weights(d.x_source, d.source_pdf, d.target_pdf)
+checks.assert_close("weights vs explore_shift.importance_weights", w, w_bnlib, 1e-12)
+print(f"mean weight {w.mean():.2f} (its expectation under the source is exactly 1)")
+estimate = np.mean(w * (explore_shift.predict_line(line, d.x_source) - d.y_source) ** 2)
+print(f"weighted source error of the plain line {estimate:.2f} "
+      f"vs its true target error {target_mse:.2f}")
+assert abs(w.mean() - 1) < 0.3 and abs(estimate - target_mse) < 0.3 * target_mse
+
+# %% [markdown]
+# The weighted source error already predicts the target error of the plain
+# line reasonably well. Now minimize that weighted error: a weighted least-squares
+# fit, $\min_\theta \sum_i w_i\,(\theta_0 x_i + \theta_1 - y_i)^2$.
+
+# %%
+weighted_line = explore_shift.fit_line(d.x_source, d.y_source, weights=w)
+weighted_target_mse = explore_shift.mse(weighted_line, d.x_target, d.y_target)
+best_target_mse = explore_shift.mse(explore_shift.fit_line(d.x_target, d.y_target),
+                                    d.x_target, d.y_target)
+print(f"target error: plain {target_mse:.3f}, weighted {weighted_target_mse:.3f}, "
+      f"best possible line (fit on labelled target data) {best_target_mse:.3f}")
+weighted_source_mse = explore_shift.mse(weighted_line, d.x_source, d.y_source)
+print(f"source error: plain {source_mse:.3f}, weighted {weighted_source_mse:.3f}")
+assert weighted_target_mse < target_mse / 10 and weighted_target_mse < 1.1 * best_target_mse
+assert weighted_source_mse > 10 * source_mse
+
+# %% [markdown]
+# The weighted line is almost as good on the target as a line fit on labelled
+# target data, which we did not use. The price: its *source* error went up more
+# than tenfold, because it now spends its single slope on the region the target
+# cares about. A line cannot be good in both places; weighting chooses the place.
+#
+# ### When the densities are unknown: ask a classifier
+#
+# In practice nobody hands us $P_S$ and $P_T$. We do usually have unlabelled
+# target inputs, though, and a neat trick turns them into weights. Pool the
+# source inputs (label 0) and target inputs (label 1) and train a classifier to
+# tell them apart. By Bayes' rule its probability $p(x) = P(\text{target} \mid x)$ satisfies
+#
+# $$\frac{p(x)}{1 - p(x)} = \frac{n_T\, P_T(x)}{n_S\, P_S(x)}
+#   \quad\Longrightarrow\quad w(x) = \frac{p(x)}{1-p(x)} \cdot \frac{n_S}{n_T}.$$
+#
+# The odds, corrected for the sizes of the two pools, are the density ratio.
+# `explore_shift.fit_domain_classifier` is a logistic regression on the
+# features $1, x, x^2$ (the log-ratio of two Gaussians is quadratic, so this
+# family fits the task), fitted with Newton's method in a few lines of NumPy.
+
+# %%
+classifier = explore_shift.fit_domain_classifier(d.x_source, d.x_target)
+for x0 in (0.0, 1.0, 2.0):
+    print(f"P(target | x={x0:.0f}) = {classifier(np.array([x0]))[0]:.3f}")
+w_est = explore_shift.odds_weights(classifier(d.x_source), len(d.x_source), len(d.x_target))
+corr = np.corrcoef(w, w_est)[0, 1]
+est_line = explore_shift.fit_line(d.x_source, d.y_source, weights=w_est)
+est_target_mse = explore_shift.mse(est_line, d.x_target, d.y_target)
+print(f"correlation of estimated and true weights {corr:.3f}")
+print(f"target error with estimated weights {est_target_mse:.3f} (plain {target_mse:.3f})")
+assert corr > 0.95 and est_target_mse < target_mse / 10
+
+# %% [markdown]
+# ### The price of weighting
+#
+# Weights concentrate the fit on a few source points. A handy gauge is the
+# *effective sample size* $(\sum w)^2 / \sum w^2$: how many equally weighted
+# examples the weighted sample is worth.
+
+# %%
+ess = explore_shift.effective_sample_size(w)
+print(f"400 source examples are worth about {ess:.0f} after weighting")
+assert 10 < ess < 20
+
+# %% [markdown]
+# The fit above leaned on roughly 15 points. The further the target moves, the
+# fewer source points resemble it, and the noisier the weighted fit becomes.
+#
+# ## Explorer: move the target
+#
+# Drag the shift. Watch three things: the plain line's target error, the two
+# weighted lines, and the effective sample size in the readout.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explore_shift.shift_explorer()
+
+# %% [markdown]
+# At the default shift of 1.5 (the figure and numbers below), and the two ends
+# of the slider:
+
+# %%
+fig, text = explore_shift.shift_view(shift=1.5)
+print(text)
+for s in (0.0, 3.0):
+    r = explore_shift.shift_experiment(s)
+    e = r["errors"]
+    print(f"shift {s:.1f}: target MSE plain {e['plain'][1]:.3f}, weighted {e['known'][1]:.3f}, "
+          f"best line {e['best'][1]:.3f}, effective sample size {r['ess']['known']:.1f}")
+e0, e3 = explore_shift.shift_experiment(0.0), explore_shift.shift_experiment(3.0)
+assert e0["errors"]["known"][1] < e0["errors"]["plain"][1] < 0.2
+assert e3["ess"]["known"] < 2 and e3["errors"]["known"][1] > 10 * e3["errors"]["best"][1]
+
+# %% [markdown]
+# - With no shift, the weights are near one and change little.
+# - At moderate shifts, weighting turns an error of about 2 into about 0.13.
+# - At a shift of 3 the target sits where the source has almost no data: the
+#   weighted fit rests on one or two points (effective sample size under 2) and
+#   is over ten times worse than the best line. Importance weighting corrects *which*
+#   data count; it cannot invent data that are not there.
+
+# %% [markdown]
+# ## Inside a network: internal covariate shift
+#
+# Within one training set, plain covariate shift is rarely a problem. If the
+# examples are shuffled, every minibatch is a fair sample of the same data, so
+# the first layer sees inputs whose distribution barely changes from step to
+# step.
+#
+# Deeper layers are in a different position. The "data" of hidden layer $l$ are
+# the outputs of layers $1, \dots, l-1$, and those layers change their weights at
+# every step. So layer $l$ learns a mapping for inputs drawn from a
+# distribution that moves under it while it learns: covariate shift, produced
+# inside the network by training itself. Ioffe and Szegedy (2015) named it
+# **internal covariate shift** and proposed batch norm to reduce it. Their
+# argument: a layer whose inputs keep drifting must keep re-adapting, which
+# calls for small learning rates and careful initialization.
+#
+# Picture an assembly line where every station re-tunes its machine at the
+# same moment, each assuming the parts arriving from upstream will look like
+# yesterday's. Each station's change is small, but a station near the end
+# receives parts altered by *all* the changes before it.
+#
+# ### Small changes add up with depth
+#
+# We can measure that directly. Take an 8-layer tanh network, nudge every weight
+# matrix by noise of 10% of its own spread (as if all layers took one update at
+# once), and measure how far each hidden layer's input distribution moves: the
+# mean shift of its 15th, 50th and 85th percentiles, in units of the layer's
+# own width (85th minus 15th percentile) on 500 digits.
+
+# %%
+fig, text = explore_shift.compounding_view()
+print(text)
+plain = internal_shift.compounding_shift("none")
+normed = internal_shift.compounding_shift("batch")
+print(f"without batch norm: layer 8 moves {plain[-1] / plain[0]:.1f} times as far as layer 1")
+assert plain[-1] > 2 * plain[0] and normed[-1] < plain[-1] / 5
+
+# %% [markdown]
+# Without batch norm the shift grows as it travels up: layer 8 moves about three
+# times as far as layer 1. With batch norm before each activation the shift
+# stays small at every depth.
+#
+# The reason is simple. In training mode, batch norm gives each unit the mean
+# $\beta$ and the standard deviation $\gamma$ (up to $\varepsilon$), *whatever*
+# the layers below produce. Watch what happens to the second hidden layer's
+# input when we scale the first layer's weights by 10 and add noise to the
+# second's:
+
+# %%
+x_digits = data.digits().x_train[:500]
+model = nn.MLP((64, 50, 50, 10), norm="batch", seed=0)
+model.forward(x_digits, training=True)
+z = model.pre_activations[1]
+print(f"before: largest |unit mean| {np.abs(z.mean(axis=0)).max():.3f}, "
+      f"unit stds {z.std(axis=0).min():.3f} to {z.std(axis=0).max():.3f}")
+model.weights[0] *= 10.0
+model.weights[1] += 0.5 * rng.standard_normal(model.weights[1].shape)
+model.forward(x_digits, training=True)
+z = model.pre_activations[1]
+print(f"after:  largest |unit mean| {np.abs(z.mean(axis=0)).max():.3f}, "
+      f"unit stds {z.std(axis=0).min():.3f} to {z.std(axis=0).max():.3f}")
+assert np.abs(z.mean(axis=0)).max() < 1e-9 and np.all(np.abs(z.std(axis=0) - 1) < 0.01)
+
+# %% [markdown]
+# The first two moments of every unit's input are pinned; only the *shape* of
+# the distribution can still change, and the values $\gamma, \beta$ move only as
+# fast as gradient descent moves them. In that sense batch norm makes each layer
+# more independent of the layers below it: they can change their weights
+# without moving the ground under it. (What stays, the small shifts in the plot,
+# is the change of shape.)
+#
+# ### Measured during training
+#
+# Now a real run, close to Ioffe and Szegedy's Figure 1: three hidden layers of
+# 100 sigmoid units on the digits (64 inputs instead of MNIST's 784; 600 steps
+# of batch 60 instead of 50,000), SGD with learning rate 1, with and without
+# batch norm before each sigmoid. Every 25 steps we record the 15th, 50th and 85th
+# percentiles of the input of each sigmoid in the last hidden layer, over 250
+# training images. The third network is explained in the next section.
+# The explorer lets you pick which of the 100 units to watch.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explore_shift.layer_input_explorer()
+
+# %% [markdown]
+# Unit 0, and the movement of the whole layer (the mean over its 100 units of
+# how far the three percentiles moved, in the sigmoid's input units):
+
+# %%
+fig, text = explore_shift.layer_input_view(unit=0)
+print(text)
+moves = {net: internal_shift.shift_run(net)["movement"] for net in ("none", "batch", "noisy")}
+checks.assert_true("batch norm: total drift under a third of the plain net's",
+                   moves["batch"]["total"] < moves["none"]["total"] / 3,
+                   f"{moves['batch']['total']:.2f} vs {moves['none']['total']:.2f}")
+checks.assert_true("batch norm: movement per record under a third of the plain net's",
+                   moves["batch"]["per_step"] < moves["none"]["per_step"] / 3,
+                   f"{moves['batch']['per_step']:.3f} vs {moves['none']['per_step']:.3f}")
+
+# %% [markdown]
+# Without batch norm, the inputs of the last layer's sigmoids move by about 1.6
+# on average over training (unit 0 by 2.4), and unit 0 makes most of its move
+# in the first 50 steps, towards the sigmoid's flat tail:
+
+# %%
+median0 = internal_shift.shift_run("none")["quantiles"][:, 1, 0]   # records every 25 steps
+print(f"unit 0's median: {median0[0]:.2f} at step 0, {median0[2]:.2f} at step 50, "
+      f"{median0[-1]:.2f} at step 600")
+assert 1.3 < moves["none"]["total"] < 2.0
+assert abs(median0[2] - median0[0]) > 0.5 * abs(median0[-1] - median0[0]) and median0[2] < -1.5
+
+# %% [markdown]
+# After that they keep moving: over the whole run, the plain layer's
+# percentiles move almost four times as much per record as the batch-norm
+# layer's (0.23 against 0.06, checked above). With batch norm, each unit's band
+# stays put, centred on $\beta$ with width set by $\gamma$, and the network
+# trains much faster (test accuracy in the readout, checked over three seeds
+# below). So far, this is the original story: batch norm reduces internal
+# covariate shift, and training is faster.
+#
+# ## The critical view: is the shift what matters?
+#
+# Santurkar, Tsipras, Ilyas and Madry (2018) tested that story in two ways.
+#
+# **1. Noisy batch norm.** If reducing the shift is what helps, then putting a
+# large shift *back in*, right after batch norm, should undo the benefit. Our
+# version of their experiment: after every batch-norm layer, at every training
+# step, each unit's output is multiplied by a random scale (between 1/2 and 2),
+# moved by a random offset (between -1 and 1), and jittered per example by noise
+# of a random size (standard deviation up to 0.5); all three are redrawn at every
+# step (`internal_shift.NoisyBatchNorm`; nothing is added at test time). The
+# sigmoids of that network see a distribution that jumps around all the time;
+# the third panel above is that network.
+
+# %%
+noisy, plain = moves["noisy"]["per_step"], moves["none"]["per_step"]
+print(f"movement per record: noisy batch norm {noisy:.3f}, no batch norm {plain:.3f}, "
+      f"batch norm {moves['batch']['per_step']:.3f}")
+runs = {net: internal_shift.accuracy_runs(net) for net in ("none", "batch", "noisy")}
+for net, r in runs.items():
+    print(f"{explore_shift.NETS[net]:>17}: test accuracy after 300 steps "
+          f"{r['early'].mean():.3f}, after 600 {r['final'].mean():.3f} (mean of 3 seeds)")
+assert noisy > 3 * plain
+assert abs(runs["noisy"]["final"].mean() - runs["batch"]["final"].mean()) < 0.03
+early = {net: r["early"].mean() for net, r in runs.items()}
+assert min(early["noisy"], early["batch"]) > early["none"] + 0.3
+assert runs["noisy"]["final"].mean() > runs["none"]["final"].mean() + 0.1
+
+# %% [markdown]
+# The noisy network's layer inputs move about four times more per record than
+# the plain network's, far more internal covariate shift than having no batch
+# norm at all, and yet it trains about as well as the clean batch-norm network
+# (within 3 points of accuracy at the end, averaged over three seeds) and far
+# better than the network without batch norm. So a stable input distribution is
+# not what makes batch norm work.
+#
+# **2. A smoother loss surface.** Their proposed explanation: batch norm changes
+# the *shape of the loss as a function of the weights*. It makes the loss and its
+# gradient change more gently, so a gradient step lands where the gradient
+# promised, and larger steps are safe. We measure it as they did, in spirit:
+# at points along training, take the gradient $g$ on a fixed batch of 250
+# images, step to $\theta - k\,\eta\, g$ for $k \in \{0.5, 1, 2, 4\}$, and record
+#
+# - the **loss range**: the largest minus the smallest loss over those points
+#   (including $k=0$);
+# - the **gradient change**: the largest $\lVert \nabla L(\theta - k\eta g) - g \rVert$;
+# - a scale-free **smoothness ratio**: the gradient change per unit distance moved,
+#   divided by $\lVert g \rVert$ (a local, relative Lipschitz constant of the gradient).
+#
+# The networks are three hidden layers of 100 ReLU units, with learning rate
+# $\eta = 0.4$, near the largest at which the plain network still trains here;
+# at 0.8 it fails:
+
+# %%
+for lr in (0.4, 0.8):
+    acc = internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=lr, activation="relu")
+    print(f"ReLU net without batch norm, learning rate {lr}: test accuracy after 300 steps "
+          f"{acc['final'][0]:.3f}")
+assert internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=0.4,
+                                    activation="relu")["final"][0] > 0.9
+assert internal_shift.accuracy_runs("none", seeds=(0,), steps=300, lr=0.8,
+                                    activation="relu")["final"][0] < 0.2
+
+# %% [markdown]
+# We probe both networks every 10 steps over their first 100 steps.
+
+# %%
+fig, text = explore_shift.landscape_view(lr=0.4, steps=100)
+print(text)
+land = {net: internal_shift.landscape_run(net, lr=0.4, steps=100) for net in ("none", "batch")}
+mean_after_start = {net: {k: r[k][1:].mean() for k in ("loss_range", "grad_change", "beta")}
+                    for net, r in land.items()}
+for key, factor in (("loss_range", 10), ("grad_change", 10), ("beta", 2)):
+    a, b = mean_after_start["batch"][key], mean_after_start["none"][key]
+    checks.assert_true(f"{key}: batch norm at least {factor}x smaller", a * factor < b,
+                       f"{a:.3f} vs {b:.3f}")
+
+# %% [markdown]
+# After the first few steps, the loss along the gradient direction varies about a
+# hundred times less with batch norm, and the gradient changes about fifty times
+# less. Be careful with what this shows, though:
+#
+# - **At step 0 the order is reversed.** At initialization the batch-norm
+#   network's loss drops steeply along its gradient, so its loss range there is
+#   larger:
+
+# %%
+start = {net: r["loss_range"][0] for net, r in land.items()}
+print(f"loss range at step 0: batch norm {start['batch']:.2f}, no batch norm {start['none']:.2f}")
+assert start["batch"] > start["none"]
+
+# %% [markdown]
+# - **Part of the gap is progress.** The batch-norm network reaches a low loss
+#   much sooner, and near a minimum everything varies less. The scale-free
+#   smoothness ratio (gradient change per distance, relative to the gradient) is
+#   less affected by that, and the gap there is smaller: four to five times.
+# - **A flat surface is not always a good one.** With sigmoid units, the plain
+#   network starts on a plateau where the gradient is tiny: the loss barely
+#   changes along the gradient, a "smooth" surface on which it makes no progress:
+
+# %%
+flat = internal_shift.landscape_run("none", lr=1.0, steps=100, activation="sigmoid")
+print(f"sigmoid net without batch norm: loss range {flat['loss_range'][1:].mean():.3f}, "
+      f"test accuracy after 100 steps {flat['history'].final_accuracy:.3f}")
+assert flat["loss_range"][1:].mean() < 0.1 and flat["history"].final_accuracy < 0.3
+
+# %% [markdown]
+# That is why the smoothness comparison is made where both networks do learn
+# (ReLU units, a learning rate near the plain net's limit), as Santurkar et al.
+# did with a VGG network on CIFAR-10. The course's tests repeat the comparison
+# with other seeds and at learning rate 0.2: after the first steps, the
+# batch-norm network's loss and gradient vary far less along the gradient each time.
+#
+# ## What the evidence supports
+#
+# - Batch norm helps optimization: faster training, larger usable learning
+#   rates, less sensitivity to initialization ([05](05_batchnorm_in_a_network.ipynb)
+#   measured these).
+# - It does pin each unit's input mean and variance, which is a reduction of
+#   internal covariate shift in the narrow sense measured above.
+# - But "it works because it reduces internal covariate shift", the original
+#   explanation, is now disputed: a network with the shift deliberately put back
+#   trains just as well. The smoother loss surface is a better-supported account,
+#   and not the only one (other work points to its effect on the effective
+#   learning rate of scale-invariant weights). Take the name of the paper as
+#   history, not as the mechanism.
+
+# %% [markdown]
+# ## Key takeaways
+#
+# - Covariate shift: the inputs' distribution changes ($P_S(x) \neq P_T(x)$) while
+#   the rule $P(y \mid x)$ stays. It hurts because a model is only the best
+#   member of its family *on the inputs it was trained on*.
+# - Importance weighting by $w(x) = P_T(x)/P_S(x)$ makes the source loss an
+#   estimate of the target loss; a classifier's odds times $n_S/n_T$ estimate
+#   $w$ without knowing either density. It cannot help where the source has no data.
+# - Internal covariate shift: a hidden layer's inputs move because the layers
+#   below it train; small changes add up with depth. Batch norm pins every
+#   unit's input mean and variance to $\beta$ and $\gamma$, which makes the
+#   layers more independent.
+# - Shuffled minibatches keep the *first* layer's inputs stable; the problem is
+#   a deep one.
+# - The critical view: with random shifts injected after batch norm, a network
+#   trains about as well as with plain batch norm. Batch norm's measured benefit
+#   is on optimization: along the gradient the loss and the gradient change far
+#   less, so larger steps are safe.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Weights from a classifier.** Write `my_odds_weights(p_target, n_source, n_target)`
+# (bnlib's own version is `explore_shift.odds_weights`: try without peeking)
+# that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
+# importance weights $P_T(x)/P_S(x)$, for pools of `n_source` source and
+# `n_target` target examples.
+
+# %%
+def my_odds_weights(p_target, n_source, n_target):
+    return None  # replace with your code
+
+
+checks.check_odds_weights(my_odds_weights)
+
+# %% [markdown]
+# **2. Weighted least squares.** Write `weighted_line(x, y, w)` returning
+# `(slope, intercept)` that minimize $\sum_i w_i (\text{slope}\cdot x_i + \text{intercept} - y_i)^2$.
+# Hint: either solve the normal equations $A^\top W A\,c = A^\top W y$, or scale the
+# rows of the design matrix and of $y$ and call `np.linalg.lstsq`.
+
+# %%
+def weighted_line(x, y, w):
+    return None  # replace with your code
+
+
+checks.check_weighted_line(weighted_line)
+
+# %% [markdown]
+# **3. Probing a loss surface along the gradient.** Write
+# `gradient_steps(loss, grad, theta, lr, multipliers)` that measures what the
+# smoothness experiment measured, for any function: with $g$ = `grad(theta)`,
+# return `(loss_range, grad_change)`, where `loss_range` is the largest minus the
+# smallest of `loss` over `theta` and every `theta - k * lr * g` for `k` in
+# `multipliers`, and `grad_change` is the largest
+# $\lVert$ `grad(theta - k * lr * g)` $- g \rVert$.
+
+# %%
+def gradient_steps(loss, grad, theta, lr, multipliers):
+    return None  # replace with your code
+
+
+checks.check_gradient_steps(gradient_steps)
+
+# %% [markdown]
+# ## References
+#
+# - H. Shimodaira, *Improving predictive inference under covariate shift by weighting
+#   the log-likelihood function*, Journal of Statistical Planning and Inference 90(2), 2000.
+# - M. Sugiyama, M. Krauledat and K.-R. Müller, *Covariate Shift Adaptation by Importance
+#   Weighted Cross Validation*, JMLR 8, 2007.
+# - S. Bickel, M. Brückner and T. Scheffer, *Discriminative Learning Under Covariate Shift*,
+#   JMLR 10, 2009 (density ratios from a source-vs-target classifier).
+# - L. Kish, *Survey Sampling*, Wiley, 1965 (the effective sample size).
+# - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network Training by
+#   Reducing Internal Covariate Shift*, ICML 2015, arXiv:1502.03167.
+# - S. Santurkar, D. Tsipras, A. Ilyas and A. Madry, *How Does Batch Normalization Help
+#   Optimization?*, NeurIPS 2018, arXiv:1805.11604.
+# - N. Bjorck, C. P. Gomes, B. Selman and K. Q. Weinberger, *Understanding Batch
+#   Normalization*, NeurIPS 2018, arXiv:1806.02375.
+# - S. Arora, Z. Li and K. Lyu, *Theoretical Analysis of Auto Rate-Tuning by Batch
+#   Normalization*, ICLR 2019, arXiv:1812.03981.

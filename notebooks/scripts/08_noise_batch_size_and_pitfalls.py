@@ -1,0 +1,510 @@
+# %% [markdown]
+# # 08 · Noise, batch size and pitfalls
+#
+# Batch norm computes its statistics from the mini-batch. That one design choice
+# explains both its side benefit (a little regularizing noise) and most of the
+# ways it fails (tiny batches, batches that are not a fair sample, test data that
+# differs from training data). This last lesson measures each of them, shows the
+# repairs, and closes the course with a one-page summary.
+#
+# **After this lesson you will be able to**
+# - quantify the noise that batch statistics inject, as a function of batch size,
+#   and compare it with dropout's;
+# - say why batch norm is mainly an optimization aid, and what its regularizing
+#   effect is worth;
+# - count what batch norm costs and remove the cost at inference by folding;
+# - recognize the train/inference mismatch caused by small, sorted or shifted
+#   batches, and measure it;
+# - repair it with precise statistics, or avoid it with layer norm or group norm.
+
+# %%
+import numpy as np
+
+from bnlib import checks, data, explore_keras, explore_pitfalls, layernorm, nn, plots
+
+plots.use_course_style()
+rng = np.random.default_rng(0)
+split = data.digits()
+print(f"digits: {len(split.x_train)} training and {len(split.x_test)} test images of 64 pixels")
+
+# %% [markdown]
+# ## 1 · Batch statistics are noisy
+#
+# In training, an example's normalized value $\hat x = (x-\mu_B)/\sigma_B$ depends
+# on *which other examples* share its batch. Shuffle the batches and the same
+# example gets a slightly different $\mu_B$ (an **additive** jitter) and a
+# slightly different $\sigma_B$ (a **multiplicative** jitter) at every step. For m
+# independent draws, the batch mean wanders around the population mean with a
+# standard deviation of $\sigma/\sqrt{m}$; the batch standard deviation wanders by
+# roughly $\sigma\sqrt{(\kappa-1)/(4m)}$, where $\kappa$ is the kurtosis (3 for a
+# Gaussian), a large-m approximation.
+#
+# We measure both on a real hidden unit, a random projection of the digit pixels,
+# over 2,000 random batches per batch size. Dropout, for comparison, multiplies
+# each unit by $\text{Bernoulli}(1-p)/(1-p)$: a factor with mean 1 and standard
+# deviation $\sqrt{p/(1-p)}$, which is 1 at the common rate p = 0.5.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explore_pitfalls.noise_explorer()
+
+# %% [markdown]
+# At the defaults (batch size 32, dropout rate 0.5), checked:
+
+# %%
+fig, text = explore_pitfalls.noise_view(batch_size=32, dropout_rate=0.5)
+print(text)
+s32 = explore_pitfalls.noise_summary(32)
+assert abs(s32["shift_std"] / s32["shift_law"] - 1) < 0.1
+assert abs(s32["scale_std"] / s32["scale_law"] - 1) < 0.25
+assert 0.10 < s32["scale_std"] < 0.14
+assert explore_pitfalls.dropout_noise_std(0.5) > 5 * s32["scale_std"]
+
+# %% [markdown]
+# The $1/\sqrt{m}$ law holds at every batch size: the measured spread of the batch
+# mean times $\sqrt{m}$ stays at 1.
+
+# %%
+for m in explore_pitfalls.BATCH_GRID:
+    s = explore_pitfalls.noise_summary(m)
+    print(f"m = {m:3d}: spread of batch mean {s['shift_std']:.3f}, × sqrt(m) = "
+          f"{s['shift_std'] * np.sqrt(m):.2f};  one example's output spread {s['output_std']:.3f}")
+    assert abs(s["shift_std"] * np.sqrt(m) - 1) < 0.1
+near_one = np.mean(np.abs(explore_pitfalls.batch_noise(2)["output"]) > 0.9)
+print(f"batches of 2: {near_one:.1%} of the normalized values are within 0.1 of ±1")
+assert near_one > 0.8
+
+# %% [markdown]
+# So batch norm does inject noise like dropout does, additive from $\mu_B$ and
+# multiplicative from $\sigma_B$, and every layer must learn to tolerate it. But
+# at usual batch sizes it is **small**: at m = 32 the scale factor jitters by
+# about 12%, against 100% for dropout at rate 0.5. It grows as the batch shrinks,
+# and at m = 2 it is no longer noise at all: with two values per batch, each
+# normalized value is exactly ±1 (up to ε), whatever the input.
+#
+# ## 2 · A regularizer by accident, an optimizer by design
+#
+# Regularization fights overfitting, the gap between training and test
+# accuracy. That gap shrinks as the training set grows, so regularizers matter
+# most for small datasets. We train a 64-128-128-10 ReLU network (normalization after each
+# activation) on only 150 digits and on all 1,347, with nothing, dropout (rate
+# 0.3), batch norm, or both, and read the train and test accuracy (one seed;
+# differences of a point are within seed-to-seed noise).
+
+# %%
+table = {}
+for n in (150, 1347):
+    for kind in ("none", "dropout", "batch", "batch+dropout"):
+        train_acc, test_acc = explore_pitfalls.regularization_run(kind, n)
+        table[n, kind] = (train_acc, test_acc)
+        print(f"{n:4d} examples, {kind:13s}: train {train_acc:.3f}, test {test_acc:.3f}, "
+              f"gap {train_acc - test_acc:.3f}")
+
+# %%
+gap = {key: tr - te for key, (tr, te) in table.items()}
+checks.assert_true("the plain net's gap is over 2.5x larger with 150 examples than with 1,347",
+                   gap[150, "none"] > 2.5 * gap[1347, "none"],
+                   f"{gap[150, 'none']:.3f} vs {gap[1347, 'none']:.3f}")
+checks.assert_true("with all the data, batch norm fits the TRAINING set better",
+                   table[1347, "batch"][0] > table[1347, "none"][0] + 0.02)
+checks.assert_true("batch norm and dropout together beat the plain net on 150 examples",
+                   table[150, "batch+dropout"][1] > table[150, "none"][1])
+
+# %% [markdown]
+# Read the table the way the notes suggest:
+#
+# - With all the data, batch norm's gain is an **optimization** gain: the network
+#   reaches 100% training accuracy in the same 600 steps where the plain one does
+#   not, and the test accuracy follows. Nothing was "regularized".
+# - With 150 examples, every variant fits the training set perfectly and the gap is
+#   large; the noise of batch norm narrows it a little, dropout's noise works with
+#   it, and the two combine without trouble (dropout after batch norm here).
+# - Batch norm's noise is a side effect, and a weak regularizer: on a large
+#   dataset you add batch norm for faster, more stable training, and reach for
+#   dropout, weight decay or data augmentation when you need regularization. The
+#   original paper's remark that batch norm can sometimes replace dropout fits the
+#   right half of the table: with all the data, dropout adds nothing here.
+# - You may read that batch norm "does not smooth the cost", so it is no real
+#   regularizer. True in the sense that it adds no penalty to the loss, as weight
+#   decay does. (Santurkar et al. 2018 did find a *smoother loss landscape*, but that
+#   is a statement about how easy the loss is to descend: optimization again.)
+#
+# ### Noise needs a known scale
+#
+# There is one more noise-related use. If you deliberately *add* noise to
+# activations (Gaussian noise layers, some regularizers), its effect depends on
+# the activations' scale: noise of standard deviation 0.1 is overwhelming on
+# activations of size 0.01 and invisible on activations of size 100. Batch norm
+# fixes the scale (to γ, here 1), so the same noise means the same thing in every
+# layer and at every point of training.
+
+# %%
+raw, after_bn = explore_pitfalls.noise_to_signal(scales=(0.01, 1.0, 100.0), noise_std=0.1)
+for scale, r, b in zip((0.01, 1.0, 100.0), raw, after_bn):
+    print(f"activations of scale {scale:6g}: noise/signal {r:8.3f} raw, {b:.3f} after batch norm")
+assert raw.max() / raw.min() > 1e3 and np.allclose(after_bn, 0.1, rtol=0.01)
+
+# %% [markdown]
+# ## 3 · What kind of optimization aid?
+#
+# The notes make two claims: batch norm keeps back-propagated gradients from
+# getting too big or too small, and it is *related to second-order methods*,
+# which model the curvature of the loss. The first we can measure directly: the
+# gradient norm of each layer's weights in a 9-layer sigmoid network at
+# initialization, for three initialization scales.
+
+# %%
+norms = {}
+for scale in (0.5, 1.0, 3.0):
+    plain = norms[f"plain, init {scale}"] = explore_pitfalls.gradient_norms("none", scale)
+    with_bn = norms[f"batch norm, init {scale}"] = explore_pitfalls.gradient_norms("batch", scale)
+    print(f"init scale {scale}: first/last layer gradient ratio  plain {plain[0] / plain[-1]:.1e}"
+          f"   with batch norm {with_bn[0] / with_bn[-1]:.2f}")
+    assert plain[0] / plain[-1] < 0.02 and 0.3 < with_bn[0] / with_bn[-1] < 3
+fig = plots.curves(np.arange(1, 10), norms, xlabel="layer (1 = first)", ylabel="||dL/dW||",
+                   title="Gradient size per layer, 9-layer sigmoid net", logy=True)
+for line in fig.axes[0].lines:
+    line.set_linestyle("--" if line.get_label().startswith("batch") else "-")
+legend = fig.axes[0].legend(fontsize=8)
+
+# %% [markdown]
+# Without batch norm, the first layer's gradient is from about a hundred to over
+# ten million times smaller than the last one's (the sigmoid's slope, at most 1/4,
+# multiplies in at every layer); with batch norm all layers receive gradients of
+# comparable size (within a factor of 3), whatever the initialization. That claim
+# holds.
+#
+# The second claim needs care. Batch norm computes no curvature. What it does is
+# make a layer's output **invariant to the scale of its weights**: multiply W by
+# 10 and the normalized output is unchanged, while the gradient with respect to W
+# shrinks by 10. Large weights therefore take small steps and small weights large
+# ones, an automatic, per-layer step-size adjustment that resembles what a
+# preconditioner does. That is the kinship with second-order methods, and it is
+# only a kinship: the smoother loss surface of lesson 06 (Santurkar et al. 2018)
+# is a related, measured account.
+
+# %%
+logits_diff, ratio = explore_pitfalls.scale_invariance(factor=10.0)
+checks.assert_below("max |logits change| after W1 *= 10", logits_diff, 1e-5)
+checks.assert_true("every entry of dL/dW1 shrank by exactly 10x",
+                   np.allclose(ratio, 0.1, rtol=1e-4),
+                   f"ratios in [{ratio.min():.4f}, {ratio.max():.4f}]")
+
+# %% [markdown]
+# ## 4 · The costs, and folding
+#
+# Each batch-norm layer of width D adds **four vectors**: γ and β (2D trained
+# parameters) and the moving mean and variance (2D stored statistics), minus the D
+# biases of the dense layer before it, which become redundant. It also costs
+# compute and memory traffic in every forward and backward pass: computing the
+# statistics, normalizing, and the extra backward terms.
+
+# %%
+sizes = (64, 100, 100, 10)
+plain_net = nn.MLP(sizes, activation="relu", seed=0)
+bn_net = nn.MLP(sizes, activation="relu", norm="batch", seed=0)
+stats = sum(n.moving_mean.size + n.moving_variance.size for n in bn_net.norms)
+print(f"trainable parameters: plain {plain_net.n_params()}, with batch norm {bn_net.n_params()} "
+      f"(+{bn_net.n_params() - plain_net.n_params()}), plus {stats} stored statistics")
+assert bn_net.n_params() - plain_net.n_params() == 2 * 200 - 200 and stats == 400
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+x_big = np.tile(split.x_train, (4, 1))
+t_plain = explore_keras.best_time(lambda: plain_net.forward(x_big, training=True))
+t_bn = explore_keras.best_time(lambda: bn_net.forward(x_big, training=True))
+print(f"forward pass on {len(x_big)} rows: plain {1e3 * t_plain:.1f} ms, "
+      f"with batch norm {1e3 * t_bn:.1f} ms (×{t_bn / t_plain:.2f})")
+
+# %% [markdown]
+# At inference the cost disappears: the layer is a fixed affine map and folds
+# into the dense layer before it (lesson 07). Fold a trained network and check it
+# computes the same thing:
+
+# %%
+trained = explore_pitfalls.trained("batch")
+folded = explore_pitfalls.fold_mlp(trained)
+same = checks.assert_close("logits, folded vs batch-norm net (inference mode)",
+                           folded.forward(split.x_test, training=False),
+                           trained.forward(split.x_test, training=False), 1e-9)
+assert all(n is None for n in folded.norms)
+assert folded.n_params() == nn.MLP(trained.sizes).n_params()
+print(f"the folded net has no normalization layers and {folded.n_params()} parameters, "
+      "like a plain net")
+
+# %% [markdown]
+# ## 5 · When the batch does not represent the data
+#
+# Batch norm trains with the statistics of each batch and predicts with moving
+# averages of them. Both are good estimates of the population statistics only if
+# each batch is a fair, large enough sample. Three ways that fails.
+#
+# ### Very small batches
+#
+# We train the same network with batch sizes 32 down to 2 (three epochs each,
+# momentum 0.9 so that the moving statistics settle), once with batch norm and once
+# with **layer norm**, which normalizes each example over its own features and
+# ignores the batch. For batch norm we also measure the train/inference
+# mismatch: the accuracy when test batches of the training size are normalized
+# with their own statistics (as in training) against the inference-mode accuracy.
+
+# %%
+run = explore_pitfalls.small_batch_run     # cached: each setting trains once
+for b in (32, 16, 8, 4, 2):
+    bn, ln = run("batch", b), run("layer", b)
+    print(f"batch {b:2d}: test error  batch norm {1 - bn['inference']:.3f}   layer norm "
+          f"{1 - ln['inference']:.3f}   | BN batch-mode accuracy {bn['batch_mode']:.3f} "
+          f"vs inference {bn['inference']:.3f}")
+
+# %%
+bn2, bn32, ln2, ln32 = run("batch", 2), run("batch", 32), run("layer", 2), run("layer", 32)
+checks.assert_true("batch norm's test error at batch 2 is over 3x its error at batch 32",
+                   1 - bn2["inference"] > 3 * (1 - bn32["inference"]))
+checks.assert_true("layer norm's test error at batch 2 stays under 2x its error at batch 32",
+                   1 - ln2["inference"] < 2 * (1 - ln32["inference"]))
+checks.assert_true("train/inference mismatch: small at batch 32, large at batch 2",
+                   abs(bn32["batch_mode"] - bn32["inference"]) < 0.02
+                   and bn2["inference"] - bn2["batch_mode"] > 0.2)
+sizes_b = [32, 16, 8, 4, 2]
+errors = {f"{kind} norm": [1 - run(kind, b)["inference"] for b in sizes_b]
+          for kind in ("batch", "layer")}
+fig = plots.curves(sizes_b, errors, xlabel="training batch size", ylabel="test error",
+                   title="Small batches hurt batch norm, not layer norm")
+fig.axes[0].set_xscale("log", base=2)
+ticks = fig.axes[0].set_xticks(sizes_b, [str(b) for b in sizes_b])
+
+# %% [markdown]
+# With two examples per batch, each training-mode unit is ±1, so the network
+# learns on a crude, noisy version of its inputs, and the moving statistics
+# describe a different normalization from the one it trained with. Layer norm
+# barely notices the batch size. The mismatch column is the tell-tale sign: at
+# batch 32 the two ways of normalizing agree, at batch 2 they disagree wildly.
+#
+# ### Batches sorted by class
+#
+# Suppose the data arrives sorted, so every batch holds a single class (a
+# non-i.i.d. stream: data read file by file, or one label per shard). Within such a
+# batch the class's own average pattern *is* the batch mean, and batch norm
+# subtracts it.
+
+# %%
+acc = {}
+for kind in ("batch", "layer", "none"):
+    for order in ("iid", "sorted"):
+        net = explore_pitfalls.trained(kind, order)
+        acc[kind, order] = nn.accuracy(net, split.x_test, split.y_test)
+    print(f"{kind:5s}: test accuracy, shuffled batches {acc[kind, 'iid']:.3f}, "
+          f"one-class batches {acc[kind, 'sorted']:.3f}")
+assert acc["batch", "sorted"] < 0.2 and acc["batch", "iid"] > 0.9
+assert acc["layer", "sorted"] > 0.9 and acc["none", "sorted"] > 0.85
+
+# %% [markdown]
+# The mismatch, measured: how far a training batch's first-layer means sit from the
+# moving means the network uses at inference (in moving-standard-deviation units),
+# for shuffled batches and for one-class batches, on the sorted-trained network.
+
+# %%
+sorted_net = explore_pitfalls.trained("batch", "sorted")
+iid_rows = nn.batch_indices(len(split.x_train), 20, 32, seed=1)
+one_class_rows = explore_pitfalls.class_sorted_batches(split.y_train, 32, 20, seed=1)
+mis_iid = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, iid_rows)
+mis_sorted = explore_pitfalls.batch_vs_moving(sorted_net, split.x_train, one_class_rows)
+print(f"batch means vs moving means: shuffled batches {mis_iid:.2f}, "
+      f"one-class batches {mis_sorted:.2f}")
+assert mis_sorted > 3 * mis_iid
+
+# %% [markdown]
+# Batch norm collapses to chance: inside a one-class batch, normalization erases
+# exactly the information that tells the classes apart, so the network learns
+# nothing it can use later. Layer norm and the plain network only suffer the
+# milder harm of a badly ordered SGD stream. The lesson: **shuffle**, and for
+# data that cannot be shuffled (some sequence and federated settings) prefer a
+# batch-independent normalization.
+#
+# ### A shifted test set
+#
+# Finally, train on clean digits and test on digits from "another camera"
+# (contrast × 0.6, brightness + 0.3). The moving statistics describe the training
+# inputs; we measure how far the first batch-norm layer's test-set means sit from
+# them, in moving-standard-deviation units.
+
+# %%
+x_shift = explore_pitfalls.shifted(split.x_test)
+net = explore_pitfalls.trained("batch")
+mis_clean = explore_pitfalls.first_layer_mismatch(net, split.x_test)
+mis_shift = explore_pitfalls.first_layer_mismatch(net, x_shift)
+acc_clean = nn.accuracy(net, split.x_test, split.y_test)
+acc_shift = nn.accuracy(net, x_shift, split.y_test)
+print(f"first-layer mean mismatch: clean {mis_clean:.2f}, shifted {mis_shift:.2f} (std units)")
+print(f"test accuracy: clean {acc_clean:.3f}, shifted {acc_shift:.3f}")
+assert mis_shift > 4 * mis_clean and acc_clean - acc_shift > 0.08
+
+# %% [markdown]
+# ## 6 · Repairs
+#
+# **Recompute the statistics (precise batch norm).** The moving averages are a
+# cheap running estimate; after training you can replace them with the exact mean
+# and variance of each layer's input over the whole training set, layer by layer,
+# with the final weights. It costs one pass over the data. It helps most when the
+# moving averages are stale, for instance after a short training run with momentum
+# 0.99, whose warm-up (lesson 07) takes about 300 steps:
+
+# %%
+import copy
+
+short = copy.deepcopy(explore_pitfalls.trained("batch", steps=100))
+before = nn.accuracy(short, split.x_test, split.y_test)
+explore_pitfalls.precise_statistics(short, split.x_train)
+after = nn.accuracy(short, split.x_test, split.y_test)
+print(f"100 steps, momentum 0.99: test accuracy {before:.3f} with moving statistics, "
+      f"{after:.3f} with precise statistics")
+assert after - before > 0.03
+
+# %% [markdown]
+# The same pass over *unlabelled target data* repairs the shifted test set: with
+# statistics from the new camera's images, each layer sees standardized inputs
+# again. (This is "adaptive batch norm", AdaBN.) Precise statistics do **not**
+# rescue the batch-2 network, though: its weights were learned under the crude
+# ±1 normalization, and no choice of statistics undoes that.
+
+# %%
+adapted = copy.deepcopy(net)
+explore_pitfalls.precise_statistics(adapted, x_shift)
+acc_adapted = nn.accuracy(adapted, x_shift, split.y_test)
+print(f"shifted test set: {acc_shift:.3f} -> {acc_adapted:.3f} "
+      "with statistics from the shifted images")
+print(f"batch 2: {bn2['inference']:.3f} with moving statistics, "
+      f"{bn2['precise']:.3f} with precise ones")
+assert acc_adapted > acc_clean - 0.02 and abs(bn2["precise"] - bn2["inference"]) < 0.05
+
+# %% [markdown]
+# **Normalize without the batch.** Layer norm (Ba et al. 2016) takes each
+# example's mean and variance over its own features; group norm (Wu & He 2018)
+# splits the channels into groups and normalizes each group of each example. Both
+# have γ and β but no moving statistics, and compute the same thing in training
+# and inference: `bnlib.layernorm` implements them (forward and backward,
+# gradient-checked in the tests), with layer objects that plug into `nn.MLP`.
+
+# %%
+x_demo = rng.normal(5.0, 3.0, size=(4, 8))
+ln_out, _ = layernorm.layer_norm_forward(x_demo, np.ones(8), np.zeros(8))
+gn_out, _ = layernorm.group_norm_forward(x_demo, np.ones(8), np.zeros(8), groups=2)
+alone, _ = layernorm.layer_norm_forward(x_demo[:1], np.ones(8), np.zeros(8))
+print("layer norm, per-example means:", np.abs(ln_out.mean(axis=1)).round(3))
+print("group norm, per-group means:  ",
+      np.abs(gn_out.reshape(4, 2, 4).mean(axis=2)).round(3).ravel())
+diff = checks.assert_close("example 0 normalized alone vs inside the batch",
+                           alone[0], ln_out[0], 1e-12)
+
+# %%
+for kind in ("layer", "group4"):
+    r2, r32 = run(kind, 2), run(kind, 32)
+    print(f"{kind:6s}: test accuracy at batch 32 {r32['inference']:.3f}, "
+          f"at batch 2 {r2['inference']:.3f}")
+    assert r2["inference"] > bn2["inference"] + 0.1
+
+# %% [markdown]
+# Both alternatives do far better than batch norm at batch size 2 (they still lose
+# a little against batch 32, because SGD itself is noisier with two examples). The
+# price: a per-example normalization also removes per-example information (the
+# overall brightness of an image, for layer norm), and on large-batch image
+# classification batch norm usually still trains best. **Batch renormalization**
+# (Ioffe 2017) is a third option that keeps batch norm but corrects each batch's
+# statistics towards the moving ones during training, so training and inference
+# agree even for small or non-i.i.d. batches.
+#
+# ## 7 · The course on one page
+#
+# **What batch norm does.** For each feature (or channel), over the batch: subtract
+# the batch mean, divide by $\sqrt{\text{batch variance} + \varepsilon}$, then scale
+# by γ and shift by β, both learned. It keeps moving averages of the mean and
+# variance (exponential smoothing, lesson 02) to use at inference, when there is no
+# batch. Its backward pass is three terms (lesson 04).
+#
+# **Why it helps.** Each layer's inputs stay in a standard range wherever the
+# earlier layers' weights go (lessons 01, 05, 06): the activations stay out of
+# saturation, gradients stay the same size across layers, the loss surface is
+# smoother, and the layer is insensitive to the scale of its weights. The practical
+# result: higher learning rates, less fuss about initialization, faster training
+# of deep networks. It also injects a little noise (this lesson), a weak regularizer.
+#
+# **When to use it.** Deep feed-forward and convolutional networks trained with
+# reasonably large, shuffled batches (say 16 or more per device). Put it between
+# the linear layer and the activation (drop that layer's bias) or after the
+# activation; both work. Prefer layer norm or group norm for tiny batches,
+# sequence models, and streams you cannot shuffle.
+#
+# **The settings that bite.**
+#
+# | Setting | What goes wrong | What to do |
+# |---|---|---|
+# | `training` mode | predicting in training mode (or a fresh layer in inference mode) | `fit` trains, `predict`/`evaluate` infer; in custom loops pass `training=` explicitly |
+# | momentum | 0.99 needs ~300 steps to warm up; PyTorch's 0.1 means Keras's 0.9 | short runs: lower momentum or precise statistics; convert with `convert_momentum` |
+# | ε | inside the square root; defaults differ (Keras 1e-3, PyTorch 1e-5) | match ε when porting weights between frameworks |
+# | running variance | Keras stores the biased, PyTorch the unbiased one | matters for small batches and for porting |
+# | batch size | small batches give noisy statistics and a train/inference mismatch | ≥ 16 per device, or layer/group norm, or batch renorm |
+# | batch composition | sorted or one-class batches erase the signal | shuffle; otherwise a batch-independent norm |
+# | data shift | moving statistics describe the old data | recompute statistics on the new data (AdaBN) |
+# | fine-tuning | moving statistics drift on the small new dataset | Keras: `trainable = False` on the BN layers (checked in 07) |
+# | bias before BN | wasted parameters | `use_bias=False` |
+# | deployment | extra layers and memory passes | fold into the neighbouring dense/conv layer |
+#
+# ## Key takeaways
+#
+# - Batch statistics jitter by about $1/\sqrt{m}$ of the population spread: an
+#   additive and a multiplicative noise, like dropout's but far weaker at usual
+#   batch sizes.
+# - Batch norm is mainly an optimization aid: same-size gradients across layers,
+#   scale-invariant weights, faster fitting. Its regularization is a side effect
+#   that matters less as the dataset grows; it combines with dropout.
+# - It costs 2 trained and 2 stored vectors per layer plus compute; folding
+#   removes the cost at inference.
+# - Small, sorted or shifted batches break the assumption that batch statistics
+#   represent the data; measure the mismatch between batch-mode and inference-mode
+#   results to detect it.
+# - Repairs: shuffle, precise statistics after training, statistics from the target
+#   data, or batch-independent layer norm and group norm (or batch renorm).
+#
+# ## Exercises
+#
+# **1. Layer norm.** Write `layer_norm_rows(x, gamma, beta, eps)` for x of shape
+# (N, D): normalize each row over its D features, then scale and shift.
+
+# %%
+def layer_norm_rows(x, gamma, beta, eps):
+    return None  # replace with your code
+
+
+checks.check_layer_norm(layer_norm_rows)
+
+# %% [markdown]
+# **2. Group norm.** Write `group_norm_rows(x, gamma, beta, groups, eps)` for x of
+# shape (N, C): split the C channels into `groups` blocks of consecutive channels
+# and normalize each block of each example separately.
+
+# %%
+def group_norm_rows(x, gamma, beta, groups, eps):
+    return None  # replace with your code
+
+
+checks.check_group_norm(group_norm_rows)
+
+# %% [markdown]
+# ## References
+#
+# - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network Training
+#   by Reducing Internal Covariate Shift*, ICML 2015.
+# - I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press 2016,
+#   section 8.7.1 (batch normalization as reparametrization; its noise).
+# - N. Srivastava et al., *Dropout: A Simple Way to Prevent Neural Networks from
+#   Overfitting*, JMLR 15, 2014.
+# - S. Santurkar, D. Tsipras, A. Ilyas and A. Madry, *How Does Batch Normalization
+#   Help Optimization?*, NeurIPS 2018.
+# - J. L. Ba, J. R. Kiros and G. E. Hinton, *Layer Normalization*, arXiv:1607.06450, 2016.
+# - Y. Wu and K. He, *Group Normalization*, ECCV 2018.
+# - S. Ioffe, *Batch Renormalization: Towards Reducing Minibatch Dependence in
+#   Batch-Normalized Models*, NeurIPS 2017.
+# - Y. Wu and J. Johnson, *Rethinking "Batch" in BatchNorm*, arXiv:2105.07576, 2021
+#   (precise batch norm, train/inference inconsistency).
+# - Y. Li, N. Wang, J. Shi, J. Liu and X. Hou, *Revisiting Batch Normalization for
+#   Practical Domain Adaptation* (AdaBN), ICLR workshop 2017.

@@ -1,0 +1,132 @@
+"""Lesson 07 helpers against Keras/TensorFlow, closed forms and bnlib's own layer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnlib import BatchNorm, explore_keras as ek
+
+tf, keras = ek.tf_keras()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    rng = np.random.default_rng(3)
+    batches = ek.random_batches(n_steps=50, batch_size=16, d=4, seed=3)
+    gamma = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    beta = rng.normal(size=4).astype(np.float32)
+    dout = rng.normal(size=(16, 4)).astype(np.float32)
+    return ek.side_by_side(batches, gamma, beta, dout)
+
+
+@pytest.mark.parametrize("name", ["train_out", "moving_mean", "moving_variance", "infer_out",
+                                  "dx", "dgamma", "dbeta"])
+def test_bnlib_matches_keras(pairs, name):
+    k_value, b_value = pairs[name]
+    scale = max(1.0, float(np.abs(k_value).max()))
+    assert np.max(np.abs(k_value - b_value)) / scale < 1e-5, name
+
+
+def test_side_by_side_moving_stats_moved(pairs):
+    k_mean, _ = pairs["moving_mean"]
+    assert np.all(np.abs(k_mean) > 0.1)  # the comparison is not between two untouched zeros
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("default", (True, True, True, True)),
+    ("trainable_false", (False, False, False, False)),
+    ("call_training_false", (True, True, False, False)),
+    ("graph_training_false", (True, True, True, True)),
+    ("base_training_false", (True, True, True, True)),
+])
+def test_fine_tune_changes(mode, expected):
+    change = ek.fine_tune_changes(mode, steps=3)
+    assert list(change) == ["gamma", "beta", "moving_mean", "moving_variance"]
+    assert tuple(v > 0 for v in change.values()) == expected
+
+
+def test_fine_tune_rejects_unknown_mode():
+    with pytest.raises(ValueError):
+        ek.fine_tune_changes("nonsense", steps=1)
+
+
+def test_fold_into_next_dense_matches_bn_then_dense():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 4))
+    W, b = rng.normal(size=(4, 3)), rng.normal(size=3)
+    g, be, mu, var = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.1, 2, 4)
+    eps = 1e-3
+    expected = (g * (x - mu) / np.sqrt(var + eps) + be) @ W + b
+    Wf, bf = ek.fold_into_next_dense(W, b, g, be, mu, var, eps)
+    np.testing.assert_allclose(x @ Wf + bf, expected, rtol=1e-12, atol=1e-12)
+
+
+def _randomize_bn(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            d = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2, d).astype(np.float32))
+            layer.beta.assign(rng.normal(size=d).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(size=d).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.1, 2, d).astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ek.KINDS)
+def test_fold_model_matches_keras(kind):
+    model = ek.build_model(kind, hidden=(8, 6))
+    _randomize_bn(model, 1)
+    x = np.random.default_rng(2).uniform(0, 1, (20, 64)).astype(np.float32)
+    folded = ek.fold_model(model)
+    assert len(folded) == 3
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(ek.dense_stack_forward(folded, x), expected, atol=1e-5)
+    np.testing.assert_allclose(ek.folded_keras_model(folded).predict(x, verbose=0), expected,
+                               atol=1e-5)
+
+
+def test_parameter_counts_differ_by_hidden_biases():
+    a = ek.parameter_counts(ek.build_model("bn_after_activation", hidden=(8, 6)))
+    b = ek.parameter_counts(ek.build_model("bn_before_activation", hidden=(8, 6)))
+    assert a["total"] - b["total"] == 8 + 6
+    assert a["non_trainable"] == b["non_trainable"] == 2 * (64 + 8 + 6)
+
+
+def test_build_model_rejects_unknown_kind():
+    with pytest.raises(ValueError):
+        ek.build_model("sideways")
+
+
+@pytest.mark.parametrize("momentum", [0.5, 0.9, 0.99])
+def test_moving_mean_track_matches_bnlib_layer(momentum):
+    mean, var = ek.moving_mean_track(momentum, steps=40, batch_size=8, seed=4)
+    rng = np.random.default_rng(4)
+    batches = 3.0 + 2.0 * rng.standard_normal((40, 8))
+    layer = BatchNorm(1, momentum=momentum)
+    for t in range(40):
+        layer(batches[t].reshape(8, 1), training=True)
+        assert mean[t] == pytest.approx(layer.moving_mean[0], rel=1e-12, abs=1e-12)
+        assert var[t] == pytest.approx(layer.moving_variance[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("momentum", [0.5, 0.9, 0.99, 0.995])
+def test_warmup_steps_is_first_step_below_five_percent(momentum):
+    t = ek.warmup_steps(momentum)
+    assert momentum ** t < 0.05 <= momentum ** (t - 1)
+
+
+def test_steady_jitter_matches_prediction():
+    jitter, predicted = ek.moving_mean_jitter(0.9)
+    assert 0.7 < jitter / predicted < 1.3
+
+
+def test_momentum_explorer_updates():
+    explorer = ek.momentum_explorer()
+    before, updates = explorer.readout.value, explorer.updates
+    explorer.controls["momentum"].value = 0.9
+    assert explorer.updates == updates + 1
+    assert explorer.readout.value != before
+    assert "PyTorch momentum 0.100" in explorer.readout.value
+    assert f"warm-up (start-up bias below 5%): {ek.warmup_steps(0.9)} steps" in explorer.readout.value
+    line = explorer.figure.axes[0].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), ek.moving_mean_track(0.9)[0])

@@ -1,0 +1,101 @@
+"""Lesson 05's compute functions and its Run-button explorer."""
+import numpy as np
+import pytest
+
+from bnlib import explore_network as en
+from bnlib import nn
+
+
+def _history(p15, p50, p85):
+    n = len(p15)
+    return nn.History(step=np.arange(1, n), loss=np.zeros(n - 1), eval_step=np.arange(n),
+                      test_accuracy=np.zeros(n),
+                      recorded={"p15": np.array(p15), "p50": np.array(p50), "p85": np.array(p85)})
+
+
+def test_band_drift_measures_range_and_width():
+    d = en.band_drift(_history([-1.0, -2.0, -1.5], [0.0, 0.5, 0.0], [1.0, 1.0, 1.5]))
+    np.testing.assert_allclose(d["range"], [1.0, 0.5, 0.5])
+    assert d["width"] == pytest.approx(3.0)
+    assert d["drift"] == pytest.approx(1.0 / 3.0)
+
+
+@pytest.mark.parametrize("acc,expected", [
+    ([[0.95, 0.92, 0.5], [0.96, 0.91, 0.95]], 0.3),   # lr 1 fails on seed 0
+    ([[0.95, 0.92, 0.93], [0.96, 0.91, 0.95]], 1.0),
+    ([[0.5, 0.6, 0.7]], None),
+])
+def test_largest_that_trains_needs_every_seed(acc, expected):
+    assert en.largest_that_trains((0.1, 0.3, 1.0), np.array(acc)) == expected
+
+
+def test_smooth_is_a_trailing_mean():
+    x = np.arange(10.0) ** 2
+    expected = [x[max(0, i - 2):i + 1].mean() for i in range(10)]
+    np.testing.assert_allclose(en.smooth(x, window=3), expected)
+
+
+def test_final_accuracies_shape_and_values():
+    acc = en.final_accuracies("batch", (0.1, 1.0), vary="lr", seeds=(0, 1), steps=20)
+    assert acc.shape == (2, 2)
+    assert acc[1, 0] == en.run("batch", lr=0.1, steps=20, seed=1)[1].final_accuracy
+
+
+def test_sigmoid_input_percentiles_use_batch_statistics_and_restore_moving_ones():
+    model = nn.MLP((64, 20, 20, 10), norm="batch", seed=0)
+    x = en.digits().x_test[:100]
+    nn.train(model, en.digits(), steps=30)
+    before = [(n.moving_mean.copy(), n.moving_variance.copy()) for n in model.norms]
+    p = en.sigmoid_input_percentiles(model, x, unit=3)
+    for n, (mean, var) in zip(model.norms, before):
+        np.testing.assert_array_equal(n.moving_mean, mean)
+        np.testing.assert_array_equal(n.moving_variance, var)
+    z1 = x @ model.weights[0]
+    z1 = model.norms[0].gamma * (z1 - z1.mean(0)) / np.sqrt(z1.var(0) + 1e-3) + model.norms[0].beta
+    z2 = (1 / (1 + np.exp(-z1))) @ model.weights[1]
+    z2 = model.norms[1].gamma * (z2 - z2.mean(0)) / np.sqrt(z2.var(0) + 1e-3) + model.norms[1].beta
+    np.testing.assert_allclose(p, np.percentile(z2[:, 3], [15, 50, 85]), rtol=1e-10)
+
+
+def test_mode_accuracies_restore_statistics_and_batch_of_one_is_constant():
+    model, _ = en.run("batch", lr=0.5, steps=100)
+    mean = model.norms[0].moving_mean.copy()
+    modes = en.mode_accuracies(model, en.digits(), batch_sizes=(450, 1))
+    np.testing.assert_array_equal(model.norms[0].moving_mean, mean)
+    assert modes["inference"] == nn.accuracy(model, en.digits().x_test, en.digits().y_test)
+    # a batch of one is normalized to beta: every example gets the same class
+    counts = np.bincount(en.digits().y_test, minlength=10) / len(en.digits().y_test)
+    assert any(modes["training, batch 1"] == pytest.approx(c) for c in counts)
+
+
+def test_figure1_records_the_three_percentiles():
+    h = en.figure1(None, steps=40)
+    assert set(h.recorded) == {"p15", "p50", "p85"}
+    assert h.eval_step.tolist() == [0, 20, 40]
+    assert np.all(h.recorded["p15"] <= h.recorded["p50"])
+    assert np.all(h.recorded["p50"] <= h.recorded["p85"])
+
+
+def test_run_view_readout_matches_the_run():
+    fig, text = en.run_view(lr=1.0, init_scale=1.0, batch_norm=True)
+    h = en.run("batch", lr=1.0)[1]
+    assert f"final test accuracy {h.final_accuracy:.1%}" in text
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 1
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), h.test_accuracy)
+
+
+def test_run_explorer_recomputes_only_on_run():
+    explorer = en.run_explorer()
+    assert explorer.updates == 1
+    first = explorer.readout.value
+    assert "with BN, lr 1," in first
+    explorer.controls["lr"].value = 10.0
+    explorer.controls["batch_norm"].value = False
+    assert explorer.updates == 1 and explorer.readout.value == first  # waits for Run
+    explorer.button.click()
+    assert explorer.updates == 2
+    text = explorer.readout.value
+    assert text != first and "without BN, lr 10," in text
+    h = en.run(None, lr=10.0)[1]
+    assert f"final test accuracy {h.final_accuracy:.1%}" in text
+    assert ("-> trains" in text) == (h.final_accuracy >= 0.9)
