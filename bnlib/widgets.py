@@ -12,11 +12,12 @@ cell calls the view function with the defaults and checks the numbers.
 
 Speed: an update renders the figure to PNG bytes itself (a single Agg draw,
 fast zlib level, no ``bbox_inches="tight"`` pass) and sends them as the
-binary value of an ``ipywidgets.Image``: one small message, no clear/redisplay
-of an output area, no flicker. ``make bench`` times every explorer this way.
+binary value of an ``ipywidgets.Image`` (shown in the explorer's Output
+widget): one small message, no clear/redisplay of an output area, no flicker. ``make bench`` times every explorer this way.
 """
 from __future__ import annotations
 
+import html
 import io
 from typing import Callable
 
@@ -66,7 +67,7 @@ class Explorer:
     image : ipywidgets.Image
         The figure of the last update as PNG bytes (``image.value``).
     output : ipywidgets.Output
-        Where an error raised while updating after a control moved is shown.
+        The figure area: it shows :attr:`image`.
     figure : matplotlib Figure
         The figure of the last update (already closed, kept for inspection).
     updates : int
@@ -80,7 +81,12 @@ class Explorer:
         # natural size (as the inline backend shows figures), not stretched to the box
         self.image = widgets.Image(format="png", layout=widgets.Layout(
             width="auto", align_self="flex-start"))
+        # The figure area: an Output showing the image widget, so a subclass that lays
+        # out (controls, readout, output) itself gets the figure where it always was.
         self.output = widgets.Output()
+        self.output.outputs = ({"output_type": "display_data", "metadata": {}, "data": {
+            "text/plain": "figure", "application/vnd.jupyter.widget-view+json": {
+                "model_id": self.image.model_id, "version_major": 2, "version_minor": 0}}},)
         self.title = title
         self.figure = None
         self.updates = 0
@@ -106,18 +112,19 @@ class Explorer:
         return text
 
     def _on_change(self, change) -> None:
-        # In a kernel, an error in a callback would only reach the log console:
-        # show it under the explorer instead (outside a kernel it propagates).
-        with self.output:
-            if self.output.outputs:
-                self.output.clear_output()
+        # In a kernel, an error in a callback only reaches the log console: say it in
+        # the readout too, where the learner is looking (and re-raise it for tests).
+        try:
             self.update()
+        except Exception as error:
+            self.readout.value = (f'<pre style="color:#b00020">{type(error).__name__}: '
+                                  f"{html.escape(str(error))}</pre>")
+            raise
 
     def widget(self) -> widgets.Widget:
         """The whole explorer as one widget box."""
         parts = [widgets.HTML(f"<b>{self.title}</b>")] if self.title else []
-        parts += [widgets.HBox(list(self.controls.values())), self.readout, self.image,
-                  self.output]
+        parts += [widgets.HBox(list(self.controls.values())), self.readout, self.output]
         return widgets.VBox(parts)
 
     def show(self) -> "Explorer":

@@ -88,14 +88,20 @@ def test_update_returns_the_readout_text():
     assert explorer.updates == 3
 
 
-def test_widget_contains_title_controls_readout_image_and_output():
+def test_widget_contains_title_controls_readout_and_output():
     explorer, _ = make_explorer()
     box = explorer.widget()
-    title, controls, readout, image, output = box.children
+    title, controls, readout, output = box.children
     assert "sine" in title.value
     assert list(controls.children) == list(explorer.controls.values())
-    assert readout is explorer.readout and image is explorer.image
-    assert output is explorer.output
+    assert readout is explorer.readout and output is explorer.output
+
+
+def test_the_output_area_shows_the_image_widget():
+    explorer, _ = make_explorer()
+    (shown,) = explorer.output.outputs
+    view = shown["data"]["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == explorer.image.model_id
 
 
 def test_image_holds_the_figure_as_png_and_changes_with_the_view():
@@ -110,16 +116,17 @@ def test_image_holds_the_figure_as_png_and_changes_with_the_view():
     assert bytes(explorer.image.value) == widgets.figure_png(explorer.figure)
 
 
-def test_an_error_in_the_view_propagates_outside_a_kernel():
+def test_an_error_in_the_view_shows_in_the_readout_and_propagates():
     def view(x):
         if x > 1:
             raise ValueError("x too large")
         return plt.figure(), f"x = {x}"
 
     explorer = widgets.Explorer(view, {"x": widgets.int_slider(0, 0, 3, 1, "x")})
+    assert explorer.readout.value == "<pre>x = 0</pre>"
     with pytest.raises(ValueError, match="x too large"):
         explorer.controls["x"].value = 2
-    assert explorer.readout.value == "<pre>x = 0</pre>"
+    assert "ValueError: x too large" in explorer.readout.value
 
 
 def test_sliders_update_only_on_release():

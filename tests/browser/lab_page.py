@@ -22,8 +22,8 @@ from pathlib import Path
 import nbformat
 
 CELLS = ".jp-Notebook .jp-Cell"
-CONTROLS = (".noUi-handle, select, input[type=checkbox], "
-            "button.widget-toggle-button, button.widget-button")
+CONTROLS = ".noUi-handle, select, input[type=checkbox], button.widget-toggle-button"
+RUN_BUTTONS = "button.widget-button"  # explorers that recompute only when "Run" is pressed
 WIDGET_ERRORS = ("Error displaying widget", "Error rendering", "model not found")
 
 # The state of the page's notebook in one round trip.
@@ -174,7 +174,8 @@ def cell(page, index: int):
 
 def explorer_roots(page, index: int):
     """The widgets displayed by the cell at ``index``: one locator per displayed widget."""
-    outputs = cell(page, index).locator(".jp-OutputArea-child > .jp-OutputArea-output")
+    outputs = cell(page, index).locator(
+        ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output")
     return outputs.filter(has=page.locator(".jupyter-widgets"))
 
 

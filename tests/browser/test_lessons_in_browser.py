@@ -64,14 +64,19 @@ def _wait_for_change(page, root, before, timeout):
 
 def _check_explorer(page, root, where):
     controls = root.locator(lab_page.CONTROLS)
-    assert controls.count() >= 1, f"{where}: no control rendered"
-    assert controls.first.is_visible(), f"{where}: controls not visible"
+    buttons = root.locator(lab_page.RUN_BUTTONS)
+    assert controls.count() + buttons.count() >= 1, f"{where}: no control rendered"
+    assert (controls if controls.count() else buttons).first.is_visible(), (
+        f"{where}: controls not visible")
     before = lab_page.shown(root)
     assert before["readout"].strip(), f"{where}: empty readout"
     assert before["imagesVisible"], f"{where}: no plot shown"
     tried = []
-    for k in range(min(controls.count(), CONTROLS_TRIED)):
-        action = lab_page.move(controls.nth(k))
+    for k in range(max(1, min(controls.count(), CONTROLS_TRIED))):
+        action = lab_page.move(controls.nth(k)) if controls.count() else "no control"
+        if buttons.count():  # pick a value, then press Run, as the lesson says
+            buttons.first.click()
+            action += f", then pressed {buttons.first.inner_text().strip()!r}"
         after, readout, image = _wait_for_change(page, root, before, RESPONSE_TIMEOUT)
         tried.append(f"{action}: readout {'changed' if readout else 'unchanged'}, "
                      f"plot {'changed' if image else 'unchanged'}")
