@@ -10,7 +10,8 @@ Every factory ``*_explorer()`` defined in a ``bnlib/explore_*.py`` module is
 found and built outside a kernel with matplotlib's Agg backend and the
 course's plot style. Then, for each control, its ``.value`` is set
 alternately to two valid values (the default and one step away, or another
-option) ``--updates`` times (20 by default). Each set runs
+option) ``--updates`` times (20 by default); for an explorer with a Run
+button, the button is pressed after each set, as a learner would. Each set runs
 :meth:`bnlib.widgets.Explorer.update` synchronously: the lesson's view
 function (compute and build the figure), then drawing it to PNG bytes, as a
 learner's kernel does before the bytes go to the browser. The table gives
@@ -35,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import ipywidgets  # noqa: E402
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
@@ -91,6 +93,7 @@ def time_control(explorer, name, control, updates):
     pair = two_values(control)
     if pair is None:
         return None
+    buttons = [w for w in vars(explorer).values() if isinstance(w, ipywidgets.Button)]
     timed = TimedView(explorer.view)
     explorer.view = timed
     totals = []
@@ -100,6 +103,8 @@ def time_control(explorer, name, control, updates):
             before = explorer.updates
             start = time.perf_counter()
             control.value = target
+            if explorer.updates == before and buttons:  # an explorer that waits for "Run"
+                buttons[0].click()
             totals.append((time.perf_counter() - start) * 1000)
             if explorer.updates != before + 1:
                 raise RuntimeError(f"setting {name} did not update the explorer exactly once")
