@@ -27,8 +27,12 @@ def standardize_view(mean: float = 5.0, scale: float = 3.0):
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), sharey=True)
     for ax, values, title in ((axes[0], x, "raw"), (axes[1], z, "standardized")):
         ax.hist(values.ravel(), bins=40, color="tab:blue")
-        ax.set_title(f"{title}: mean {values.mean():.2f}, std {values.std():.2f}")
-    axes[0].set_xlim(-15, 25)
+        # abs() of a round-off-sized mean, so the title never reads "-0.00"
+        mean_shown = values.mean() if abs(values.mean()) >= 0.005 else 0.0
+        ax.set_title(f"{title}: mean {mean_shown:.2f}, std {values.std():.2f}")
+        ax.set_xlabel("value")
+    axes[0].set_ylabel("count (500 draws)")
+    axes[0].set_xlim(-30, 30)  # wide enough for every slider setting (mean ± 3 spreads)
     axes[1].set_xlim(-4, 4)
     fig.tight_layout()
     text = (f"raw: mean {x.mean():+.3f}, std {x.std():.3f}   ->   "
