@@ -32,7 +32,7 @@ def standardize_view(mean: float = 5.0, scale: float = 3.0):
         ax.set_title(f"{title}: mean {mean_shown:.2f}, std {values.std():.2f}")
         ax.set_xlabel("value")
     axes[0].set_ylabel("count (500 draws)")
-    axes[0].set_xlim(-30, 30)  # wide enough for every slider setting (mean ± 3 spreads)
+    axes[0].set_xlim(-36, 36)  # wide enough for every slider setting (500 draws reach ±4 spreads)
     axes[1].set_xlim(-4, 4)
     fig.tight_layout()
     text = (f"raw: mean {x.mean():+.3f}, std {x.std():.3f}   ->   "
