@@ -325,8 +325,9 @@ print(f"Keras default: alpha {1 - 0.99:.2f}, window {effective_window(1 - 0.99):
 # $\alpha = 0.01$. Keras starts `moving_mean` at 0 and does **not** correct the
 # start-up bias, so the early estimates are far too small: after 100 steps the
 # moving mean has covered only $1-0.99^{100} \approx 63\%$ of the way, and it
-# takes 459 steps to get within 1%. Lesson 03 shows what this means for a
-# network evaluated too early.
+# takes 459 steps before the leftover start-up share $0.99^t$ drops below 1%.
+# Lesson 03 plots this warm-up for momenta 0.9, 0.99 and 0.999 and explains
+# why a layer evaluated before it ends normalizes with the wrong statistics.
 
 # %%
 batch_means = 3.0 + 0.3 * rng.standard_normal(1000)
