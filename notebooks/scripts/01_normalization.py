@@ -217,6 +217,9 @@ slopes = {"sigmoid": explore_normalization.sigmoid_grad(zs),
 fig = plots.curves(zs, {"sigmoid(z)": explore_normalization.sigmoid(zs), "tanh(z)": np.tanh(zs),
                         "sigmoid'(z)": slopes["sigmoid"], "tanh'(z)": slopes["tanh"]},
                    xlabel="input z", ylabel="value", title="The functions change most at z = 0")
+for slope_line, f_line in zip(fig.axes[0].lines[2:], fig.axes[0].lines[:2]):
+    slope_line.set(color=f_line.get_color(), linestyle="--")   # a slope dashed, in its function's colour
+legend = fig.axes[0].legend(loc="upper left")
 for name, slope in slopes.items():
     flat = zs[(zs > 0) & (slope < 0.1 * slope.max())].min()   # where the slope falls below 10%
     print(f"{name}: largest slope {slope.max():.3f} at z = {abs(zs[slope.argmax()]):.2f}; "
