@@ -210,6 +210,7 @@ assert_true("the loss drops by more than half", fit.loss[-1] < 0.5 * fit.loss[0]
             f"{fit.loss[0]:.3f} -> {fit.loss[-1]:.3f}")
 assert_true("most inputs now leave the sigmoid's near-linear middle", near_end < 0.25 < near_start,
             f"{near_start:.0%} -> {near_end:.0%} in [-1, 1]")
+assert abs(g_end - 3.3) < 0.05 and abs(b_end + 3.3) < 0.05 and abs(near_start - 0.68) < 0.005
 
 # %% [markdown]
 # The learned unit is steep (γ ≈ 3.3) and shifted (β ≈ -3.3): it uses the
