@@ -230,7 +230,7 @@ def compounding_view(**options):
     for net, values in shifts.items():
         ax.plot(depth, values, marker="o", label=NETS[net])
     ax.set(xlabel="hidden layer", ylabel="shift of its input (in its own widths)",
-           title="Small changes everywhere add up with depth")
+           title="Small changes everywhere add up with depth", ylim=(0, None))
     ax.legend()
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.15, top=0.9)
     text = "\n".join(f"{NETS[n]:>14}: " + " ".join(f"{v:.3f}" for v in vals)
