@@ -392,7 +392,7 @@ def check_batchnorm_backward(answer: Callable) -> bool | None:
         return dx, dout.sum(0), dbeta
 
     return check_exercise(
-        "batchnorm_backward", answer, _bn_backward, _grad_cases(8),
+        "bn_backward", answer, _bn_backward, _grad_cases(8),
         mistakes=[(lambda d, x, g, e: _bn_backward(d, x, g, e, mean_path=False, var_path=False),
                    "the batch mean and variance depend on x too: add the paths through "
                    "them (a correct dx sums to zero over the batch)"),
@@ -413,7 +413,7 @@ def check_inference_backward(answer: Callable) -> bool | None:
     cases = [(rng.normal(0.0, 1.0, (n, d)), rng.uniform(0.5, 2.0, d),
               rng.uniform(0.0005, 3.0, d), 1e-3) for n, d in ((5, 3), (1, 4))]
     return check_exercise(
-        "inference_backward", answer, lambda d, g, mv, e: d * g / np.sqrt(mv + e), cases,
+        "bn_inference_backward", answer, lambda d, g, mv, e: d * g / np.sqrt(mv + e), cases,
         mistakes=[(lambda d, g, mv, e: d / np.sqrt(mv + e), "multiply by γ as well"),
                   (lambda d, g, mv, e: d * g / (mv + e),
                    "divide by the standard deviation sqrt(moving_variance + ε), "

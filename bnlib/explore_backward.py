@@ -133,9 +133,10 @@ def backward_view(pattern: str = "random", batch_size: int = 8):
            title=f"dout = {pattern}, batch of {batch_size}, γ = 1.5")
     if batch_size <= 16:
         ax.set_xticks(i)
-    ax.legend(fontsize=8)
+    # legend outside the axes, so it never hides the tallest bars
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     # fixed margins: tight_layout would cost most of an explorer update
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.17, top=0.88)
+    fig.subplots_adjust(left=0.1, right=0.8, bottom=0.17, top=0.88)
     text = (f"dgamma = {_fmt(ex.dgamma)}   dbeta = {_fmt(ex.dbeta)}   "
             f"sum of dx = {_fmt(ex.dx.sum())}   largest |dx| = {_fmt(np.abs(ex.dx).max())}")
     return fig, text

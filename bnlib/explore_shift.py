@@ -143,7 +143,7 @@ def shift_view(shift: float = 1.5):
     r = shift_experiment(float(shift))
     d = r["data"]
     grid = np.linspace(-2.5, 5.0, 200)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     ax.scatter(d.x_source, d.y_source, s=5, alpha=0.35, color="tab:blue", label="source")
     ax.scatter(d.x_target, d.y_target, s=5, alpha=0.35, color="tab:orange", label="target")
     ax.plot(grid, data.true_function(grid), color="black", lw=1, label="E[y|x]")
@@ -153,12 +153,12 @@ def shift_view(shift: float = 1.5):
         ax.plot(grid, predict_line(r[key], grid), color=color, ls="--", label=label)
     ax.set(xlim=(-2.5, 5.0), ylim=(-3, 4), xlabel="x", ylabel="y",
            title=f"Lines fit on the source, shift = {shift:.1f}")
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # off the data
     ax2.plot(grid, d.source_pdf(grid), label="P_S(x)")
     ax2.plot(grid, d.target_pdf(grid), label="P_T(x)")
     ax2.set(xlabel="x", ylabel="density", title="Input distributions")
     ax2.legend(fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.27, top=0.92, wspace=0.25)
     e = r["errors"]
     text = (f"target MSE  plain {e['plain'][1]:.3f} | weighted (true densities) "
             f"{e['known'][1]:.3f} | weighted (classifier) {e['estimated'][1]:.3f} | "
@@ -230,7 +230,7 @@ def compounding_view(**options):
     for net, values in shifts.items():
         ax.plot(depth, values, marker="o", label=NETS[net])
     ax.set(xlabel="hidden layer", ylabel="shift of its input (in its own widths)",
-           title="Small changes everywhere add up with depth")
+           title="Small changes everywhere add up with depth", ylim=(0, None))
     ax.legend()
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.15, top=0.9)
     text = "\n".join(f"{NETS[n]:>14}: " + " ".join(f"{v:.3f}" for v in vals)

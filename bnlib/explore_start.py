@@ -26,11 +26,18 @@ def standardize_view(mean: float = 5.0, scale: float = 3.0):
     x, z = standardized_sample(mean, scale)
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), sharey=True)
     for ax, values, title in ((axes[0], x, "raw"), (axes[1], z, "standardized")):
-        ax.hist(values.ravel(), bins=40, color="tab:blue")
-        ax.set_title(f"{title}: mean {values.mean():.2f}, std {values.std():.2f}")
-    axes[0].set_xlim(-15, 25)
+        # one filled step artist instead of 40 bar patches: several times faster to draw
+        counts, edges = np.histogram(values.ravel(), bins=40)
+        ax.stairs(counts, edges, fill=True, color="tab:blue")
+        # abs() of a round-off-sized mean, so the title never reads "-0.00"
+        mean_shown = values.mean() if abs(values.mean()) >= 0.005 else 0.0
+        ax.set_title(f"{title}: mean {mean_shown:.2f}, std {values.std():.2f}")
+        ax.set_xlabel("value")
+    axes[0].set_ylabel("count (500 draws)")
+    axes[0].set_xlim(-36, 36)  # wide enough for every slider setting (500 draws reach ±4 spreads)
     axes[1].set_xlim(-4, 4)
-    fig.tight_layout()
+    # fixed margins: tight_layout would cost most of an explorer update
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.18, top=0.88, wspace=0.08)
     text = (f"raw: mean {x.mean():+.3f}, std {x.std():.3f}   ->   "
             f"standardized: mean {abs(z.mean()):.3f}, std {z.std():.3f}")
     return fig, text

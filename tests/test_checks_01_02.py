@@ -151,3 +151,14 @@ def test_ema_corrected_accepts_correct(capsys):
 
     assert _run(checks.check_ema_corrected,
                 lambda x, a: bias_correct(ema(x, a), a), capsys)[0] is True
+
+
+def test_ema_corrected_stub_is_not_attempted(capsys):
+    result, out = _run(checks.check_ema_corrected, lambda x, a: None, capsys)
+    assert result is None and checks.NOT_ATTEMPTED in out
+
+
+@pytest.mark.parametrize("checker", [checks.check_standardize_new, checks.check_sigmoid_slope])
+def test_other_01_stubs_are_not_attempted(checker, capsys):
+    result, out = _run(checker, lambda *args: None, capsys)
+    assert result is None and checks.NOT_ATTEMPTED in out

@@ -90,6 +90,11 @@ x, z = explore_start.standardized_sample(mean=5.0, scale=3.0)
 assert_below("|mean of z|", abs(z.mean()), 1e-12)
 assert_below("|std of z - 1|", abs(z.std() - 1), 1e-12)
 print(text)
+# "whatever you choose": the slider's extreme settings give mean 0, std 1 too
+for m, s in ((-10.0, 0.5), (10.0, 6.0)):
+    _, z = explore_start.standardized_sample(mean=m, scale=s)
+    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
+print("same at the slider's extremes (mean -10, spread 0.5 and mean 10, spread 6)")
 
 # %% [markdown]
 # ## Key takeaways
@@ -118,5 +123,9 @@ checks.check_standardize_column(standardize_column)
 # ## References
 #
 # - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network
-#   Training by Reducing Internal Covariate Shift*, ICML 2015.
-# - JupyterLab documentation: *The JupyterLab Interface* and *Notebooks*.
+#   Training by Reducing Internal Covariate Shift*, ICML 2015,
+#   [arXiv:1502.03167](https://arxiv.org/abs/1502.03167).
+# - JupyterLab documentation: [*The JupyterLab Interface*](https://jupyterlab.readthedocs.io/en/stable/user/interface.html)
+#   and [*Notebooks*](https://jupyterlab.readthedocs.io/en/stable/user/notebook.html).
+# - ipywidgets documentation (the sliders):
+#   <https://ipywidgets.readthedocs.io/en/stable/>.

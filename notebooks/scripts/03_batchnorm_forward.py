@@ -210,6 +210,7 @@ assert_true("the loss drops by more than half", fit.loss[-1] < 0.5 * fit.loss[0]
             f"{fit.loss[0]:.3f} -> {fit.loss[-1]:.3f}")
 assert_true("most inputs now leave the sigmoid's near-linear middle", near_end < 0.25 < near_start,
             f"{near_start:.0%} -> {near_end:.0%} in [-1, 1]")
+assert abs(g_end - 3.3) < 0.05 and abs(b_end + 3.3) < 0.05 and abs(near_start - 0.68) < 0.005
 
 # %% [markdown]
 # The learned unit is steep (γ ≈ 3.3) and shifted (β ≈ -3.3): it uses the
@@ -267,11 +268,23 @@ with_bias = batchnorm.batchnorm_forward(inputs @ W + b, ones, zeros, zeros, ones
 diff = assert_close("max |output with bias - without|", with_bias, no_bias, 1e-9)
 
 # %% [markdown]
-# The gradient of the loss with respect to such a bias is therefore always
-# zero, and it would never learn anything. That is why the layer before batch
-# norm is built without one (`use_bias=False` in Keras, as in the diagram).
 # (The difference above is not exactly 0 only because adding 100 and
-# subtracting it again rounds in the last bits.)
+# subtracting it again rounds in the last bits.) The gradient of the loss with
+# respect to such a bias is therefore zero: it is the batch sum of the
+# gradient reaching $z$, and batch norm's backward pass (lesson 04) makes that
+# sum vanish for any upstream gradient. Checked with a random one:
+
+# %%
+_, cache_b, _, _ = batchnorm.batchnorm_forward(inputs @ W + b, ones, zeros, zeros, ones,
+                                               training=True)
+dout_b = np.random.default_rng(1).normal(size=(16, 3))     # any upstream gradient
+dz = batchnorm.batchnorm_backward(dout_b, cache_b)[0]
+diff = assert_below("largest |dL/db| = |sum of dL/dz over the batch|",
+                    np.abs(dz.sum(axis=0)).max(), 1e-9)
+
+# %% [markdown]
+# A bias there would never learn anything. That is why the layer before batch
+# norm is built without one (`use_bias=False` in Keras, as in the diagram).
 
 # %% [markdown]
 # ## Inference: one example at a time

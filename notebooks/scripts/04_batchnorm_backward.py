@@ -104,11 +104,11 @@ def backward_in_stages(dout, stages):
 # The staged pass is easy to get right but does a lot of separate array
 # operations. Collapsing the chain on paper gives one expression. Write
 # $s = 1/\sqrt{\sigma^2+\varepsilon}$ (`inv_std`), $g_i = \gamma\,
-# \text{dout}_i$ (the gradient at x̂) and $m$ for the batch size. Since
-# $\hat{x}_j = (x_j - \mu)\,s$, with $\partial\mu/\partial x_i = 1/m$ and
-# $\partial\sigma^2/\partial x_i = 2(x_i-\mu)/m$ (the term through μ vanishes
-# because the centred values sum to zero), so $\partial s/\partial x_i =
-# -s^3 (x_i-\mu)/m$, we get
+# \text{dout}_i$ (the gradient at x̂) and $m$ for the batch size. Two
+# derivatives do the work: $\partial\mu/\partial x_i = 1/m$, and
+# $\partial\sigma^2/\partial x_i = 2(x_i-\mu)/m$ (the part through μ drops
+# out because the centred values sum to zero), hence $\partial s/\partial x_i =
+# -s^3 (x_i-\mu)/m$. The product rule on $\hat{x}_j = (x_j - \mu)\,s$ then gives
 #
 # $$\frac{\partial \hat{x}_j}{\partial x_i} = \frac{s}{m}\left(m\,\delta_{ij} - 1 - \hat{x}_i\hat{x}_j\right).$$
 #
