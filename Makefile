@@ -30,9 +30,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
 
 # browser-deps first: CI machines start with nothing installed by hand.
-# (tests/browser runs on one xdist worker: its tests share one JupyterLab and one module.)
+# One pytest process, so notebook kernels start one at a time (kernels started
+# concurrently by separate processes can race for the same TCP ports and hang).
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest -n auto --dist loadscope tests notebooks \
+	$(BIN)/python -m pytest tests notebooks \
 		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
