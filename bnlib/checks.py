@@ -63,6 +63,10 @@ def _same(a, b, tol: float) -> bool:
     return a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol)
 
 
+def _copies(case):
+    return [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case]
+
+
 def _as_tuple(outputs):
     return outputs if isinstance(outputs, tuple) else (outputs,)
 
@@ -100,10 +104,9 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
     True if every case passed, False if one failed, None if not attempted.
     """
     for i, case in enumerate(cases):
-        args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case]
+        args = _copies(case)
         try:
-            got = answer(*[np.array(a, copy=True) if isinstance(a, np.ndarray) else a
-                           for a in args])
+            got = answer(*_copies(args))  # the learner's own copies: in-place edits are harmless
         except NotImplementedError:
             got = None
         except Exception as exc:  # the learner's code raised: report it as a hint
