@@ -10,6 +10,7 @@ raises stops the build with the error, so a broken lesson is never saved.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,9 @@ def build(script: Path, timeout: int = 900) -> Path:
     client.execute()
     target = NOTEBOOKS / f"{script.stem}.ipynb"
     nbformat.write(nb, target)
+    # Keep the pair's times in order: jupytext refuses to open a notebook that is
+    # newer than its paired script and differs from it (here: the YAML header).
+    os.utime(script)
     return target
 
 
