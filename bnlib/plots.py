@@ -8,8 +8,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+# axes.axisbelow: the grid under every artist, so a scene's live artists, blitted on top of
+# the static background, give the same pixels as a full draw (see bnlib.widgets.Scene)
 STYLE = {"figure.dpi": 80, "savefig.dpi": 80, "axes.grid": True, "grid.alpha": 0.3,
-         "axes.spines.top": False, "axes.spines.right": False, "font.size": 10}
+         "axes.axisbelow": True, "axes.spines.top": False, "axes.spines.right": False,
+         "font.size": 10}
 
 
 def use_course_style() -> None:

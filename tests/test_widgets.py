@@ -152,3 +152,78 @@ def test_choice_explorer_with_a_dropdown():
     explorer.controls["kind"].value = "drift"
     assert seen == ["step", "drift"]
     assert explorer.readout.value == "<pre>drift at 0.1</pre>"
+
+
+# ----- Scenes: one figure, live artists blitted onto a cached background -----
+
+class SineScene(widgets.Scene):
+    """a*sin(x) + b on fixed axes, with the peak in the title; counts full background draws."""
+
+    def build(self):
+        self.fig, self.ax = plt.subplots(figsize=(4, 2.5))
+        self.line = self.live(self.ax.plot(np.linspace(0, 6, 50), np.zeros(50))[0])
+        self.title = self.live(self.ax.set_title(" "))
+        self.ax.set_ylim(-6, 6)
+        self.full_draws = 0
+        self.fig.canvas.mpl_connect("draw_event", self._count)
+
+    def _count(self, event):
+        self.full_draws += 1
+
+    def update(self, amplitude=1.0, offset=0):
+        self.line.set_ydata(amplitude * np.sin(self.line.get_xdata()) + offset)
+        self.title.set_text(f"peak {amplitude + offset:.2f}")
+        if abs(amplitude) + abs(offset) > 6:
+            self.ax.set_ylim(-12, 12)  # a limit change: the background must be drawn again
+        return f"peak = {amplitude + offset:.2f}"
+
+
+def scene_explorer():
+    return widgets.Explorer(SineScene(), {
+        "amplitude": widgets.slider(1.0, 0.0, 10.0, 0.5, "amplitude"),
+        "offset": widgets.int_slider(0, -3, 3, 1, "offset"),
+    })
+
+
+def fresh_png(explorer):
+    fig, _ = SineScene().render(**explorer.values())
+    try:
+        return widgets.figure_png(fig)
+    finally:
+        plt.close(fig)
+
+
+def test_a_scene_explorer_keeps_one_figure_out_of_pyplot():
+    explorer = scene_explorer()
+    figure = explorer.figure
+    assert figure is explorer.scene.fig
+    assert not plt.fignum_exists(figure.number), "pyplot would show it again under the cell"
+    explorer.controls["amplitude"].value = 2.0
+    assert explorer.figure is figure and explorer.updates == 2
+    assert explorer.readout.value == "<pre>peak = 2.00</pre>"
+
+
+def test_a_scene_draws_its_background_once_and_blits_the_same_pixels():
+    explorer = scene_explorer()
+    assert explorer.scene.full_draws == 1
+    for amplitude in (2.0, 3.5, 0.5):
+        explorer.controls["amplitude"].value = amplitude
+        assert explorer.image.value == fresh_png(explorer), amplitude
+    assert explorer.scene.full_draws == 1, "updates inside the limits must not redraw it all"
+
+
+def test_a_limit_change_or_invalidate_redraws_the_background():
+    explorer = scene_explorer()
+    explorer.controls["amplitude"].value = 8.0          # ylim grows to ±12
+    assert explorer.scene.full_draws == 2
+    assert explorer.image.value == fresh_png(explorer)
+    explorer.scene.invalidate()
+    explorer.update()
+    assert explorer.scene.full_draws == 3
+
+
+def test_render_gives_a_normal_figure_with_every_artist_drawn():
+    fig, text = SineScene().render(amplitude=3.0, offset=1)
+    assert text == "peak = 4.00"
+    assert not any(artist.get_animated() for artist in fig.axes[0].get_children())
+    plt.close(fig)
