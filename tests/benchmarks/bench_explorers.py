@@ -2,9 +2,10 @@
 
 Run with ``make bench`` or ``python tests/benchmarks/bench_explorers.py``
 (``--quick``: 3 updates of the first control of each explorer, to check the
-script runs; ``--before``: also time what the explorer machinery did before
-it rendered PNGs itself, i.e. the view plus the inline backend's
-``print_figure(bbox_inches="tight")``). pytest does not collect this file.
+script runs; ``--full``: also time a full redraw, i.e. a new figure built
+and drawn whole for the same values, which is what every update cost before
+the explorers became :class:`bnlib.widgets.Scene` s). pytest does not
+collect this file.
 
 Every factory ``*_explorer()`` defined in a ``bnlib/explore_*.py`` module is
 found and built outside a kernel with matplotlib's Agg backend and the
@@ -12,9 +13,10 @@ course's plot style. Then, for each control, its ``.value`` is set
 alternately to two valid values (the default and one step away, or another
 option) ``--updates`` times (20 by default); for an explorer with a Run
 button, the button is pressed after each set, as a learner would. Each set runs
-:meth:`bnlib.widgets.Explorer.update` synchronously: the lesson's view
-function (compute and build the figure), then drawing it to PNG bytes, as a
-learner's kernel does before the bytes go to the browser. The table gives
+:meth:`bnlib.widgets.Explorer.update` synchronously: the view (compute, and
+set the new data on the scene's artists), then the PNG frame (restore the
+cached background, draw the live artists, encode), as a learner's kernel
+does before the bytes go to the browser. The table gives
 the median and 90th percentile of that time, the first (cold, cache-miss)
 update, and how much of the median is the view function itself; the
 target is 100 ms. Timings are printed, never asserted: they depend on the
@@ -114,15 +116,17 @@ def time_control(explorer, name, control, updates):
     return np.array(totals), np.array(timed.seconds) * 1000, pair
 
 
-def time_before(explorer, control, pair, updates):
-    """The old machinery: view, then the inline backend's tight PNG (ms per update)."""
+def time_full(explorer, control, pair, updates):
+    """A full redraw per update: a new scene (or view figure) drawn whole by Agg (ms)."""
+    name = next(n for n, c in explorer.controls.items() if c is control)
     values = explorer.values()
     totals = []
     for k in range(updates):
-        values[next(n for n, c in explorer.controls.items() if c is control)] = pair[(k + 1) % 2]
+        values[name] = pair[(k + 1) % 2]
         start = time.perf_counter()
-        fig, _ = explorer.view(**values)
-        fig.canvas.print_figure(io.BytesIO(), format="png", bbox_inches="tight")
+        view = type(explorer.scene)().render if explorer.scene is not None else explorer.view
+        fig, _ = view(**values)
+        widgets.figure_png(fig)
         plt.close(fig)
         totals.append((time.perf_counter() - start) * 1000)
     return np.array(totals)
@@ -139,8 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--updates", type=int, default=20, help="updates per control (default 20)")
     parser.add_argument("--quick", action="store_true",
                         help="3 updates of the first control of each explorer")
-    parser.add_argument("--before", action="store_true",
-                        help="also time the view plus a tight inline-backend PNG (the old way)")
+    parser.add_argument("--full", action="store_true",
+                        help="also time a full redraw of a new figure per update (the old way)")
     args = parser.parse_args(argv)
     updates = 3 if args.quick else args.updates
     plots.use_course_style()
@@ -148,7 +152,7 @@ def main(argv=None) -> int:
     print(f"Explorer latency: {updates} updates per control, target {TARGET_MS:.0f} ms "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     header = (f"{'explorer':<44} {'control':<12} {'first':>7} {'median':>7} {'p90':>7} "
-              f"{'view':>7} {'target':>7}  verdict" + ("      before" if args.before else ""))
+              f"{'view':>7} {'target':>7}  verdict" + ("        full" if args.full else ""))
     print(header)
     print("-" * len(header))
     rows = 0
@@ -174,14 +178,14 @@ def main(argv=None) -> int:
             line = (f"{label:<44} {control_name:<12} {first:7.0f} {median:7.0f} {p90:7.0f} "
                     f"{np.median(views[1:] if len(views) > 1 else views):7.0f} "
                     f"{TARGET_MS:7.0f}  {verdict(median, p90):<15}")
-            if args.before:
-                line += f" {np.median(time_before(explorer, control, pair, updates)):7.0f}"
+            if args.full:
+                line += f" {np.median(time_full(explorer, control, pair, updates)):11.0f}"
             print(line, flush=True)
             rows += 1
         print(f"{'':<44} {'(build)':<12} {build_ms:7.0f}")
     print(f"\nms per update, wall clock. first: the first update (cold caches); median and p90:"
           f" the {updates - 1} after it; view: the part spent in the lesson's view function"
-          f" (compute and build the figure), the rest is drawing the PNG. build: creating the"
+          f" (compute, update the artists), the rest is the PNG frame. build: creating the"
           f" explorer, including its first update. {rows} controls of {len(factories)} explorers"
           f" in {time.perf_counter() - start_all:.0f} s.")
     return 0 if rows or not factories else 1
