@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import transforms
 
 from bnlib import data, internal_shift, widgets
 
@@ -131,6 +132,62 @@ def shift_experiment(shift: float, seed: int = 0) -> dict:
                     "estimated": effective_sample_size(w_est)}}
 
 
+def _padded(low: float, high: float, margin: float = 0.05) -> tuple:
+    """``(low, high)`` widened by ``margin`` of the span on each side, as autoscaling does."""
+    pad = margin * (high - low)
+    return low - pad, high + pad
+
+
+# where the lines and densities are drawn: the x axis, which holds every sample point at
+# every shift (the source sample reaches -2.64, the target 4.24 at shift 3)
+GRID = np.linspace(-2.75, 5.0, 200)
+LINES = (("plain", "tab:blue", "plain line"), ("known", "tab:green", "weighted, true P_T/P_S"),
+         ("estimated", "tab:red", "weighted, classifier"))
+
+
+class ShiftScene(widgets.Scene):
+    """Left: the samples, the true curve and the three lines. Right: the input densities."""
+
+    def build(self) -> None:
+        self.fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6),
+                                           gridspec_kw={"width_ratios": [3, 2]})
+        self.samples = {name: self.live(ax.scatter([], [], s=5, alpha=0.35, color=color,
+                                                   label=name))
+                        for name, color in (("source", "tab:blue"), ("target", "tab:orange"))}
+        self.live(ax.plot(GRID, data.true_function(GRID), color="black", lw=1,
+                          label="E[y|x]")[0])
+        self.lines = {key: self.live(ax.plot(GRID, GRID, color=color, ls="--", label=label)[0])
+                      for key, color, label in LINES}
+        self.title = self.live(ax.set_title(" "))
+        ax.set(xlim=(GRID[0], GRID[-1]), ylim=(-3, 4), xlabel="x", ylabel="y")
+        # under the axes, off the data: static, nothing live reaches it
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+        self.densities = [self.live(ax2.plot(GRID, GRID, label=label)[0])
+                          for label in ("P_S(x)", "P_T(x)")]
+        # as autoscaling would pick them: the target density N(shift, 0.5^2) peaks at 0.80
+        ax2.set(xlim=_padded(GRID[0], GRID[-1]), ylim=(-0.04, 0.84), xlabel="x",
+                ylabel="density", title="Input distributions")
+        # live, after the curves: "best" places it away from them at every shift, on top
+        self.live(ax2.legend(fontsize=8))
+        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.27, top=0.92, wspace=0.25)
+
+    def update(self, shift: float = 1.5) -> str:
+        r = shift_experiment(float(shift))
+        d = r["data"]
+        self.samples["source"].set_offsets(np.column_stack([d.x_source, d.y_source]))
+        self.samples["target"].set_offsets(np.column_stack([d.x_target, d.y_target]))
+        for key, line in self.lines.items():
+            line.set_ydata(predict_line(r[key], GRID))
+        for line, pdf in zip(self.densities, (d.source_pdf, d.target_pdf)):
+            line.set_ydata(pdf(GRID))
+        self.title.set_text(f"Lines fit on the source, shift = {shift:.1f}")
+        e = r["errors"]
+        return (f"target MSE  plain {e['plain'][1]:.3f} | weighted (true densities) "
+                f"{e['known'][1]:.3f} | weighted (classifier) {e['estimated'][1]:.3f} | "
+                f"best line {e['best'][1]:.3f}\neffective sample size of the weights: "
+                f"{r['ess']['known']:.0f} of {len(d.x_source)}")
+
+
 def shift_view(shift: float = 1.5):
     """Left: the samples, the true curve and the three lines. Right: the input densities.
 
@@ -140,41 +197,76 @@ def shift_view(shift: float = 1.5):
     text : str
         Target errors of the plain and weighted lines, and the effective sample size.
     """
-    r = shift_experiment(float(shift))
-    d = r["data"]
-    grid = np.linspace(-2.5, 5.0, 200)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]})
-    ax.scatter(d.x_source, d.y_source, s=5, alpha=0.35, color="tab:blue", label="source")
-    ax.scatter(d.x_target, d.y_target, s=5, alpha=0.35, color="tab:orange", label="target")
-    ax.plot(grid, data.true_function(grid), color="black", lw=1, label="E[y|x]")
-    for key, color, label in (("plain", "tab:blue", "plain line"),
-                              ("known", "tab:green", "weighted, true P_T/P_S"),
-                              ("estimated", "tab:red", "weighted, classifier")):
-        ax.plot(grid, predict_line(r[key], grid), color=color, ls="--", label=label)
-    ax.set(xlim=(-2.5, 5.0), ylim=(-3, 4), xlabel="x", ylabel="y",
-           title=f"Lines fit on the source, shift = {shift:.1f}")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)  # off the data
-    ax2.plot(grid, d.source_pdf(grid), label="P_S(x)")
-    ax2.plot(grid, d.target_pdf(grid), label="P_T(x)")
-    ax2.set(xlabel="x", ylabel="density", title="Input distributions")
-    ax2.legend(fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.27, top=0.92, wspace=0.25)
-    e = r["errors"]
-    text = (f"target MSE  plain {e['plain'][1]:.3f} | weighted (true densities) "
-            f"{e['known'][1]:.3f} | weighted (classifier) {e['estimated'][1]:.3f} | "
-            f"best line {e['best'][1]:.3f}\neffective sample size of the weights: "
-            f"{r['ess']['known']:.0f} of {len(d.x_source)}")
-    return fig, text
+    return ShiftScene().render(shift=shift)
 
 
 def shift_explorer() -> widgets.Explorer:
     """A slider for how far the target's inputs are moved from the source's."""
-    return widgets.Explorer(shift_view, {
+    return widgets.Explorer(ShiftScene(), {
         "shift": widgets.slider(1.5, 0.0, 3.0, 0.25, "target shift"),
     }, title="Covariate shift and importance weighting")
 
 
 NETS = {"none": "no batch norm", "batch": "batch norm", "noisy": "noisy batch norm"}
+# The y label's place beside one-digit tick labels (tick, pads and label width, in points):
+# the label is a live text, since an axis draws its own label into the static background.
+YLABEL_OFFSET = -25.4
+
+
+class LayerInputScene(widgets.Scene):
+    """One panel per network: a unit's 15-85th percentile band and median over training.
+
+    Parameters
+    ----------
+    nets : tuple of str
+        Keys of :data:`NETS`, one panel each.
+    **run_options
+        Passed on to :func:`bnlib.internal_shift.shift_run`.
+    """
+
+    def __init__(self, nets=("none", "batch", "noisy"), **run_options):
+        # fetched once per scene (trained on the first call, then from shift_run's cache)
+        self.runs = {net: internal_shift.shift_run(net, **run_options) for net in nets}
+        super().__init__()
+
+    def build(self) -> None:
+        n = len(self.runs)
+        self.fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 2.9), sharey=True, squeeze=False)
+        axes = axes[0]
+        self.bands, self.medians = [], []
+        for ax, (net, r) in zip(axes, self.runs.items()):
+            steps = r["history"].eval_step
+            self.bands.append(self.live(ax.fill_between(steps, steps, steps, alpha=0.3,
+                                                        color="tab:blue", label="15-85th")))
+            self.medians.append(self.live(ax.plot(steps, steps, color="tab:blue",
+                                                  label="median")[0]))
+            ax.set(title=NETS[net], xlabel="training step", xlim=_padded(steps[0], steps[-1]))
+        # shared y limits that hold every unit of every network
+        quantiles = [r["quantiles"] for r in self.runs.values()]
+        axes[0].set_ylim(_padded(min(q.min() for q in quantiles), max(q.max() for q in quantiles)))
+        place = transforms.offset_copy(axes[0].transAxes, self.fig, x=YLABEL_OFFSET, y=0,
+                                       units="points")
+        self.ylabel = self.live(axes[0].text(
+            0, 0.5, " ", transform=place, rotation=90, rotation_mode="anchor", ha="center",
+            va="bottom", fontsize=plt.rcParams["axes.labelsize"],
+            color=plt.rcParams["axes.labelcolor"]))
+        # live, after the first panel's data: "best" keeps it off the band of every unit
+        self.live(axes[0].legend(fontsize=8))
+        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88, wspace=0.08)
+
+    def update(self, unit: int = 0) -> str:
+        lines = []
+        for band, median, (net, r) in zip(self.bands, self.medians, self.runs.items()):
+            steps, q = r["history"].eval_step, r["quantiles"][:, :, unit]
+            band.set_data(steps, q[:, 0], q[:, 2])
+            median.set_ydata(q[:, 1])
+            unit_move = np.abs(q[-1] - q[0]).mean()
+            m = r["movement"]
+            lines.append(f"{NETS[net]:>17}: unit {unit} moved {unit_move:.2f}; layer: "
+                         f"{m['total']:.2f} in all, {m['per_step']:.3f} per record; "
+                         f"test accuracy {r['history'].final_accuracy:.3f}")
+        self.ylabel.set_text(f"input of unit {unit}, last hidden layer")
+        return "\n".join(lines)
 
 
 def layer_input_view(unit: int = 0, nets=("none", "batch", "noisy"), **run_options):
@@ -190,28 +282,12 @@ def layer_input_view(unit: int = 0, nets=("none", "batch", "noisy"), **run_optio
         Per network: how far the unit's band moved from start to end, the
         layer's average movement per record, and the final test accuracy.
     """
-    fig, axes = plt.subplots(1, len(nets), figsize=(3.3 * len(nets), 2.9), sharey=True)
-    lines = []
-    for ax, net in zip(np.atleast_1d(axes), nets):
-        r = internal_shift.shift_run(net, **run_options)
-        steps, q = r["history"].eval_step, r["quantiles"][:, :, unit]
-        ax.fill_between(steps, q[:, 0], q[:, 2], alpha=0.3, color="tab:blue", label="15-85th")
-        ax.plot(steps, q[:, 1], color="tab:blue", label="median")
-        ax.set(title=NETS[net], xlabel="training step")
-        unit_move = np.abs(q[-1] - q[0]).mean()
-        m = r["movement"]
-        lines.append(f"{NETS[net]:>17}: unit {unit} moved {unit_move:.2f}; layer: "
-                     f"{m['total']:.2f} in all, {m['per_step']:.3f} per record; "
-                     f"test accuracy {r['history'].final_accuracy:.3f}")
-    axes[0].set_ylabel(f"input of unit {unit}, last hidden layer")
-    axes[0].legend(fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88, wspace=0.08)
-    return fig, "\n".join(lines)
+    return LayerInputScene(nets, **run_options).render(unit=unit)
 
 
 def layer_input_explorer(**run_options) -> widgets.Explorer:
     """A slider picking which unit of the last hidden layer to watch (runs are cached)."""
-    return widgets.Explorer(lambda unit: layer_input_view(unit, **run_options), {
+    return widgets.Explorer(LayerInputScene(**run_options), {
         "unit": widgets.int_slider(0, 0, internal_shift.SIZES[-2] - 1, 1, "unit"),
     }, title="A deep layer's input distribution during training")
 

@@ -1,10 +1,20 @@
-"""Lesson 06 part 1: weighted line fits, density-ratio estimation, the shift explorer."""
+"""Lesson 06: weighted line fits, density-ratio estimation, the shift and layer-input explorers."""
 from __future__ import annotations
 
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 import pytest
 
-from bnlib import data, explore_shift
+from bnlib import data, explore_shift, plots, widgets
+
+SMALL_RUN = {"steps": 40, "eval_every": 20}  # a short training: the scene's logic, quickly
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -75,3 +85,83 @@ def test_shift_explorer_updates_readout():
     assert f"{e['known'][1]:.3f}" in explorer.readout.value
     xs = explorer.figure.axes[0].collections[1].get_offsets()[:, 0]
     np.testing.assert_allclose(xs, data.covariate_shift(2.5).x_target)
+
+
+@pytest.fixture(autouse=True)
+def course_style():
+    with matplotlib.rc_context(plots.STYLE):
+        yield
+
+
+def slider_settings(control) -> np.ndarray:
+    """Every value a slider can take."""
+    return np.arange(control.min, control.max + control.step / 2, control.step)
+
+
+def assert_inside(ax, xy):
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    xy = np.asarray(xy)
+    assert len(xy) and np.all((x0 <= xy[:, 0]) & (xy[:, 0] <= x1)), (ax.get_title(), x0, x1)
+    assert np.all((y0 <= xy[:, 1]) & (xy[:, 1] <= y1)), (ax.get_title(), y0, y1)
+
+
+def frame_differs(explorer, fresh_fig) -> float:
+    """Fraction of pixels where the explorer's frame and a full draw of ``fresh_fig`` differ."""
+    try:
+        reference = widgets.figure_png(fresh_fig)
+    finally:
+        plt.close(fresh_fig)
+    a, b = (np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+            for png in (explorer.image.value, reference))
+    return float(np.mean(np.abs(a - b).max(axis=2) > 0))
+
+
+def test_shift_scene_limits_hold_the_samples_and_densities_at_every_shift():
+    shifts = slider_settings(explore_shift.shift_explorer().controls["shift"])
+    scene = explore_shift.ShiftScene()
+    ax, ax2 = scene.fig.axes
+    limits = [(a.get_xlim(), a.get_ylim()) for a in scene.fig.axes]
+    for shift in shifts:
+        scene.update(shift=shift)
+        for sample in scene.samples.values():
+            assert_inside(ax, sample.get_offsets())
+        for density in scene.densities:
+            assert_inside(ax2, density.get_xydata())
+    assert [(a.get_xlim(), a.get_ylim()) for a in scene.fig.axes] == limits
+    plt.close(scene.fig)
+
+
+@pytest.mark.parametrize("shift", [0.0, 3.0])
+def test_shift_explorer_frame_at_the_slider_ends_matches_a_full_draw(shift):
+    explorer = explore_shift.shift_explorer()
+    explorer.controls["shift"].value = shift
+    assert frame_differs(explorer, explore_shift.shift_view(shift)[0]) <= 0.002
+
+
+def test_layer_input_scene_limits_hold_every_unit():
+    explorer = explore_shift.layer_input_explorer(**SMALL_RUN)
+    scene = explorer.scene
+    limits = [(a.get_xlim(), a.get_ylim()) for a in scene.fig.axes]
+    for unit in slider_settings(explorer.controls["unit"]):
+        scene.update(unit=int(unit))
+        for ax, band, median in zip(scene.fig.axes, scene.bands, scene.medians):
+            assert_inside(ax, band.get_paths()[0].vertices)
+            assert_inside(ax, median.get_xydata())
+    assert [(a.get_xlim(), a.get_ylim()) for a in scene.fig.axes] == limits
+
+
+@pytest.mark.parametrize("unit", [0, 50, 99])
+def test_layer_input_explorer_frame_matches_a_full_draw(unit):
+    # the legend is live with loc="best": it moves with the unit's band, on top of it
+    explorer = explore_shift.layer_input_explorer(**SMALL_RUN)
+    explorer.controls["unit"].value = unit
+    fresh_fig, _ = explore_shift.layer_input_view(unit, **SMALL_RUN)
+    assert frame_differs(explorer, fresh_fig) <= 0.002
+
+
+def test_layer_input_view_names_the_unit_and_draws_one_panel_per_net():
+    fig, text = explore_shift.layer_input_view(3, nets=("batch",), **SMALL_RUN)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "batch norm"
+    assert "input of unit 3, last hidden layer" in [t.get_text() for t in fig.axes[0].texts]
+    assert text.startswith("       batch norm: unit 3 moved")
+    plt.close(fig)
