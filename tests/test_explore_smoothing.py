@@ -5,12 +5,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from bnlib import explore_smoothing as es
 from bnlib.data import SIGNAL_KINDS
 from bnlib.ema import ema, ema_weights
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Views return open pyplot figures (a lesson shows them): close them after each test."""
+    yield
+    plt.close("all")
 
 
 @pytest.mark.parametrize("alpha", [0.05, 0.2, 0.6])
