@@ -1,14 +1,18 @@
 """Lesson 01's computations and explorers: scaling images, saturating units, loss shapes.
 
-Pure functions return numbers or arrays; ``*_view`` functions draw one figure
-and return ``(fig, text)``; ``*_explorer`` factories bind a view to sliders.
+Pure functions return numbers or arrays; ``*Scene`` classes draw one figure and
+update it in place; ``*_view`` functions render a new scene and return
+``(fig, text)``; ``*_explorer`` factories bind a scene to sliders.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
+import contourpy
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
+from matplotlib.collections import LineCollection
 
 from bnlib import plots, widgets
 from bnlib.normalize import standardize
@@ -121,31 +125,54 @@ def saturation(activation: str, mean: float, scale: float, n: int = 20_000, seed
     return float(np.mean(slope < SATURATED_BELOW)), float(slope.mean())
 
 
+class SaturationScene(widgets.Scene):
+    """An activation, its slope, and where a layer's inputs fall on it, on fixed axes."""
+
+    def build(self) -> None:
+        self.zs = np.linspace(-10, 10, 401)
+        self.fig, ax = plt.subplots(figsize=(7, 3.4))
+        # zorder 1 as a stairs patch has by default: a full draw puts it under the lines,
+        # and blitting draws the live artists in registration order, so it is registered first
+        self.inputs = self.live(ax.stairs(np.zeros(60), np.linspace(-10, 10, 61), fill=True,
+                                          alpha=0.35, color="tab:green",
+                                          label="layer inputs (density)"))
+        self.curve = self.live(ax.plot([], [], label=" ")[0])
+        self.slope = self.live(ax.plot([], [], label="slope / peak slope")[0])
+        # live although it never changes: a full draw puts it over the inputs' histogram
+        self.live(ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":",
+                             label="saturation threshold"))
+        self.title = self.live(ax.set_title(" "))
+        # the legend's order is the old figure's: activation, slope, inputs, threshold
+        handles, labels = ax.get_legend_handles_labels()
+        order = [1, 2, 0, 3]
+        self.legend = self.live(ax.legend([handles[i] for i in order],
+                                          [labels[i] for i in order],
+                                          loc="upper left", fontsize=8))
+        ax.set(xlim=(-10, 10), ylim=(-1.05, 1.05), xlabel="pre-activation z", ylabel="value")
+        self.fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.9)
+
+    def update(self, activation: str = "sigmoid", mean: float = 0.0, scale: float = 1.0) -> str:
+        f, grad, peak = ACTIVATIONS[activation]
+        saturated, slope = saturation(activation, mean, scale)
+        self.curve.set_data(self.zs, f(self.zs))
+        self.slope.set_data(self.zs, grad(self.zs) / peak)
+        counts, edges = np.histogram(_standard_normal(2000) * scale + mean, bins=60,
+                                     range=(-10, 10), density=True)
+        self.inputs.set_data(counts, edges)
+        self.title.set_text(f"{activation}: inputs ~ N({mean:g}, {scale:g}²)")
+        self.legend.get_texts()[0].set_text(activation)
+        return (f"{activation}, inputs N({mean:g}, {scale:g}^2): saturated units "
+                f"{saturated:.2%}, mean slope {slope:.1%} of the peak")
+
+
 def saturation_view(activation: str = "sigmoid", mean: float = 0.0, scale: float = 1.0):
     """The activation, its slope, and where a layer's inputs N(mean, scale^2) fall on it."""
-    f, grad, peak = ACTIVATIONS[activation]
-    saturated, slope = saturation(activation, mean, scale)
-    zs = np.linspace(-10, 10, 401)
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.plot(zs, f(zs), label=activation)
-    ax.plot(zs, grad(zs) / peak, label="slope / peak slope")
-    counts, edges = np.histogram(_standard_normal(2000) * scale + mean, bins=60, range=(-10, 10),
-                                 density=True)
-    ax.stairs(counts, edges, fill=True, alpha=0.35, color="tab:green",
-              label="layer inputs (density)")
-    ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":", label="saturation threshold")
-    ax.set(xlim=(-10, 10), ylim=(-1.05, 1.05), xlabel="pre-activation z",
-           ylabel="value", title=f"{activation}: inputs ~ N({mean:g}, {scale:g}²)")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.9)
-    text = (f"{activation}, inputs N({mean:g}, {scale:g}^2): saturated units {saturated:.2%}, "
-            f"mean slope {slope:.1%} of the peak")
-    return fig, text
+    return SaturationScene().render(activation=activation, mean=mean, scale=scale)
 
 
 def saturation_explorer() -> widgets.Explorer:
     """Sliders for the mean and spread of a layer's inputs, and the activation."""
-    return widgets.Explorer(saturation_view, {
+    return widgets.Explorer(SaturationScene(), {
         "activation": widgets.choice(["sigmoid", "tanh"], "sigmoid", "activation"),
         "mean": widgets.slider(0.0, -8.0, 8.0, 0.5, "input mean"),
         "scale": widgets.slider(1.0, 0.25, 8.0, 0.25, "input spread"),
@@ -220,38 +247,109 @@ def descent_comparison(ratio: float, tol: float = 1e-6):
     return gradient_descent(x, y, tol=tol), gradient_descent(standardize(x)[0], y, tol=tol)
 
 
-def _contours(ax, x, y, path, title):
+# One fixed square window for both panels (equal scales, so shapes are true): it holds the
+# start w = 0, every descent path and every minimum for all ratios 1..30 (weight 1 in [0, 1.5],
+# weight 2 in [0, 1]) and leaves the top-left corner to the legend; fixed limits keep the
+# explorer from redrawing its whole figure on every move.
+LOSS_WINDOW = (-0.45, 1.95), (-0.7, 1.7)
+LOSS_GRID = 60        # loss evaluated on a LOSS_GRID x LOSS_GRID grid for the contours
+LOSS_LEVELS = 12      # about this many contour levels, at round values of log10(loss)
+SHOWN_STEPS = 60      # a descent path is drawn up to this many points
+
+
+def loss_contours(x, y, grid=None):
+    """Contour lines of log10 of the loss 0.5 * mean((x w - y)^2) over :data:`LOSS_WINDOW`.
+
+    Parameters
+    ----------
+    x, y : ndarrays of shape (n, 2) and (n,)
+        The regression problem (see :func:`quadratic`).
+    grid : tuple of two ndarrays, optional
+        The (weight 1, weight 2) meshgrid; a new LOSS_GRID x LOSS_GRID one by default.
+
+    Returns
+    -------
+    lines : list of ndarray of shape (m, 2)
+        The contour lines, one array of points per piece.
+    levels : ndarray
+        log10(loss) of each line, same length as ``lines``.
+    """
+    if grid is None:
+        grid = np.meshgrid(*(np.linspace(*limits, LOSS_GRID) for limits in LOSS_WINDOW))
     hessian, w_best, loss_min = quadratic(x, y)
-    pad = np.abs(path - w_best).max() * 1.15 + 1e-3   # a square window: shapes are true
-    a = np.linspace(w_best[0] - pad, w_best[0] + pad, 60)
-    b = np.linspace(w_best[1] - pad, w_best[1] + pad, 60)
-    A, B = np.meshgrid(a, b)
-    d = np.stack([A - w_best[0], B - w_best[1]], axis=-1)
-    loss = 0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min
-    ax.contour(A, B, np.log10(loss), levels=12, cmap="viridis", linewidths=0.8)
-    ax.plot(path[:60, 0], path[:60, 1], "o-", color="tab:red", ms=2.5, lw=1,
-            label="first 60 steps" if len(path) > 60 else "gradient descent")
-    ax.plot(*w_best, "k*", ms=9, label="minimum")
-    ax.set(xlabel="weight 1", ylabel="weight 2", title=title, aspect="equal")
-    ax.locator_params(nbins=5)   # fewer tick labels: text is most of the drawing time
-    ax.legend(fontsize=8, loc="upper left")
+    d = np.stack([grid[0] - w_best[0], grid[1] - w_best[1]], axis=-1)
+    log_loss = np.log10(0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min)
+    # round values strictly inside the range, as matplotlib's contour(levels=12) picks them
+    levels = ticker.MaxNLocator(LOSS_LEVELS + 1).tick_values(log_loss.min(), log_loss.max())
+    levels = levels[(levels > log_loss.min()) & (levels < log_loss.max())]
+    generator = contourpy.contour_generator(*grid, log_loss, line_type="Separate")
+    lines, line_levels = [], []
+    for level in levels:
+        pieces = generator.lines(level)
+        lines += pieces
+        line_levels += [level] * len(pieces)
+    return lines, np.array(line_levels)
+
+
+class LossScene(widgets.Scene):
+    """Loss contours and descent paths for raw and for standardized features, side by side."""
+
+    def build(self) -> None:
+        self.grid = np.meshgrid(*(np.linspace(*limits, LOSS_GRID) for limits in LOSS_WINDOW))
+        self.fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+        self.raw = self._build_panel(axes[0], self.live)
+        # Standardizing divides the scale out: the standardized problem, its descent path and
+        # its step count are the same at every ratio (the tests check it), so that panel is
+        # drawn once, in the static background.
+        standardized = self._build_panel(axes[1], lambda artist: artist)
+        x, y = regression_data(1.0)
+        _, (std_path, std_steps, _) = descent_comparison(1.0)
+        self._update_panel(standardized, standardize(x)[0], y, std_path,
+                           f"standardized: {std_steps} steps")
+        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+
+    def _build_panel(self, ax, register) -> dict:
+        """One panel's artists, passed to ``register`` in the order a full draw paints them."""
+        panel = {
+            "contours": register(ax.add_collection(
+                LineCollection([], linewidths=0.8, cmap="viridis"), autolim=False)),
+            "path": register(ax.plot([], [], "o-", color="tab:red", ms=2.5, lw=1,
+                                     label=" ")[0]),
+            "minimum": register(ax.plot([], [], "k*", ms=9, label="minimum")[0]),
+            "title": register(ax.set_title(" ")),
+        }
+        panel["legend"] = register(ax.legend(fontsize=8, loc="upper left"))
+        ax.set(xlim=LOSS_WINDOW[0], ylim=LOSS_WINDOW[1], xlabel="weight 1", ylabel="weight 2",
+               aspect="equal")
+        ax.locator_params(nbins=5)   # fewer tick labels: text is most of the drawing time
+        return panel
+
+    def _update_panel(self, panel: dict, x, y, path, title: str) -> None:
+        lines, levels = loss_contours(x, y, self.grid)
+        panel["contours"].set_segments(lines)
+        panel["contours"].set_array(levels)
+        panel["contours"].set_clim(levels.min(), levels.max())
+        panel["path"].set_data(path[:SHOWN_STEPS, 0], path[:SHOWN_STEPS, 1])
+        panel["minimum"].set_data(*([w] for w in quadratic(x, y)[1]))
+        panel["title"].set_text(title)
+        panel["legend"].get_texts()[0].set_text(
+            f"first {SHOWN_STEPS} steps" if len(path) > SHOWN_STEPS else "gradient descent")
+
+    def update(self, ratio: float = 10.0) -> str:
+        (raw_path, raw_steps, raw_k), (_, std_steps, std_k) = descent_comparison(ratio)
+        self._update_panel(self.raw, *regression_data(ratio), raw_path,
+                           f"raw (scale ratio {ratio:g}): {raw_steps} steps")
+        return (f"scale ratio {ratio:g}: condition number {raw_k:.1f} -> {std_k:.2f}; "
+                f"steps to 1e-6 of the starting loss {raw_steps} -> {std_steps}")
 
 
 def loss_view(ratio: float = 10.0):
     """Loss contours and descent paths for raw and for standardized features."""
-    (raw_path, raw_steps, raw_k), (std_path, std_steps, std_k) = descent_comparison(ratio)
-    x, y = regression_data(ratio)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    _contours(axes[0], x, y, raw_path, f"raw (scale ratio {ratio:g}): {raw_steps} steps")
-    _contours(axes[1], standardize(x)[0], y, std_path, f"standardized: {std_steps} steps")
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
-    text = (f"scale ratio {ratio:g}: condition number {raw_k:.1f} -> {std_k:.2f}; "
-            f"steps to 1e-6 of the starting loss {raw_steps} -> {std_steps}")
-    return fig, text
+    return LossScene().render(ratio=ratio)
 
 
 def loss_explorer() -> widgets.Explorer:
     """A slider for the ratio of the two features' scales."""
-    return widgets.Explorer(loss_view, {
+    return widgets.Explorer(LossScene(), {
         "ratio": widgets.slider(10.0, 1.0, 30.0, 1.0, "feature scale ratio", ".0f"),
     }, title="Elongated vs round loss surface")

@@ -1,7 +1,8 @@
 """Lesson 02's computations and explorer: averaging a stream, the EMA as a filter, tracking.
 
-Pure functions return numbers or arrays; :func:`tracking_view` draws one figure
-and returns ``(fig, text)``; :func:`tracking_explorer` binds it to controls.
+Pure functions return numbers or arrays; :class:`TrackingScene` draws one figure
+and updates it in place; :func:`tracking_view` renders a new one and returns
+``(fig, text)``; :func:`tracking_explorer` binds a scene to controls.
 """
 from __future__ import annotations
 
@@ -83,26 +84,48 @@ def tracking(kind: str, alpha: float, n: int = 500, noise: float = 1.0, seed: in
     return x, truth, mean_1t, smoothed, (rmse(mean_1t, truth), rmse(smoothed, truth))
 
 
+# Fixed limits: they hold every stream of every kind (the same noise, seed 0, lies between
+# -6.6 and 6.8) and leave the top rows to the legend; a limit change would redraw everything.
+TRACKING_YLIM = (-7.5, 10.5)
+
+
+class TrackingScene(widgets.Scene):
+    """A stream, its true mean, the running mean and the bias-corrected EMA, on fixed axes."""
+
+    def build(self) -> None:
+        self.fig, ax = plt.subplots(figsize=(8, 3.4))
+        self.lines = [
+            self.live(ax.plot([], [], ".", ms=2, color="0.7", label="observations")[0]),
+            self.live(ax.plot([], [], "k--", lw=1.2, label="true mean")[0]),
+            self.live(ax.plot([], [], color="tab:blue", lw=1.6, label="running mean")[0]),
+            self.live(ax.plot([], [], color="tab:red", lw=1.6, label="EMA")[0])]
+        self.title = self.live(ax.set_title(" "))
+        self.legend = self.live(ax.legend(fontsize=8, loc="upper left"))
+        # x: steps 1..500 with the 5% margins autoscaling gave them
+        ax.set(xlabel="step t", ylabel="value", xlim=(-24, 525), ylim=TRACKING_YLIM)
+        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9)
+
+    def update(self, kind: str = "step", alpha: float = 0.05) -> str:
+        x, truth, mean_1t, smoothed, (err_mean, err_ema) = tracking(kind, alpha)
+        t = np.arange(1, len(x) + 1)
+        for line, values in zip(self.lines, (x, truth, mean_1t, smoothed)):
+            line.set_data(t, values)
+        self.title.set_text(f"{kind} signal: who tracks the mean?")
+        labels = self.legend.get_texts()
+        labels[2].set_text(f"running mean (RMSE {err_mean:.2f})")
+        labels[3].set_text(f"EMA α={alpha:g} (RMSE {err_ema:.2f})")
+        return (f"{kind}, alpha {alpha:g} (window ~{1 / alpha:.0f} steps): tracking error (RMSE) "
+                f"running mean {err_mean:.3f}, EMA {err_ema:.3f}")
+
+
 def tracking_view(kind: str = "step", alpha: float = 0.05):
     """Plot a stream, its true mean, the running mean and the EMA; report both errors."""
-    x, truth, mean_1t, smoothed, (err_mean, err_ema) = tracking(kind, alpha)
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    t = np.arange(1, len(x) + 1)
-    ax.plot(t, x, ".", ms=2, color="0.7", label="observations")
-    ax.plot(t, truth, "k--", lw=1.2, label="true mean")
-    ax.plot(t, mean_1t, color="tab:blue", lw=1.6, label=f"running mean (RMSE {err_mean:.2f})")
-    ax.plot(t, smoothed, color="tab:red", lw=1.6, label=f"EMA α={alpha:g} (RMSE {err_ema:.2f})")
-    ax.set(xlabel="step t", ylabel="value", title=f"{kind} signal: who tracks the mean?")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9)
-    text = (f"{kind}, alpha {alpha:g} (window ~{1 / alpha:.0f} steps): tracking error (RMSE) "
-            f"running mean {err_mean:.3f}, EMA {err_ema:.3f}")
-    return fig, text
+    return TrackingScene().render(kind=kind, alpha=alpha)
 
 
 def tracking_explorer() -> widgets.Explorer:
     """A drop-down for the signal and a slider for alpha."""
-    return widgets.Explorer(tracking_view, {
+    return widgets.Explorer(TrackingScene(), {
         "kind": widgets.choice(list(SIGNAL_KINDS), "step", "signal"),
         "alpha": widgets.slider(0.05, 0.005, 0.5, 0.005, "alpha", ".3f"),
     }, title="Running mean vs exponential moving average")

@@ -5,10 +5,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from bnlib import explore_normalization as en
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Views return open pyplot figures (a lesson shows them): close them after each test."""
+    yield
+    plt.close("all")
 
 
 def test_describe_matches_numpy():
@@ -118,3 +126,70 @@ def test_loss_explorer_updates_readout_and_paths():
     assert f"{steps} -> {std_steps}" in explorer.readout.value
     raw_axis = explorer.figure.axes[0]
     assert f"{steps} steps" in raw_axis.get_title()
+
+
+def points_under(artist, xy, transform) -> int:
+    """How many of the points ``xy`` (data coordinates) a drawn ``artist`` covers."""
+    (x0, y0), (x1, y1) = artist.get_window_extent().get_points()
+    x, y = transform.transform(np.reshape(xy, (-1, 2))).T
+    return int(np.sum((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1)))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("mean, scale", [(-8.0, 0.25), (8.0, 0.25), (-8.0, 8.0), (8.0, 8.0)])
+def test_saturation_scene_keeps_its_limits_at_the_slider_ends(activation, mean, scale):
+    """The curves fit the fixed axes and the histogram spans them at every setting.
+
+    The histogram's height is not checked: a narrow spread (below about 0.4) makes a
+    density taller than the axes, whose top is cut off, as in every earlier version.
+    """
+    fig, _ = en.saturation_view(activation, mean, scale)
+    ax = fig.axes[0]
+    assert (ax.get_xlim(), ax.get_ylim()) == ((-10.0, 10.0), (-1.05, 1.05))
+    for line in ax.lines:
+        assert -10 <= np.min(line.get_xdata()) and np.max(line.get_xdata()) <= 10
+        assert -1.05 < np.min(line.get_ydata()) and np.max(line.get_ydata()) < 1.05
+    edges = ax.patches[0].get_data().edges
+    assert edges[0] == -10 and edges[-1] == 10
+
+
+def test_standardized_problem_does_not_depend_on_the_ratio():
+    """Why the loss scene draws the standardized panel once: every ratio gives the same one."""
+    x1, y1 = en.regression_data(1.0)
+    _, (path1, steps1, k1) = en.descent_comparison(1.0)
+    for ratio in np.arange(1.0, 31.0):      # every value of the slider
+        x, y = en.regression_data(ratio)
+        np.testing.assert_allclose(en.standardize(x)[0], en.standardize(x1)[0], atol=1e-12)
+        np.testing.assert_array_equal(y, y1)
+        _, (path, steps, k) = en.descent_comparison(ratio)
+        np.testing.assert_allclose(path, path1, atol=1e-12)
+        assert steps == steps1 and k == pytest.approx(k1, rel=1e-12)
+
+
+@pytest.mark.parametrize("ratio", np.arange(1.0, 31.0))
+def test_loss_window_holds_every_path_and_minimum_clear_of_the_legend(ratio):
+    fig, _ = en.loss_view(ratio)
+    fig.canvas.draw()
+    (x0, x1), (y0, y1) = en.LOSS_WINDOW
+    for ax in fig.axes:
+        assert (ax.get_xlim(), ax.get_ylim()) == en.LOSS_WINDOW
+        for line in ax.lines:          # the shown path and the minimum
+            xy = line.get_xydata()
+            assert np.all((x0 < xy[:, 0]) & (xy[:, 0] < x1) & (y0 < xy[:, 1]) & (xy[:, 1] < y1))
+            assert points_under(ax.get_legend(), xy, ax.transData) == 0, line.get_label()
+
+
+@pytest.mark.parametrize("ratio", [1.0, 10.0, 30.0])
+def test_loss_contours_lie_on_evenly_spaced_levels(ratio):
+    x, y = en.regression_data(ratio)
+    hessian, w_best, loss_min = en.quadratic(x, y)
+    lines, levels = en.loss_contours(x, y)
+    assert len(lines) == len(levels)
+    distinct = np.unique(levels)
+    assert 8 <= len(distinct) <= en.LOSS_LEVELS + 1
+    np.testing.assert_allclose(np.diff(distinct), distinct[1] - distinct[0])
+    if ratio == 1.0:     # a round bowl, smooth on the grid: interpolation is nearly exact
+        for line, level in zip(lines, levels):
+            d = line - w_best
+            log_loss = np.log10(0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min)
+            np.testing.assert_allclose(log_loss, level, atol=0.02)

@@ -5,12 +5,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from bnlib import explore_smoothing as es
 from bnlib.data import SIGNAL_KINDS
 from bnlib.ema import ema, ema_weights
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Views return open pyplot figures (a lesson shows them): close them after each test."""
+    yield
+    plt.close("all")
 
 
 @pytest.mark.parametrize("alpha", [0.05, 0.2, 0.6])
@@ -81,3 +89,25 @@ def test_tracking_explorer_updates_readout_and_plot():
     assert f"running mean {err_mean:.3f}, EMA {err_ema:.3f}" in explorer.readout.value
     ema_line = explorer.figure.axes[0].lines[3]
     np.testing.assert_allclose(ema_line.get_ydata(), es.tracking("drift", 0.2)[3])
+
+
+def points_under(artist, line) -> int:
+    """How many of ``line``'s points a drawn ``artist`` (e.g. the legend) covers."""
+    (x0, y0), (x1, y1) = artist.get_window_extent().get_points()
+    x, y = line.get_transform().transform(line.get_xydata()).T
+    return int(np.sum((x0 <= x) & (x <= x1) & (y0 <= y) & (y <= y1)))
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS)
+@pytest.mark.parametrize("alpha", [0.005, 0.5])   # the slider's ends
+def test_tracking_curves_fit_the_fixed_axes_and_clear_the_legend(kind, alpha):
+    """The scene's fixed limits hold every curve, so no control move redraws the axes."""
+    fig, _ = es.tracking_view(kind, alpha)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert len(ax.lines) == 4
+    for line in ax.lines:
+        assert x0 < line.get_xdata().min() and line.get_xdata().max() < x1
+        assert y0 < line.get_ydata().min() and line.get_ydata().max() < y1
+        assert points_under(ax.get_legend(), line) == 0, line.get_label()
