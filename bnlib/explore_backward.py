@@ -1,7 +1,8 @@
 """Lesson 04: the batch-norm backward pass, staged and compact, and where dx goes.
 
 Pure compute functions return arrays; :func:`backward_view` draws a figure and
-returns ``(fig, text)``; :func:`backward_explorer` wires it to controls.
+returns ``(fig, text)``; :func:`backward_explorer` wires its :class:`BackwardScene`
+to controls (redrawn in place).
 The comparison with Keras's automatic gradients lives in :mod:`bnlib.tf_compare`.
 """
 from __future__ import annotations
@@ -11,6 +12,9 @@ from typing import NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import lines as mlines, ticker, transforms
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
 
 from bnlib import widgets
 from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
@@ -18,7 +22,7 @@ from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
 PATTERNS = ("random", "all ones", "one-hot", "equal to x_hat")
 
 __all__ = ["batchnorm_backward_staged", "upstream_gradient", "backward_example",
-           "backward_view", "backward_explorer"]
+           "BackwardScene", "backward_view", "backward_explorer"]
 
 
 def batchnorm_backward_staged(dout, x, gamma, eps: float = 1e-3):
@@ -111,6 +115,145 @@ def backward_example(pattern: str = "random", batch_size: int = 8, gamma: float 
     return BackwardExample(x, cache.x_hat, dout, dx, float(dgamma[0]), float(dbeta[0]))
 
 
+# The bars are drawn on fixed axis limits [0, 1] x [0, 1] (a limit change would redraw the
+# whole figure), through a transform that maps example index and gradient onto them as
+# autoscaling would: x from -0.8 to batch_size - 0.2, y over the bars and 0 with 5% margins.
+# The ticks follow that transform; they are a few live artists of their own (see LiveTicks),
+# since matplotlib's own axis costs most of an update to redraw.
+X_PAD_LEFT, X_PAD_RIGHT = 0.8, 0.2
+Y_MARGIN = 0.05  # matplotlib's default axes margin
+MAX_LABELLED = 16  # up to this batch size, every example gets a tick label
+# matplotlib's AutoLocator: its steps, and the bins it chooses for these axes' lengths
+TICK_STEPS = [1, 2, 2.5, 5, 10]
+X_TICK_BINS, Y_TICK_BINS = 9, 7
+
+
+def _gradient_range(*heights) -> tuple:
+    """The y range autoscaling gives to bars from 0: their extent and 0, plus 5% margins."""
+    low = min(0.0, *(float(h.min()) for h in heights))
+    high = max(0.0, *(float(h.max()) for h in heights))
+    margin = Y_MARGIN * (high - low)
+    return low - margin, high + margin
+
+
+class LiveTicks:
+    """Grid lines, tick marks and tick labels of one axis of fixed limits [0, 1], set at will.
+
+    Styled after the rcParams of matplotlib's own ticks: one collection of grid lines, one
+    line of tick markers and a pool of ``size`` labels instead of an artist set per tick.
+
+    Parameters
+    ----------
+    scene : widgets.Scene
+        Its :meth:`~bnlib.widgets.Scene.live` registers the artists.
+    ax : matplotlib Axes
+    which : {"x", "y"}
+    size : int
+        The most labels an update may set.
+    """
+
+    def __init__(self, scene: widgets.Scene, ax, which: str, size: int):
+        self.which = which
+        rc = plt.rcParams
+        self.grid = scene.live(ax.add_collection(LineCollection(
+            [], colors=rc["grid.color"], linewidths=rc["grid.linewidth"],
+            alpha=rc["grid.alpha"], transform=ax.transAxes, zorder=0.5)))
+        length = rc[f"{which}tick.major.size"]
+        self.marks = scene.live(ax.plot(
+            [], [], ls="none", marker=mlines.TICKDOWN if which == "x" else mlines.TICKLEFT,
+            markersize=length, markeredgewidth=rc[f"{which}tick.major.width"],
+            color=rc[f"{which}tick.color"], transform=ax.transAxes, clip_on=False,
+            zorder=3)[0])
+        gap = (length + rc[f"{which}tick.major.pad"]) / 72  # inches, as matplotlib's ticks
+        offset = transforms.ScaledTranslation(0 if which == "x" else -gap,
+                                              -gap if which == "x" else 0,
+                                              ax.figure.dpi_scale_trans)
+        self.labels = [scene.live(ax.text(
+            0, 0, "", transform=ax.transAxes + offset, fontsize=rc[f"{which}tick.labelsize"],
+            ha="center" if which == "x" else "right",
+            va="top" if which == "x" else "center_baseline")) for _ in range(size)]
+
+    def set(self, at: np.ndarray, labels: list) -> None:
+        """Put ticks at axes fractions ``at`` with ``labels`` (at most ``size`` of them)."""
+        if len(labels) > len(self.labels):
+            raise ValueError(f"{len(labels)} tick labels; room for {len(self.labels)}")
+        zeros, ones = np.zeros_like(at), np.ones_like(at)
+        near, far = ((at, zeros), (at, ones)) if self.which == "x" else ((zeros, at), (ones, at))
+        self.marks.set_data(*near)
+        self.grid.set_segments(np.stack([np.column_stack(near), np.column_stack(far)], axis=1))
+        for i, text in enumerate(self.labels):
+            text.set_visible(i < len(labels))
+        for text, x, y, label in zip(self.labels, *near, labels):
+            text.set_position((x, y))
+            text.set_text(label)
+
+
+def _ticks_within(locator, low: float, high: float) -> np.ndarray:
+    ticks = locator.tick_values(low, high)
+    return ticks[(ticks >= low) & (ticks <= high)]
+
+
+class BackwardScene(widgets.Scene):
+    """Bars of the upstream gradient and of dx, example by example, for one feature."""
+
+    def build(self) -> None:
+        self.fig, ax = plt.subplots(figsize=(7.5, 3.0))
+        self.to_axes = transforms.Affine2D()  # (example, gradient) -> axes fraction
+        to_figure = self.to_axes + ax.transAxes
+        # thick vertical lines instead of ax.bar: one collection each, several times faster;
+        # lw 6 only sets the legend's handles, each update sets the bars' width
+        self.dout = ax.vlines([0.0], 0, [0.0], lw=6, color="tab:blue", label="upstream dout",
+                              transform=to_figure)
+        self.dx = ax.vlines([0.0], 0, [0.0], lw=6, color="tab:orange", label="dx",
+                            transform=to_figure)
+        # live in drawing order: the grid lines under the bars, as in a full draw
+        self.x_ticks = LiveTicks(self, ax, "x", MAX_LABELLED)
+        self.y_ticks = LiveTicks(self, ax, "y", Y_TICK_BINS + 1)
+        self.live(self.dout)
+        self.live(self.dx)
+        self.live(ax.add_line(Line2D([0, 1], [0, 0], color="black", lw=0.8, transform=(
+            transforms.blended_transform_factory(ax.transAxes, to_figure)))))
+        self.title = self.live(ax.set_title(" "))
+        ax.set(xlim=(0.0, 1.0), ylim=(0.0, 1.0), xticks=[], yticks=[],
+               xlabel="example in the batch", ylabel="gradient")
+        # fixed, clear of tick labels of up to five characters ("−0.10"): matplotlib would
+        # place them from its own tick labels, which these axes do not have
+        ax.xaxis.set_label_coords(0.5, -0.13)
+        ax.yaxis.set_label_coords(-0.11, 0.5)
+        # legend outside the axes, so it never hides the tallest bars
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        # fixed margins: tight_layout would cost most of an explorer update
+        self.fig.subplots_adjust(left=0.1, right=0.8, bottom=0.17, top=0.88)
+        self.x_locator = ticker.MaxNLocator(nbins=X_TICK_BINS, steps=TICK_STEPS, integer=True)
+        self.y_locator = ticker.MaxNLocator(nbins=Y_TICK_BINS, steps=TICK_STEPS)
+        self.y_formatter = ticker.ScalarFormatter()
+        self.y_formatter.create_dummy_axis()
+
+    def update(self, pattern: str = "random", batch_size: int = 8) -> str:
+        ex = backward_example(pattern, batch_size)
+        examples = np.arange(batch_size)
+        for lines, heights, offset in ((self.dout, ex.dout, -0.2), (self.dx, ex.dx, 0.2)):
+            x = examples + offset
+            lines.set_segments(np.stack([np.column_stack((x, 0.0 * x)),
+                                         np.column_stack((x, heights.ravel()))], axis=1))
+            lines.set_linewidth(max(1.5, 100.0 / batch_size))
+        self._set_scale(batch_size, _gradient_range(ex.dout, ex.dx))
+        self.title.set_text(f"dout = {pattern}, batch of {batch_size}, γ = 1.5")
+        return (f"dgamma = {_fmt(ex.dgamma)}   dbeta = {_fmt(ex.dbeta)}   "
+                f"sum of dx = {_fmt(ex.dx.sum())}   largest |dx| = {_fmt(np.abs(ex.dx).max())}")
+
+    def _set_scale(self, batch_size: int, y_range: tuple) -> None:
+        """Map the batch's examples and ``y_range`` of gradients onto the axes; tick them."""
+        (x0, x1), (y0, y1) = (-X_PAD_LEFT, batch_size - X_PAD_RIGHT), y_range
+        self.to_axes.clear().translate(-x0, -y0).scale(1.0 / (x1 - x0), 1.0 / (y1 - y0))
+        x_ticks = (np.arange(batch_size) if batch_size <= MAX_LABELLED
+                   else _ticks_within(self.x_locator, x0, x1).astype(int))
+        self.x_ticks.set((x_ticks - x0) / (x1 - x0), [str(i) for i in x_ticks])
+        y_ticks = _ticks_within(self.y_locator, y0, y1)
+        self.y_formatter.axis.set_view_interval(y0, y1)
+        self.y_ticks.set((y_ticks - y0) / (y1 - y0), self.y_formatter.format_ticks(y_ticks))
+
+
 def backward_view(pattern: str = "random", batch_size: int = 8):
     """Bars of the upstream gradient and of dx, example by example, for one feature.
 
@@ -120,26 +263,7 @@ def backward_view(pattern: str = "random", batch_size: int = 8):
     text : str
         dgamma, dbeta, the batch sum of dx and the largest |dx|.
     """
-    ex = backward_example(pattern, batch_size)
-    i = np.arange(batch_size)
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
-    # thick vertical lines instead of ax.bar: one collection each, several times faster to draw
-    lw = max(1.5, 100.0 / batch_size)
-    ax.vlines(i - 0.2, 0, ex.dout.ravel(), lw=lw, color="tab:blue", label="upstream dout")
-    ax.vlines(i + 0.2, 0, ex.dx.ravel(), lw=lw, color="tab:orange", label="dx")
-    ax.set_xlim(-0.8, batch_size - 0.2)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="example in the batch", ylabel="gradient",
-           title=f"dout = {pattern}, batch of {batch_size}, γ = 1.5")
-    if batch_size <= 16:
-        ax.set_xticks(i)
-    # legend outside the axes, so it never hides the tallest bars
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    # fixed margins: tight_layout would cost most of an explorer update
-    fig.subplots_adjust(left=0.1, right=0.8, bottom=0.17, top=0.88)
-    text = (f"dgamma = {_fmt(ex.dgamma)}   dbeta = {_fmt(ex.dbeta)}   "
-            f"sum of dx = {_fmt(ex.dx.sum())}   largest |dx| = {_fmt(np.abs(ex.dx).max())}")
-    return fig, text
+    return BackwardScene().render(pattern=pattern, batch_size=batch_size)
 
 
 def _fmt(value: float) -> str:
@@ -149,7 +273,7 @@ def _fmt(value: float) -> str:
 
 def backward_explorer() -> widgets.Explorer:
     """Controls for the upstream-gradient pattern and the batch size."""
-    return widgets.Explorer(backward_view, {
+    return widgets.Explorer(BackwardScene(), {
         "pattern": widgets.choice(list(PATTERNS), "random", "upstream dout"),
         "batch_size": widgets.int_slider(8, 2, 64, 1, "batch size"),
     }, title="Where the gradient goes")

@@ -329,6 +329,53 @@ def warmup_steps(momentum: float, fraction: float = 0.05) -> int:
     return int(np.ceil(np.log(fraction) / np.log(momentum)))
 
 
+# Fixed limits of the momentum explorer, wide enough for every slider setting (tests sweep
+# them): the moving mean runs from 0.01 (momentum 0.995, step 1) to 3.63 (momentum 0.5),
+# the moving variance from 1.0 (its start) to 5.5 (momentum 0.5).
+STEP_LIMITS = (-24.0, 525.0)  # steps 1-500 with matplotlib's 5% margins
+MEAN_LIMITS = (-0.2, 3.9)
+VARIANCE_LIMITS = (0.75, 5.75)
+
+
+class MomentumScene(widgets.Scene):
+    """Moving mean and variance of a batch-norm layer for a Keras-convention momentum."""
+
+    def build(self) -> None:
+        self.fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        self.panels = []
+        for ax, truth, name, limits in ((axes[0], 3.0, "moving mean", MEAN_LIMITS),
+                                        (axes[1], 4.0, "moving variance", VARIANCE_LIMITS)):
+            track = self.live(ax.plot([], [], label=name)[0])
+            # live too, so that they stay drawn over the track, as in a full draw
+            self.live(ax.axhline(truth, color="k", ls="--", lw=1, label=f"true value {truth:g}"))
+            warm = self.live(ax.axvline(1, color="tab:red", ls=":", label="end of warm-up"))
+            title = self.live(ax.set_title(" "))
+            # static and under the lines (a live legend costs ~12 ms per update): the warm-up
+            # line of momenta above 0.99 crosses it, over it as in a full draw
+            ax.legend(loc="lower right", fontsize=8).set_zorder(1.5)
+            ax.set(xlabel="training step", ylabel=name, xlim=STEP_LIMITS, ylim=limits)
+            self.panels.append((track, warm, title, name))
+        # fixed margins: tight_layout would cost most of an explorer update
+        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
+
+    def update(self, momentum: float = 0.99) -> str:
+        momentum = round(float(momentum), 4)
+        tracks = moving_mean_track(momentum)
+        steps = np.arange(1, tracks[0].size + 1)
+        warm = warmup_steps(momentum)
+        for (track, warm_line, title, name), values in zip(self.panels, tracks):
+            track.set_data(steps, values)
+            warm_line.set_xdata([min(warm, values.size)] * 2)
+            title.set_text(f"{name}, momentum {momentum:.3f}")
+        jitter, predicted = moving_mean_jitter(momentum)
+        return (f"Keras/CS231n momentum {momentum:.3f} = PyTorch momentum "
+                f"{convert_momentum(momentum, source='keras', target='pytorch'):.3f}; "
+                f"window ~ {1 / (1 - momentum):.0f} steps\n"
+                f"warm-up (start-up bias below 5%): {warm} steps; "
+                f"jitter of the moving mean after step 400: {jitter:.3f} "
+                f"(predicted {predicted:.3f})")
+
+
 def momentum_view(momentum: float = 0.99):
     """Moving mean and variance of a batch-norm layer for a Keras-convention momentum.
 
@@ -338,26 +385,7 @@ def momentum_view(momentum: float = 0.99):
         The text gives the PyTorch equivalent, the warm-up length and the
         measured vs predicted jitter of the moving mean after warm-up.
     """
-    momentum = round(float(momentum), 4)
-    mean, var = moving_mean_track(momentum)
-    steps = np.arange(1, mean.size + 1)
-    warm = warmup_steps(momentum)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, track, truth, name in ((axes[0], mean, 3.0, "moving mean"),
-                                   (axes[1], var, 4.0, "moving variance")):
-        ax.plot(steps, track, label=name)
-        ax.axhline(truth, color="k", ls="--", lw=1, label=f"true value {truth:g}")
-        ax.axvline(min(warm, mean.size), color="tab:red", ls=":", label="end of warm-up")
-        ax.set(xlabel="training step", ylabel=name, title=f"{name}, momentum {momentum:.3f}")
-        ax.legend(loc="lower right", fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
-    jitter, predicted = moving_mean_jitter(momentum)
-    text = (f"Keras/CS231n momentum {momentum:.3f} = PyTorch momentum "
-            f"{convert_momentum(momentum, source='keras', target='pytorch'):.3f}; "
-            f"window ~ {1 / (1 - momentum):.0f} steps\n"
-            f"warm-up (start-up bias below 5%): {warm} steps; "
-            f"jitter of the moving mean after step 400: {jitter:.3f} (predicted {predicted:.3f})")
-    return fig, text
+    return MomentumScene().render(momentum=momentum)
 
 
 def moving_mean_jitter(momentum: float, batch_size: int = 32, true_std: float = 2.0):
@@ -373,6 +401,6 @@ def moving_mean_jitter(momentum: float, batch_size: int = 32, true_std: float = 
 
 def momentum_explorer() -> widgets.Explorer:
     """A slider for the Keras momentum of the moving statistics."""
-    return widgets.Explorer(momentum_view, {
+    return widgets.Explorer(MomentumScene(), {
         "momentum": widgets.slider(0.99, 0.5, 0.995, 0.005, "Keras momentum", ".3f")},
         title="How fast do the moving statistics settle?")

@@ -97,6 +97,52 @@ def test_backward_explorer_updates_on_control_moves():
     np.testing.assert_allclose(dx_heights, ex.dx.ravel())
 
 
+
+def _in_axes_fraction(ax, artist, points):
+    return ax.transAxes.inverted().transform(artist.get_transform().transform(points))
+
+
+def test_backward_scene_limits_hold_the_bars_at_every_setting():
+    """Fixed limits (no full redraw per update) that show every bar for every pattern and
+    batch size, scaled as autoscaling would: the bars and 0 span all but 5% margins."""
+    explorer = explore_backward.backward_explorer()
+    sizes = explorer.controls["batch_size"]
+    ax = explorer.figure.axes[0]
+    for pattern in explorer.controls["pattern"].options:
+        for batch_size in range(sizes.min, sizes.max + 1, sizes.step):
+            explorer.scene.update(pattern=pattern, batch_size=batch_size)
+            assert (ax.get_xlim(), ax.get_ylim()) == ((0.0, 1.0), (0.0, 1.0))
+            bars = [_in_axes_fraction(ax, lines, np.concatenate(lines.get_segments()))
+                    for lines in ax.collections[:2]]
+            u = np.concatenate(bars)  # the bars' feet (at 0) and tops, as axes fractions
+            assert u.min() > 0.0 and u.max() < 1.0, (pattern, batch_size)
+            # margins of 5% of the span either side: the extremes sit 0.05 / 1.1 from the edges
+            assert u[:, 1].min() == pytest.approx(0.05 / 1.1), (pattern, batch_size)
+            assert u[:, 1].max() == pytest.approx(1.05 / 1.1), (pattern, batch_size)
+
+
+@pytest.mark.parametrize("pattern, batch_size", [("random", 8), ("one-hot", 20),
+                                                 ("all ones", 2), ("equal to x_hat", 64)])
+def test_backward_scene_ticks_read_the_bars_values(pattern, batch_size):
+    """The bars sit on a fixed [0, 1] axis: each tick label must stand where an example of
+    that index or a gradient of that value is drawn, and its grid line too."""
+    scene = explore_backward.BackwardScene()
+    scene.update(pattern=pattern, batch_size=batch_size)
+    ax = scene.fig.axes[0]
+    for ticks, axis in ((scene.x_ticks, 0), (scene.y_ticks, 1)):
+        shown = [text for text in ticks.labels if text.get_visible()]
+        assert len(shown) >= min(batch_size, 3)
+        values = [float(text.get_text().replace("\N{MINUS SIGN}", "-")) for text in shown]
+        # an example's bars are drawn 0.2 either side of its index
+        points = np.zeros((len(values), 2))
+        points[:, axis] = values
+        expected = _in_axes_fraction(ax, scene.dout, points)[:, axis]
+        np.testing.assert_allclose([text.get_position()[axis] for text in shown], expected)
+        np.testing.assert_allclose(ticks.marks.get_xydata()[:, axis], expected)
+        np.testing.assert_allclose([seg[0][axis] for seg in ticks.grid.get_segments()], expected)
+        assert all(0.0 <= u <= 1.0 for u in expected)
+
+
 def test_importing_bnlib_does_not_import_tensorflow():
     import subprocess
     import sys

@@ -109,3 +109,23 @@ def test_statistics_explorer_updates_on_slider_moves():
     run = explore_forward.moving_statistics(0.9, 128, 500)
     assert f"moving mean {run.moving_mean[-1]:.3f}" in explorer.readout.value
     np.testing.assert_allclose(explorer.figure.axes[0].lines[0].get_ydata(), run.moving_mean)
+
+
+
+def test_statistics_scene_limits_hold_the_data_at_every_setting():
+    """Fixed limits (no full redraw per update) that show every batch mean and moving statistic
+    at every control setting. Batch variances of tiny batches are cut off on purpose."""
+    explorer = explore_forward.statistics_explorer()
+    sizes, momenta = explorer.controls["batch_size"], explorer.controls["momentum"]
+    ax_mean, ax_var = explorer.figure.axes
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in (ax_mean, ax_var)]
+    for batch_size in range(sizes.min, sizes.max + 1, sizes.step):
+        for momentum in momenta.options:
+            explorer.scene.update(batch_size=batch_size, momentum=momentum)
+            assert [(ax.get_xlim(), ax.get_ylim()) for ax in (ax_mean, ax_var)] == limits
+            for ax, xy in ((ax_mean, ax_mean.collections[0].get_offsets()),
+                           (ax_mean, ax_mean.lines[0].get_xydata()),
+                           (ax_var, ax_var.lines[0].get_xydata())):
+                (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+                assert x0 < xy[:, 0].min() and xy[:, 0].max() < x1
+                assert y0 < xy[:, 1].min() and xy[:, 1].max() < y1, (batch_size, momentum)

@@ -130,3 +130,35 @@ def test_momentum_explorer_updates():
     assert f"warm-up (start-up bias below 5%): {ek.warmup_steps(0.9)} steps" in explorer.readout.value
     line = explorer.figure.axes[0].lines[0]
     np.testing.assert_allclose(line.get_ydata(), ek.moving_mean_track(0.9)[0])
+
+
+def test_momentum_scene_limits_hold_the_tracks_at_every_setting():
+    """Fixed limits (no full redraw per update) that show both tracks, their true values and
+    the end of the warm-up, for every slider setting."""
+    explorer = ek.momentum_explorer()
+    slider = explorer.controls["momentum"]
+    axes = explorer.figure.axes
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in axes]
+    for k in range(round((slider.max - slider.min) / slider.step) + 1):
+        momentum = slider.min + k * slider.step
+        explorer.scene.update(momentum=momentum)
+        assert [(ax.get_xlim(), ax.get_ylim()) for ax in axes] == limits
+        for ax in axes:
+            track, truth, warm = ax.lines
+            (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+            xs = np.concatenate([track.get_xdata(), warm.get_xdata()])
+            ys = np.concatenate([track.get_ydata(), truth.get_ydata()])
+            assert x0 < xs.min() and xs.max() < x1, momentum
+            assert y0 < ys.min() and ys.max() < y1, momentum
+
+
+def test_momentum_explorer_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from bnlib import explore_keras; "
+            "explore_keras.momentum_explorer().controls['momentum'].value = 0.9; "
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
