@@ -62,20 +62,25 @@ class FastBatchNorm(BatchNorm):
     """
 
     def __call__(self, x, *, training: bool) -> np.ndarray:
+        # In-place operations on the arrays made here: fewer (N, D) temporaries, same numbers.
         if training:
-            mean = x.mean(axis=0)
+            n = x.shape[0]
+            mean = np.add.reduce(x, axis=0) / n  # what x.mean(axis=0) computes, minus its overhead
             centred = x - mean
-            var = np.einsum("ij,ij->j", centred, centred) / x.shape[0]
+            var = np.einsum("ij,ij->j", centred, centred) / n
             inv_std = 1.0 / np.sqrt(var + self.eps)
             m = self.momentum
+            # new arrays, not in place: callers may hold (and later restore) the old ones
             self.moving_mean = m * self.moving_mean + (1.0 - m) * mean
             self.moving_variance = m * self.moving_variance + (1.0 - m) * var
         else:
             inv_std = 1.0 / np.sqrt(self.moving_variance + self.eps)
             centred = x - self.moving_mean
-        x_hat = centred * inv_std
+        x_hat = np.multiply(centred, inv_std, out=centred)
         self._cache = (x_hat, inv_std, training)
-        return self.gamma * x_hat + self.beta
+        out = x_hat * self.gamma
+        out += self.beta
+        return out
 
     def backward(self, dout) -> np.ndarray:
         if self._cache is None:
@@ -87,7 +92,12 @@ class FastBatchNorm(BatchNorm):
         if not training:
             return dout * scale
         n = dout.shape[0]
-        return (scale / n) * (n * dout - self.dbeta - x_hat * self.dgamma)
+        # (scale / n) * (n * dout - dbeta - x_hat * dgamma), evaluated in one buffer
+        dx = dout * n
+        dx -= self.dbeta
+        dx -= x_hat * self.dgamma
+        dx *= scale / n
+        return dx
 
 
 class MLP:
@@ -210,10 +220,11 @@ class MLP:
                                                and self.norm_position == "after") else a
         raise AssertionError("unreachable")
 
-    def backward(self, dlogits) -> np.ndarray:
+    def backward(self, dlogits, *, input_grad: bool = True):
         """Backpropagate dL/dlogits through the last forward pass; store every gradient.
 
-        Returns dL/dx, shape (N, sizes[0]).
+        Returns dL/dx, shape (N, sizes[0]); None with ``input_grad=False``
+        (training does not need it, and it costs a matrix product per step).
         """
         if not self._inputs:
             raise ValueError("backward called before forward")
@@ -229,6 +240,8 @@ class MLP:
                     d = norm.backward(d)
             self._dweights[i] = self._inputs[i].T @ d
             self._dbiases[i] = None if self.biases[i] is None else d.sum(axis=0)
+            if i == 0 and not input_grad:
+                return None
             d = d @ self.weights[i].T
         return d
 
@@ -301,7 +314,7 @@ def accuracy(model: MLP, x, y) -> float:
 
 def sgd_step(model: MLP, lr: float) -> None:
     """One plain gradient-descent update, in place: p -= lr * grad, for every parameter."""
-    for p, g in zip(model.params(), model.grads()):
+    for _, p, g in model._entries():
         if g is None:
             raise ValueError("no gradient yet: call model.backward first")
         p -= lr * g
@@ -440,7 +453,7 @@ def _train_loop(model, split, x_train, idx, lr, eval_every, record) -> History:
             if not np.isfinite(loss):
                 diverged = True
                 break
-            model.backward(dlogits)
+            model.backward(dlogits, input_grad=False)
             sgd_step(model, lr)
             if done % eval_every == 0 or done == steps:
                 if not _all_finite(model):

@@ -99,3 +99,20 @@ def test_run_explorer_recomputes_only_on_run():
     h = en.run(None, lr=10.0)[1]
     assert f"final test accuracy {h.final_accuracy:.1%}" in text
     assert ("-> trains" in text) == (h.final_accuracy >= 0.9)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_run_scene_limits_hold_every_curve(batch_norm):
+    # the corners of the explorer's grid, and lr 10 / init scale 10, whose loss goes lowest
+    scene = en.RunScene()
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes]
+    assert limits == [(en.STEP_LIMITS, en.LOSS_LIMITS), (en.STEP_LIMITS, (0.0, 1.0))]
+    for lr in (en.LR_OPTIONS[0], 10.0, en.LR_OPTIONS[-1]):
+        for init_scale in (en.SCALE_OPTIONS[0], 10.0, en.SCALE_OPTIONS[-1]):
+            scene.update(lr=lr, init_scale=init_scale, batch_norm=batch_norm)
+            for line, (xlim, ylim) in zip(scene.lines, limits):
+                x, y = line.get_xdata(), line.get_ydata()
+                assert np.all(np.isfinite(y)), (lr, init_scale)
+                assert xlim[0] < x.min() and x.max() < xlim[1]
+                assert ylim[0] <= y.min() and y.max() <= ylim[1], (lr, init_scale)
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes] == limits

@@ -165,3 +165,24 @@ def test_batch_vs_moving_one_class_batches_are_further():
     rows = nn.batch_indices(len(split.x_train), 1, 32, 1)
     assert ep.batch_vs_moving(model, split.x_train, rows) == \
         pytest.approx(ep.first_layer_mismatch(model, split.x_train[rows[0]]))
+
+
+def test_noise_scene_limits_hold_every_slider_setting():
+    explorer = ep.noise_explorer()
+    scene = explorer.scene
+    batch, rate = explorer.controls["batch_size"], explorer.controls["dropout_rate"]
+    (ex_x, ex_y), (law_x, law_y) = [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes]
+    assert ex_x[0] < ep.HIST_RANGE[0] and ep.HIST_RANGE[1] < ex_x[1]
+    for m in range(batch.min, batch.max + 1, batch.step):
+        output = ep.batch_noise(m)["output"]
+        assert ep.HIST_RANGE[0] < output.min() and output.max() < ep.HIST_RANGE[1], m
+        for dropout_rate in (rate.min, rate.max):
+            scene.update(batch_size=m, dropout_rate=dropout_rate)
+            assert scene.hist.get_data().values.max() <= ex_y[1], m
+            for bar in scene.bars:
+                assert ex_x[0] < bar.get_x() and bar.get_x() + bar.get_width() < ex_x[1]
+                assert bar.get_height() <= ex_y[1]
+            assert law_y[0] < scene.dropout_line.get_ydata()[0] < law_y[1]
+            assert law_x[0] < scene.batch_line.get_xdata()[0] < law_x[1]
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes] == [(ex_x, ex_y),
+                                                                         (law_x, law_y)]
