@@ -62,6 +62,21 @@ def test_mlp_gradients_match_numerical(activation, norm, position, training):
             np.testing.assert_array_equal(layer.moving_variance, var)
 
 
+@pytest.mark.parametrize("norm,position", NORMS)
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(norm, position):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0.0, 1.0, (8, 5)), rng.integers(0, 3, 8)
+    grads = []
+    for input_grad in (True, False):
+        model = _small_model("tanh", norm, position)
+        _, dlogits = _loss(model, x, y, True)
+        dx = model.backward(dlogits, input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads.append([g.copy() for g in model.grads()])
+    for with_dx, without in zip(*grads):
+        np.testing.assert_array_equal(without, with_dx)
+
+
 @pytest.mark.parametrize("norm,position,names", [
     (None, "before", ["W1", "b1", "W2", "b2", "W3", "b3"]),
     ("batch", "before", ["W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"]),
