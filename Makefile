@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast test-browser browser-deps notebooks images bench site setup clean-venv
+.PHONY: lab test test-fast test-browser browser-deps notebooks images tables bench site setup clean-venv
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ notebooks: $(STAMP)
 
 images: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m bnlib.diagrams images
+
+# Train again every setting of lesson 05's network explorer (70 runs, ~20 s) and save
+# them in bnlib/explore_network_runs.npz: after changing the training code.
+tables: $(STAMP)
+	$(BIN)/python -m bnlib.explore_network
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py

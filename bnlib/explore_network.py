@@ -3,11 +3,17 @@
 Pure compute functions train small :class:`bnlib.nn.MLP` networks and return
 numbers (cached: the same settings are never trained twice in a session);
 figure functions draw them; :func:`run_explorer` redraws a :class:`RunScene`
-in place when its Run button is clicked.
+in place for each setting of its controls, looked up in a table of the runs
+of every setting, trained ahead of time by the same code (``make tables``).
 """
 from __future__ import annotations
 
+import inspect
+import itertools
+import time
+import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import ipywidgets
 import matplotlib.pyplot as plt
@@ -202,10 +208,124 @@ SCALE_OPTIONS = (0.01, 0.1, 1.0, 10.0, 100.0)
 # batch norm) and 511 (lr 30, init scale 100, no batch norm): fixed limits, no redraw.
 LOSS_LIMITS = (0.01, 1000.0)
 STEP_LIMITS = (-15.0, 315.0)        # steps 0..300 with matplotlib's 5% margins
+RUN_TABLE = Path(__file__).with_name("explore_network_runs.npz")
+VARIED = ("norm", "lr", "init_scale")   # the settings of run() the explorer's controls choose
+
+
+def run_defaults() -> dict:
+    """The settings of :func:`run` the explorer leaves at their defaults (steps, seed, ...)."""
+    return {name: p.default for name, p in inspect.signature(run).parameters.items()
+            if name not in VARIED}
+
+
+def explorer_settings() -> list:
+    """Every setting the explorer's controls reach, as (lr, init_scale, batch_norm) tuples."""
+    return list(itertools.product(LR_OPTIONS, SCALE_OPTIONS, (False, True)))
+
+
+def _norm(batch_norm: bool):
+    return "batch" if batch_norm else None
+
+
+def _padded(rows: list, fill) -> np.ndarray:
+    """Rows of different lengths (a diverged run stops early) as one array padded with ``fill``."""
+    out = np.full((len(rows), max(map(len, rows))), fill, dtype=np.asarray(rows[0]).dtype)
+    for row, values in zip(out, rows):
+        row[:len(values)] = values
+    return out
+
+
+def _as_saved(settings: dict) -> dict:
+    """Settings as they come back from an .npz file (tuples become lists)."""
+    return {name: np.asarray(value).tolist() for name, value in settings.items()}
+
+
+def write_run_table(path=RUN_TABLE) -> None:
+    """Train every setting of the explorer with :func:`run`; save its curves (``make tables``).
+
+    Per setting: the loss of each step, the evaluation steps, the test
+    accuracies and the diverged flag, i.e. the :class:`bnlib.nn.History`
+    that :class:`RunScene` and :func:`run_readout` use. Also the settings grid
+    and, as ``run_<name>``, the training settings of :func:`run_defaults`, so
+    that a table made with other settings is recognized. Training is
+    deterministic: fixed seeds, one BLAS thread (:func:`bnlib.nn.train`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The .npz file to write (compressed, no pickled objects).
+    """
+    grid = explorer_settings()
+    _save_table(path, grid, [run(_norm(bn), lr=lr, init_scale=scale)[1] for lr, scale, bn in grid])
+
+
+def _save_table(path, grid: list, hists: list) -> None:
+    """Save the histories of the settings ``grid`` and today's :func:`run_defaults`."""
+    lr, init_scale, batch_norm = (np.array(column) for column in zip(*grid))
+    np.savez_compressed(
+        path, lr=lr, init_scale=init_scale, batch_norm=batch_norm, **_history_arrays(hists),
+        **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()})
+
+
+def _history_arrays(hists: list) -> dict:
+    """Histories as arrays with one row per run; :func:`_histories` reads them back."""
+    return {"n_steps": [len(h.loss) for h in hists],
+            "loss": _padded([h.loss for h in hists], np.nan),
+            "n_evals": [len(h.eval_step) for h in hists],
+            "eval_step": _padded([h.eval_step for h in hists], -1),
+            "test_accuracy": _padded([h.test_accuracy for h in hists], np.nan),
+            "diverged": [h.diverged for h in hists]}
+
+
+def _histories(table: dict) -> dict:
+    """(lr, init_scale, batch_norm) -> History, from the arrays of a run table."""
+    keys = zip(table["lr"].tolist(), table["init_scale"].tolist(), table["batch_norm"].tolist())
+    rows = zip(keys, table["n_steps"], table["loss"], table["n_evals"], table["eval_step"],
+               table["test_accuracy"], table["diverged"])
+    return {key: nn.History(step=np.arange(1, n + 1), loss=loss[:n], eval_step=evals[:m],
+                            test_accuracy=acc[:m], diverged=bool(diverged))
+            for key, n, loss, m, evals, acc, diverged in rows}
+
+
+@lru_cache(maxsize=1)
+def run_table(path=RUN_TABLE) -> dict:
+    """The table written by :func:`write_run_table`, loaded once.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict of (lr, init_scale, batch_norm) -> bnlib.nn.History
+        Empty, with a warning, if the table was made with other training
+        settings than :func:`run_defaults` today: the explorer then trains
+        every setting itself rather than show runs of another network.
+    """
+    with np.load(path) as npz:
+        table = {name: npz[name] for name in npz.files}
+    saved = {name[len("run_"):]: value.tolist() for name, value in table.items()
+             if name.startswith("run_")}
+    if saved != _as_saved(run_defaults()):
+        warnings.warn(f"{Path(path).name} was made with other training settings "
+                      f"({saved}); run `make tables`")
+        return {}
+    return _histories(table)
+
+
+def explorer_run(lr: float, init_scale: float, batch_norm: bool) -> nn.History:
+    """The 300-step run of one setting: from :func:`run_table`, else trained by :func:`run`.
+
+    The history is shared with the table or the cache: treat it as read-only.
+    """
+    history = run_table().get((lr, init_scale, batch_norm))
+    if history is None:
+        history = run(_norm(batch_norm), lr=lr, init_scale=init_scale)[1]
+    return history
 
 
 def run_readout(label: str, history: nn.History) -> str:
-    """The Run explorer's line: final accuracy, first step at 90%, final loss and verdict."""
+    """The run explorer's line: final accuracy, first step at 90%, final loss and verdict."""
     reached = history.eval_step[history.test_accuracy >= TRAINS]
     first = f"reached 90% at step {reached[0]}" if len(reached) else "never reached 90%"
     verdict = ("diverged" if history.diverged else "trains" if history.final_accuracy >= TRAINS
@@ -231,7 +351,7 @@ class RunScene(widgets.Scene):
         self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
 
     def update(self, lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True) -> str:
-        _, h = run("batch" if batch_norm else None, lr=lr, init_scale=init_scale)
+        h = explorer_run(lr, init_scale, batch_norm)
         label = f"{'with' if batch_norm else 'without'} BN, lr {lr:g}, init scale {init_scale:g}"
         self.lines[0].set_data(h.step, smooth(h.loss))
         self.lines[1].set_data(h.eval_step, h.test_accuracy)
@@ -241,7 +361,7 @@ class RunScene(widgets.Scene):
 
 
 def run_view(lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True):
-    """Train a 64-100-100-10 sigmoid network for 300 steps; plot its curves.
+    """The curves of a 64-100-100-10 sigmoid network trained for 300 steps (:func:`explorer_run`).
 
     Returns
     -------
@@ -252,30 +372,21 @@ def run_view(lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True):
     return RunScene().render(lr=lr, init_scale=init_scale, batch_norm=batch_norm)
 
 
-class RunExplorer(widgets.Explorer):
-    """An :class:`bnlib.widgets.Explorer` that recomputes only when its Run button is clicked."""
-
-    def __init__(self, view, controls: dict, title: str = ""):
-        self.button = ipywidgets.Button(description="Run", button_style="primary")
-        super().__init__(view, controls, title)
-        for control in controls.values():
-            control.unobserve(self._on_change, names="value")
-        self.button.on_click(lambda _: self.update())
-
-    def widget(self):
-        parts = [ipywidgets.HTML(f"<b>{self.title}</b>")] if self.title else []
-        parts += [ipywidgets.HBox(list(self.controls.values()) + [self.button]),
-                  self.readout, self.output]
-        return ipywidgets.VBox(parts)
-
-
-def run_explorer() -> RunExplorer:
-    """Learning rate, initialization scale and batch norm on/off; a new setting trains in ~0.3 s."""
+def run_explorer() -> widgets.Explorer:
+    """Learning rate, initialization scale and batch norm on/off; every run from the table."""
     style = {"description_width": "initial"}
-    return RunExplorer(RunScene(), {
+    return widgets.Explorer(RunScene(), {
         "lr": ipywidgets.SelectionSlider(options=LR_OPTIONS, value=1.0,
                                          description="learning rate", style=style),
         "init_scale": ipywidgets.SelectionSlider(options=SCALE_OPTIONS, value=1.0,
                                                  description="init scale", style=style),
         "batch_norm": ipywidgets.Checkbox(value=True, description="batch norm"),
-    }, title="Train a 64-100-100-10 sigmoid network for 300 steps, then press Run")
+    }, title="A 64-100-100-10 sigmoid network trained for 300 steps "
+             "(every setting trained ahead of time)")
+
+
+if __name__ == "__main__":
+    _started = time.perf_counter()
+    write_run_table(RUN_TABLE)
+    print(f"wrote {RUN_TABLE} ({RUN_TABLE.stat().st_size / 1024:.0f} kB) "
+          f"in {time.perf_counter() - _started:.0f} s")

@@ -1,4 +1,5 @@
-"""Lesson 05's compute functions and its Run-button explorer."""
+"""Lesson 05's compute functions, its table of runs and its explorer."""
+import ipywidgets
 import numpy as np
 import pytest
 
@@ -79,40 +80,102 @@ def test_figure1_records_the_three_percentiles():
 def test_run_view_readout_matches_the_run():
     fig, text = en.run_view(lr=1.0, init_scale=1.0, batch_norm=True)
     h = en.run("batch", lr=1.0)[1]
-    assert f"final test accuracy {h.final_accuracy:.1%}" in text
+    assert text == en.run_readout("with BN, lr 1, init scale 1", h)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 1
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), h.test_accuracy)
 
 
-def test_run_explorer_recomputes_only_on_run():
+STALE = "the explorer's run table does not match the code: run `make tables`"
+
+
+def test_run_table_holds_every_setting_trained_with_the_defaults_of_run():
+    with np.load(en.RUN_TABLE) as npz:
+        saved = {name[len("run_"):]: npz[name].tolist() for name in npz.files
+                 if name.startswith("run_")}
+    defaults = {name: np.asarray(value).tolist() for name, value in en.run_defaults().items()}
+    assert saved == defaults, STALE
+    assert {"sizes", "steps", "seed", "eval_every"} <= set(defaults)
+    assert len(en.explorer_settings()) == 70
+    assert set(en.run_table()) == set(en.explorer_settings()), STALE
+
+
+@pytest.mark.parametrize("lr, init_scale, batch_norm", [
+    (1.0, 1.0, True),      # the explorer's starting point
+    (3.0, 0.1, False),
+    (30.0, 100.0, False),  # nearly diverges: the loss ends near 460
+])
+def test_run_table_equals_a_fresh_training(lr, init_scale, batch_norm):
+    # Exact: the table was made by this code, and training is deterministic (fixed seeds,
+    # one BLAS thread), so any difference means the training code changed since.
+    table = en.run_table()[(lr, init_scale, batch_norm)]
+    fresh = en.run("batch" if batch_norm else None, lr=lr, init_scale=init_scale)[1]
+    for name in ("step", "loss", "eval_step", "test_accuracy"):
+        np.testing.assert_array_equal(getattr(table, name), getattr(fresh, name),
+                                      err_msg=f"{name}: {STALE}")
+    assert table.diverged == fresh.diverged, STALE
+
+
+def _run_history(n_steps, diverged):
+    loss = np.linspace(2.0, 1.0, n_steps)
+    if diverged:
+        loss[-1] = np.nan
+    evals = np.arange(0, n_steps + 1, 2)
+    return nn.History(step=np.arange(1, n_steps + 1), loss=loss, eval_step=evals,
+                      test_accuracy=evals / 10, diverged=diverged)
+
+
+def test_run_table_file_keeps_a_run_that_stopped_early(tmp_path):
+    grid = [(0.1, 1.0, True), (30.0, 10.0, False)]
+    hists = [_run_history(6, False), _run_history(3, True)]
+    en._save_table(tmp_path / "runs.npz", grid, hists)
+    table = en.run_table(tmp_path / "runs.npz")
+    assert list(table) == grid
+    for saved, h in zip(table.values(), hists):
+        for name in ("step", "loss", "eval_step", "test_accuracy"):
+            np.testing.assert_array_equal(getattr(saved, name), getattr(h, name))
+        assert saved.diverged == h.diverged
+
+
+def test_a_table_made_with_other_training_settings_is_not_used(tmp_path):
+    with np.load(en.RUN_TABLE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["run_steps"] = np.array(200)
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.warns(UserWarning, match="run `make tables`"):
+        assert en.run_table(tmp_path / "old.npz") == {}
+
+
+def test_a_setting_off_the_sliders_is_trained():
+    assert (0.5, 1.0, True) not in en.run_table()
+    text = en.RunScene().update(lr=0.5, init_scale=1.0, batch_norm=True)
+    assert text == en.run_readout("with BN, lr 0.5, init scale 1", en.run("batch", lr=0.5)[1])
+
+
+def test_run_explorer_answers_every_control_without_a_button():
     explorer = en.run_explorer()
+    assert not any(isinstance(w, ipywidgets.Button) for w in vars(explorer).values())
     assert explorer.updates == 1
-    first = explorer.readout.value
-    assert "with BN, lr 1," in first
-    explorer.controls["lr"].value = 10.0
-    explorer.controls["batch_norm"].value = False
-    assert explorer.updates == 1 and explorer.readout.value == first  # waits for Run
-    explorer.button.click()
-    assert explorer.updates == 2
-    text = explorer.readout.value
-    assert text != first and "without BN, lr 10," in text
-    h = en.run(None, lr=10.0)[1]
-    assert f"final test accuracy {h.final_accuracy:.1%}" in text
-    assert ("-> trains" in text) == (h.final_accuracy >= 0.9)
+    for updates, (name, value) in enumerate(
+            [("lr", 10.0), ("init_scale", 0.1), ("batch_norm", False)], start=2):
+        explorer.controls[name].value = value
+        assert explorer.updates == updates, name
+        lr, scale, bn = (explorer.controls[k].value for k in ("lr", "init_scale", "batch_norm"))
+        label = f"{'with' if bn else 'without'} BN, lr {lr:g}, init scale {scale:g}"
+        fresh = en.run("batch" if bn else None, lr=lr, init_scale=scale)[1]
+        assert explorer.readout.value == f"<pre>{en.run_readout(label, fresh)}</pre>"
+    assert "without BN, lr 10, init scale 0.1" in explorer.readout.value
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_run_scene_limits_hold_every_curve(batch_norm):
-    # the corners of the explorer's grid, and lr 10 / init scale 10, whose loss goes lowest
+def test_run_scene_limits_hold_every_curve():
     scene = en.RunScene()
     limits = [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes]
     assert limits == [(en.STEP_LIMITS, en.LOSS_LIMITS), (en.STEP_LIMITS, (0.0, 1.0))]
-    for lr in (en.LR_OPTIONS[0], 10.0, en.LR_OPTIONS[-1]):
-        for init_scale in (en.SCALE_OPTIONS[0], 10.0, en.SCALE_OPTIONS[-1]):
-            scene.update(lr=lr, init_scale=init_scale, batch_norm=batch_norm)
-            for line, (xlim, ylim) in zip(scene.lines, limits):
-                x, y = line.get_xdata(), line.get_ydata()
-                assert np.all(np.isfinite(y)), (lr, init_scale)
-                assert xlim[0] < x.min() and x.max() < xlim[1]
-                assert ylim[0] <= y.min() and y.max() <= ylim[1], (lr, init_scale)
+    for lr, init_scale, batch_norm in en.explorer_settings():
+        scene.update(lr=lr, init_scale=init_scale, batch_norm=batch_norm)
+        for line, (xlim, ylim) in zip(scene.lines, limits):
+            x, y = line.get_xdata(), line.get_ydata()
+            setting = (lr, init_scale, batch_norm)
+            assert np.all(np.isfinite(y)), setting
+            assert xlim[0] < x.min() and x.max() < xlim[1], setting
+            assert ylim[0] <= y.min() and y.max() <= ylim[1], setting
     assert [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes] == limits
