@@ -42,9 +42,33 @@ def run(norm: str | None = None, *, lr: float = 0.5, init_scale: float = 1.0,
     The same ``seed`` sets the weights and the minibatch order. Treat the
     returned model as read-only (the cache shares it).
     """
+    return _train(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every)
+
+
+def _train(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every,
+           nudge: float = 0.0):
+    """:func:`run` without the cache; every initial weight is multiplied by ``1 + nudge``."""
     model = nn.MLP(sizes, activation=activation, norm=norm, norm_position=position,
                    init_scale=init_scale, seed=seed)
+    for weights in model.weights:
+        weights *= 1.0 + nudge
     return model, nn.train(model, digits(), steps=steps, lr=lr, seed=seed, eval_every=eval_every)
+
+
+def sensitivity(norm: str | None, *, lr: float, init_scale: float, nudge: float = 1e-15) -> float:
+    """How far a rounding-sized nudge of the initial weights moves a run's loss curve.
+
+    Trains the setting of :func:`run` (other settings at their defaults) a
+    second time with every initial weight multiplied by ``1 + nudge`` and
+    returns the largest relative difference between the two per-step loss
+    curves, over the steps both ran. Near ``nudge`` means stable training (a
+    last-bit difference, such as another CPU's rounding, stays that small);
+    order 1 means chaotic training (it grows into a different curve).
+    """
+    base = run(norm, lr=lr, init_scale=init_scale)[1]
+    nudged = _train(norm, lr, init_scale, **run_defaults(), nudge=nudge)[1]
+    n = min(len(base.loss), len(nudged.loss))
+    return float(np.max(np.abs(nudged.loss[:n] - base.loss[:n]) / np.abs(base.loss[:n])))
 
 
 def final_accuracies(norm, values, *, vary: str, seeds=(0,), **settings) -> np.ndarray:

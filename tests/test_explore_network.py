@@ -102,17 +102,27 @@ def test_run_table_holds_every_setting_trained_with_the_defaults_of_run():
 @pytest.mark.parametrize("lr, init_scale, batch_norm", [
     (1.0, 1.0, True),      # the explorer's starting point
     (3.0, 0.1, False),
-    (30.0, 100.0, False),  # nearly diverges: the loss ends near 460
+    (10.0, 1.0, True),     # a large learning rate that batch norm keeps stable
 ])
 def test_run_table_equals_a_fresh_training(lr, init_scale, batch_norm):
-    # Exact: the table was made by this code, and training is deterministic (fixed seeds,
-    # one BLAS thread), so any difference means the training code changed since.
+    # Training is deterministic (fixed seeds, one BLAS thread), so on the machine that made
+    # the table this matches to the last bit. rtol 1e-9 leaves room for another CPU's
+    # rounding, no more. Only stable settings are compared: 20 of the 70 (large learning
+    # rates, init scale 100) are chaotic, where a last-bit difference grows into a different
+    # curve (test_sensitivity_separates_stable_and_chaotic_training).
     table = en.run_table()[(lr, init_scale, batch_norm)]
     fresh = en.run("batch" if batch_norm else None, lr=lr, init_scale=init_scale)[1]
     for name in ("step", "loss", "eval_step", "test_accuracy"):
-        np.testing.assert_array_equal(getattr(table, name), getattr(fresh, name),
-                                      err_msg=f"{name}: {STALE}")
+        np.testing.assert_allclose(getattr(table, name), getattr(fresh, name), rtol=1e-9,
+                                   atol=0, err_msg=f"{name}: {STALE}")
     assert table.diverged == fresh.diverged, STALE
+    assert en.sensitivity("batch" if batch_norm else None, lr=lr, init_scale=init_scale) < 1e-9
+
+
+def test_sensitivity_separates_stable_and_chaotic_training():
+    assert en.sensitivity("batch", lr=10.0, init_scale=1.0) < 1e-9
+    assert en.sensitivity(None, lr=10.0, init_scale=1.0) > 0.01
+    assert en.sensitivity(None, lr=1.0, init_scale=1.0, nudge=0.0) == 0.0
 
 
 def _run_history(n_steps, diverged):

@@ -435,7 +435,7 @@ assert_true("small test batches lose accuracy", modes["training, batch 2"] < mod
 # the 70 slider settings was trained ahead of time with exactly the code this
 # lesson uses, `explore_network.run` (`make tables` trains them again and
 # saves the curves in `bnlib/explore_network_runs.npz`); the plot follows the
-# sliders at once, with the same numbers a fresh training gives. To train a
+# sliders at once (see below for how exactly a fresh training repeats it). To train a
 # setting yourself, including one the sliders do not offer, call
 # `explore_network.run("batch", lr=0.5, init_scale=2.0)` (`None` instead of
 # `"batch"` for no batch norm): it returns the model and its history. Things
@@ -458,6 +458,34 @@ first = [int(h.eval_step[np.argmax(h.test_accuracy >= 0.9)]) for h in (on, off)]
 print(f"without BN: final test accuracy {off.final_accuracy:.1%}, reached 90% at step {first[1]}")
 assert_true("at the defaults batch norm reaches 90%, and first",
             on.final_accuracy >= 0.9 and first[0] < first[1], f"step {first[0]} vs {first[1]}")
+
+# %% [markdown]
+# ### Stable and chaotic training
+#
+# On the machine that made the table, it matches a fresh training to the last
+# bit. Another CPU may round the last bit of some products differently: does
+# that matter? `explore_network.sensitivity` measures it: it trains a setting
+# again with every initial weight nudged by one part in $10^{15}$ and returns
+# the largest relative change of the loss curve. At learning rate 10:
+
+# %%
+calm = explore_network.sensitivity("batch", lr=10.0, init_scale=1.0)
+wild = explore_network.sensitivity(None, lr=10.0, init_scale=1.0)
+assert_below("with batch norm: relative change of the loss curve", calm, 1e-9)
+assert_true("without batch norm the nudge grows into a visibly different loss curve",
+            wild > 0.01)
+wild_bn = explore_network.sensitivity("batch", lr=30.0, init_scale=1.0)
+assert_true("at learning rate 30 it grows even with batch norm", wild_bn > 0.01)
+
+# %% [markdown]
+# With batch norm the nudge stays at rounding size: the run is a stable
+# function of its settings. Without it, at this learning rate, training is
+# chaotic: the tiny difference is amplified step after step until the curve
+# is a different one. At learning rate 30 even batch norm's run is chaotic,
+# and so are some other extreme settings of the explorer (try `sensitivity`
+# on them). There, the explorer shows the run as trained on the course's
+# machine; yours may draw a different, equally valid curve, which is one
+# more reason to judge a setting by several seeds rather than one run.
 
 # %% [markdown]
 # ## Key takeaways
