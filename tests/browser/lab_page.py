@@ -183,16 +183,24 @@ def shown(root) -> dict:
     return root.evaluate(SHOWN_JS)
 
 
+def _slider_value(handle) -> str:
+    """The value a slider shows in its readout (``aria-valuenow`` rounds it, e.g. 0.99 to 1.0)."""
+    return handle.evaluate("""h => {
+        const readout = h.closest('.widget-slider')?.querySelector('.widget-readout');
+        return readout ? readout.textContent.trim() : h.getAttribute('aria-valuenow');
+    }""")
+
+
 def move(control) -> str:
     """Change one control as a learner would (keyboard on a slider); describe what was done."""
     kind = control.evaluate("e => e.tagName.toLowerCase() + '.' + e.className")
     if "noUi-handle" in kind:
-        before = control.get_attribute("aria-valuenow")
+        before = _slider_value(control)
         control.focus()
         control.press("ArrowRight")
-        if control.get_attribute("aria-valuenow") == before:  # already at the maximum
+        if _slider_value(control) == before:  # already at the maximum
             control.press("ArrowLeft")
-        return f"slider {before} -> {control.get_attribute('aria-valuenow')}"
+        return f"slider {before} -> {_slider_value(control)}"
     if kind.startswith("select"):
         values = control.locator("option").evaluate_all("os => os.map(o => o.value)")
         current = control.input_value()
