@@ -1,10 +1,11 @@
-"""Slider explorers: controls, a one-line readout and a figure, driven by a pure function.
+"""Slider explorers: controls, a one-line readout and a figure, driven by a view.
 
-An explorer wraps a *pure* function ``view(**values) -> (fig, readout)``
-that draws a figure and returns the text to show. Because that function
-does not touch widgets, a lesson can call it directly with the default
-values and assert the numbers it prints, and tests can drive the explorer
-without a browser by setting ``control.value`` and reading ``readout``.
+An explorer wraps a view: a :class:`Scene` (a figure updated in place) or a
+function ``view(**values) -> (fig, readout)``. Either way a lesson gets the
+same ``(fig, text)`` without widgets (``SomeScene().render(**values)`` or
+the function), so it can call it with the default values and assert the
+numbers it prints, and tests can drive the explorer without a browser by
+setting ``control.value`` and reading ``readout``.
 
 In a notebook, the cell that displays an explorer carries
 ``# NBVAL_IGNORE_OUTPUT`` (nbval does not follow widget output); the next
