@@ -14,6 +14,7 @@ plots       plotting helpers           (imports matplotlib)
 widgets     the slider-explorer machinery (imports ipywidgets)
 explore_*   each lesson's explorers, views and helpers
 internal_shift  lesson 06's network experiments (internal covariate shift, noisy batch norm)
+seeds       claims about training made over several seeds (LESSON_SEEDS, TEST_SEEDS)
 diagrams    draws the diagrams in images/
 tf_compare  the same computations in TensorFlow/Keras (imports TensorFlow)
 
