@@ -11,9 +11,12 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Kernels inherit the environment: with MPLBACKEND=Agg (as some CI runners export) inline
+# figures vanish, so no command here passes it on.
+unexport MPLBACKEND
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast test-browser browser-deps notebooks images tables bench site setup clean-venv
+.PHONY: lab test test-fast test-portability test-browser browser-deps notebooks images tables bench site setup clean-venv
 
 setup: $(STAMP)
 
@@ -32,14 +35,22 @@ lab: $(STAMP)
 # browser-deps first: CI machines start with nothing installed by hand.
 # One pytest process, so notebook kernels start one at a time (kernels started
 # concurrently by separate processes can race for the same TCP ports and hang).
+# Then strict nbval once more under another CPU's numerics (OpenBLAS kernel and NumPy SIMD
+# loops one level below this machine's, initial weights nudged by 1e-15).
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest tests notebooks \
+	$(BIN)/python -m pytest tests notebooks -rs \
 		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python tests/tools/portability.py
+
+# Strict nbval under every environment of the matrix (kernels, SIMD levels, 1 and 2 BLAS
+# threads, the nudge), then a table of every cell that differs anywhere.
+test-portability: $(STAMP)
+	$(BIN)/python tests/tools/portability.py --matrix
 
 # Quick loop while writing code: the unit tests only, no notebooks.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -x -q -m "not browser"
+	$(BIN)/python -m pytest tests -x -q -m "not browser and not slow"
 
 # The browser suite alone: every lesson run in JupyterLab in Chromium, every explorer moved.
 test-browser: $(STAMP) browser-deps

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import nbformat
 import pytest
 
 import bnlib
+from bnlib import checks
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -105,3 +107,36 @@ def test_lesson_structure(path):
         assert heading in text, f"{path.name}: missing a '{heading}' section"
     assert any("NBVAL_IGNORE_OUTPUT" in c.source and "explorer" in c.source.lower()
                for c in _code_cells(nb)), f"{path.name}: no slider explorer"
+
+
+# The check helpers that return something (a number, a verdict): a bare call as a cell's last
+# line would display it. assert_true returns None.
+CHECK_HELPERS = {name for name in dir(checks) if name.startswith(("assert_", "check_"))
+                 and inspect.signature(getattr(checks, name)).return_annotation not in ("None", None)}
+
+
+def _last_statement(cell):
+    source = "\n".join(line for line in cell.source.splitlines()
+                       if not line.lstrip().startswith(("%", "!")))
+    body = ast.parse(source).body
+    return body[-1] if body else None
+
+
+@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
+def test_no_cell_ends_with_a_bare_check_call(path):
+    """A check helper returns its number: as a cell's last line, the notebook would display it."""
+    for i, cell in enumerate(_code_cells(_read(path)), start=1):
+        last = _last_statement(cell)
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            func = last.value.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            assert name not in CHECK_HELPERS, (
+                f"{path.name} cell {i} ends with a bare {name}(...): assign it (`_ = ...`)")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
+def test_no_cell_displays_a_return_value(path):
+    """Outputs are printed on purpose; an Out[n] value is a return value shown by accident."""
+    for i, cell in enumerate(_code_cells(_read(path)), start=1):
+        shown = [out for out in cell.outputs if out.output_type == "execute_result"]
+        assert not shown, f"{path.name} cell {i} displays {shown[0]['data'].get('text/plain', '')!r}"

@@ -40,6 +40,7 @@ def build(script: Path, timeout: int = 900) -> Path:
 
 
 def main(prefix: str = "") -> None:
+    os.environ.pop("MPLBACKEND", None)  # kernels inherit it, and inline figures would vanish
     scripts = sorted((NOTEBOOKS / "scripts").glob(f"{prefix}*.py"))
     if not scripts:
         sys.exit(f"no scripts in {NOTEBOOKS / 'scripts'} start with {prefix!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import shutil
 import sys
@@ -197,6 +198,7 @@ def main(argv=None) -> None:
                         help="convert the committed outputs instead of executing the notebooks")
     parser.add_argument("--only", default="", help="only notebooks whose name starts with this")
     args = parser.parse_args(argv)
+    os.environ.pop("MPLBACKEND", None)  # kernels inherit it, and inline figures would vanish
     build(Path(args.out), committed=args.committed, only=args.only)
 
 
