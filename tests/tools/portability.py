@@ -150,13 +150,13 @@ def run_pass(label: str, extra: dict, nudge: bool, notebooks: list[str]) -> tupl
               flush=True)
         report = Path(tmp, "junit.xml")
         code = subprocess.run([sys.executable, "-m", "pytest", *notebooks, *NBVAL, "-q",
-                               "-p", "no:cacheprovider", f"--junitxml={report}"],
+                               "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit1"],
                               env=env, cwd=REPO).returncode
         failed = set()
         if report.exists():
             for case in ET.parse(report).iter("testcase"):
                 if case.find("failure") is not None or case.find("error") is not None:
-                    notebook = ".".join(case.get("classname", "").split(".")[-2:])
+                    notebook = Path(case.get("file") or case.get("classname", "")).name
                     failed.add(f"{notebook}::{case.get('name')}")
     return state, failed, code
 
