@@ -29,8 +29,9 @@ pytestmark = pytest.mark.browser
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 LESSONS = [lab_page.Lesson.read(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
 # What a learner does not need to see in JupyterLab's file browser (.jupyter/ hides it).
-CLUTTER = {"scripts", "jupytext.toml", "tests", "Makefile", "requirements.txt", "__pycache__",
-           ".venv", ".git", ".jupyter", "test-artifacts", "_site"}
+CLUTTER = {"scripts", "jupytext.toml", "tests", "Makefile", "requirements.txt", "pyproject.toml",
+           "CONTRIBUTING.md", "__pycache__", ".venv", ".git", ".jupyter", ".ci", "test-artifacts",
+           "_site", "build", "dist"}
 # A notebook the suite adds to its copy of the course, to show that a broken diagram is caught.
 SELFTEST = "selftest/broken_diagram.ipynb"
 EXPLORERS = [(lesson, index) for lesson in LESSONS for index in lesson.explorer_cells]
@@ -72,7 +73,8 @@ def test_server_serves_the_course_as_make_lab_does(lab):
     assert _listing(lab, "notebooks") == lessons, "notebooks/ shows more than the lessons"
     top = _listing(lab, "")
     assert {"notebooks", "images", "README.md"} <= top
-    assert not top & CLUTTER, f"the file browser shows {sorted(top & CLUTTER)}"
+    shown = top & CLUTTER | {name for name in top if name.endswith(".egg-info")}
+    assert not shown, f"the file browser shows {sorted(shown)}"
     images = _listing(lab, "images")
     assert images, "images/ is empty"
     for name in images:  # every diagram is served where the lessons' ../images/ links point
