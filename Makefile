@@ -1,5 +1,5 @@
 # The course's commands. The first two are the ones the README promises.
-#   make lab    set up .venv (if needed) and open JupyterLab on notebooks/
+#   make lab    set up .venv (if needed) and open the course in JupyterLab
 #   make test   set up .venv (if needed) and run every test: pytest (with the browser
 #               suite in tests/browser) + strict nbval
 SHELL := /bin/bash
@@ -28,8 +28,12 @@ $(STAMP): requirements.txt pyproject.toml
 	MPLBACKEND=Agg $(BIN)/python -c 'import matplotlib.pyplot'
 	touch $(STAMP)
 
+# The repository root is served (the lessons' ../images/ links need it) and the browser
+# opens notebooks/00_start_here.ipynb: .jupyter/ holds the course's JupyterLab settings
+# (the start page, no news pop-up, what the file browser hides), added to the user's own.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_FLAGS)
 
 # browser-deps first: CI machines start with nothing installed by hand.
 # One pytest process, so notebook kernels start one at a time (kernels started

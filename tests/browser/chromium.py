@@ -5,10 +5,13 @@ system's ``chromium`` package through ``executable_path``. ``make test`` runs
 ``make browser-deps`` first (which calls :func:`main` below); the pytest
 fixture calls :func:`ensure` again, so ``pytest tests/browser`` alone works too.
 
-- browser found: use it;
-- missing, running as root with apt-get: ``apt-get update && apt-get install -y chromium``;
-- still missing: with ``CI=true`` the suite fails, otherwise it is skipped
-  with :data:`HOW_TO_ENABLE`.
+- ``CHROMIUM`` set: use that file; if it is not an executable file, say so
+  (never install anything in its place);
+- browser found at Debian's usual paths: use it;
+- missing, running as root with apt-get: say what is about to happen, then
+  ``apt-get update && apt-get install -y chromium``;
+- still missing: with ``CI=true`` the suite fails, otherwise it is skipped,
+  and :func:`why_missing` says why and how to enable it.
 """
 from __future__ import annotations
 
@@ -33,22 +36,53 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def _executable(path: str) -> bool:
+    return Path(path).is_file() and os.access(path, os.X_OK)
+
+
 def find() -> str | None:
     """The Chromium executable: $CHROMIUM if set, else Debian's usual paths."""
     override = os.environ.get("CHROMIUM")
     if override:
-        return override if Path(override).is_file() else None
-    return next((path for path in CANDIDATES if Path(path).is_file()), None)
+        return override if _executable(override) else None
+    return next((path for path in CANDIDATES if _executable(path)), None)
+
+
+def why_missing() -> str:
+    """Why :func:`find` found nothing, and what to do about it."""
+    override = os.environ.get("CHROMIUM")
+    if override:
+        path = Path(override)
+        problem = ("there is no such file" if not path.exists()
+                   else "it is a directory, not the browser's executable" if path.is_dir()
+                   else "that file is not executable")
+        return (f"CHROMIUM={override} is set, but {problem}: set CHROMIUM to the path of "
+                f"a Chromium executable (for example /usr/bin/chromium), or unset it to use "
+                f"Debian's chromium package (`sudo apt-get install chromium`)")
+    return f"no Chromium at {' or '.join(CANDIDATES)}: " + HOW_TO_ENABLE
 
 
 def can_install() -> bool:
     return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
+INSTALL_COMMANDS = (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"])
+
+
+def announce_install() -> str:
+    """What :func:`install` is about to do, printed before it starts."""
+    commands = " && ".join(" ".join(c) for c in INSTALL_COMMANDS)
+    return (f"The browser tests need Chromium, and there is none at {' or '.join(CANDIDATES)}. "
+            f"Running as root, so installing Debian's chromium package now: {commands} "
+            f"(apt shows the download size; to use another browser instead, set "
+            f"CHROMIUM=/path/to/chromium).")
+
+
 def install() -> None:
     """``apt-get update && apt-get install -y chromium`` (root only), output to stderr."""
+    print(announce_install(), file=sys.stderr, flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+    for command in INSTALL_COMMANDS:
         print("+", " ".join(command), file=sys.stderr, flush=True)
         subprocess.run(command, check=True, env=env, stdout=sys.stderr)
 
@@ -71,7 +105,7 @@ def main() -> int:
     if path:
         print(f"browser tests will use {path}")
         return 0
-    print(("FAILED: " if in_ci() else "skipping the browser tests: ") + HOW_TO_ENABLE,
+    print(("FAILED: " if in_ci() else "skipping the browser tests: ") + why_missing(),
           file=sys.stderr)
     return 1 if in_ci() else 0
 

@@ -20,7 +20,6 @@ import lab_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-VIEWPORT = {"width": 1400, "height": 900}
 
 
 def pytest_configure(config):
@@ -51,8 +50,8 @@ def chromium_path():
     path = chromium.ensure()
     if path is None:
         if chromium.in_ci():
-            pytest.fail("CI=true but no Chromium: " + chromium.HOW_TO_ENABLE, pytrace=False)
-        pytest.skip(chromium.HOW_TO_ENABLE)
+            pytest.fail("CI=true but no Chromium: " + chromium.why_missing(), pytrace=False)
+        pytest.skip(chromium.why_missing())
     return path
 
 
@@ -68,7 +67,7 @@ def browser(chromium_path):
 
 @pytest.fixture(scope="session")
 def lab(browser, tmp_path_factory):
-    """JupyterLab on a temporary copy of notebooks/ (started after the browser is known to work)."""
+    """JupyterLab on a temporary copy of the repository (started once the browser works)."""
     server = lab_server.start(tmp_path_factory.mktemp("course"), ARTIFACTS / "jupyterlab.log")
     yield server
     lab_server.stop(server)
@@ -85,13 +84,16 @@ class LessonRunner:
         self.running = {}                     # name -> (context, page, lesson, start time)
         self.finished = {}                    # name -> (page, seconds from Run All to idle)
         self.closable = set()                 # lessons whose tests are all over
+        self.failed_requests = {}             # name -> ["404 http://...", ...] seen by its page
 
     def _start(self, lesson: lab_page.Lesson) -> None:
-        context = self.browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
+        context, page = lab_page.new_page(self.browser)
+        failed = self.failed_requests.setdefault(lesson.path.name, [])
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url.split('?')[0]}")
+                if r.status >= 400 else None)
         self.running[lesson.path.name] = (context, page, lesson, time.monotonic())
         with self._screenshot_on_error(page, lesson, "start"):
-            lab_page.open_notebook(page, self.server.notebook_url(lesson.path.name))
+            lab_page.open_notebook(page, self.server.notebook_url(lesson.served_path))
             lab_page.run_all(page)
 
     @staticmethod
@@ -137,11 +139,11 @@ class LessonRunner:
     def close(self, name: str) -> None:
         if name not in self.running:
             return
-        context = self.running.pop(name)[0]
+        context, _, lesson, _ = self.running.pop(name)
         self.finished.pop(name, None)
         context.close()
         try:
-            lab_server.shutdown_kernels(self.server, name)
+            lab_server.shutdown_kernels(self.server, lesson.served_path)
         except OSError:
             pass
 

@@ -6,8 +6,11 @@ any lesson and any ``bnlib.widgets.Explorer`` is handled the same way:
 - a cell is ``.jp-Notebook .jp-Cell`` (the suite turns JupyterLab's windowing
   off, so the page holds every cell, in notebook order);
 - an explorer is a widget displayed in the output of an explorer cell
-  (found from the notebook file: a code cell starting ``# NBVAL_IGNORE_OUTPUT``
-  and mentioning "explorer");
+  (found from the notebook file: a code cell whose output nbval ignores, by a
+  first line ``# NBVAL_IGNORE_OUTPUT`` or the cell tag ``nbval-ignore-output``,
+  and that mentions "explorer");
+- a diagram is an ``<img>`` in a rendered Markdown cell; it loaded if the
+  browser decoded it (``naturalWidth > 0``) and no ``error`` event fired;
 - its readout is the ``<pre>`` of its HTML widget and its plot the image(s)
   under it; its controls are ipywidgets sliders, drop-downs, check boxes and
   buttons.
@@ -21,10 +24,36 @@ from pathlib import Path
 
 import nbformat
 
+VIEWPORT = {"width": 1400, "height": 900}
 CELLS = ".jp-Notebook .jp-Cell"
 CONTROLS = ".noUi-handle, select, input[type=checkbox], button.widget-toggle-button"
 RUN_BUTTONS = "button.widget-button"  # explorers that recompute only when "Run" is pressed
 WIDGET_ERRORS = ("Error displaying widget", "Error rendering", "model not found")
+# Markdown images as a notebook file writes them (what the page must show, one <img> each).
+MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\([^)\s]+[^)]*\)|<img\s", re.IGNORECASE)
+
+# Run in every page before JupyterLab's own scripts: remember every <img> that
+# fails to load (error events do not bubble, so listen in the capture phase).
+TRACK_IMAGE_ERRORS_JS = """
+window.__imageErrors = [];
+document.addEventListener('error', e => {
+  const t = e.target;
+  if (t && t.tagName === 'IMG') window.__imageErrors.push(t.currentSrc || t.src || '(no src)');
+}, true);
+"""
+
+# Every image of a rendered Markdown cell: its cell, alt text, URL and whether it loaded.
+MARKDOWN_IMAGES_JS = """() => {
+  const cells = [...document.querySelectorAll('.jp-Notebook .jp-Cell')];
+  const errors = window.__imageErrors || [];
+  return cells.flatMap((c, i) => !c.classList.contains('jp-MarkdownCell') ? [] :
+    [...c.querySelectorAll('.jp-MarkdownOutput img')].map(img => ({
+      cell: i, alt: img.getAttribute('alt') || '', src: img.currentSrc || img.src || '',
+      complete: img.complete, width: img.naturalWidth,
+      error: errors.includes(img.currentSrc || img.src)})));
+}"""
+# A notification toast JupyterLab shows, e.g. "Would you like to get notified about official Jupyter news?"
+TOASTS_JS = "() => [...document.querySelectorAll('.Toastify__toast')].map(t => t.textContent.trim())"
 
 # The state of the page's notebook in one round trip.
 STATE_JS = """() => {
@@ -70,15 +99,34 @@ class Lesson:
     n_cells: int
     code_cells: list[int]
     explorer_cells: list[int]
+    n_images: int  # images in its Markdown cells
 
     @classmethod
     def read(cls, path: Path) -> "Lesson":
         nb = nbformat.read(path, as_version=4)
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
-        explorers = [i for i in code
-                     if nb.cells[i].source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT")
+        explorers = [i for i in code if _output_ignored(nb.cells[i])
                      and "explorer" in nb.cells[i].source.lower()]
-        return cls(path, len(nb.cells), code, explorers)
+        images = sum(len(MARKDOWN_IMAGE.findall(c.source))
+                     for c in nb.cells if c.cell_type == "markdown")
+        return cls(path, len(nb.cells), code, explorers, images)
+
+    @property
+    def served_path(self) -> str:
+        """Its path on the course server (the repository's root is served)."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def _output_ignored(cell) -> bool:
+    return (cell.source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT")
+            or "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []))
+
+
+def new_page(browser):
+    """A page in a browser context of its own that remembers every image failing to load."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(TRACK_IMAGE_ERRORS_JS)
+    return context, context.new_page()
 
 
 def kernel_status(page) -> str:
@@ -109,6 +157,37 @@ def open_notebook(page, url: str, timeout: float = 180, settle: float = 3) -> No
             idle_since = None
         page.wait_for_timeout(250)
     raise TimeoutError(f"{url}: the kernel did not become idle within {timeout:.0f} s")
+
+
+def markdown_images(page, timeout: float = 60) -> list[dict]:
+    """Every image of the page's rendered Markdown cells, once each has loaded or failed.
+
+    JupyterLab first resolves a relative link (``../images/x.png``) to a
+    ``/files/`` URL, then the browser fetches it; an image still pending after
+    ``timeout`` seconds is returned as it is (``complete`` false).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        images = page.evaluate(MARKDOWN_IMAGES_JS)
+        if all(i["complete"] for i in images) or time.monotonic() > deadline:
+            return images
+        page.wait_for_timeout(250)
+
+
+def broken_images(images: list[dict]) -> list[str]:
+    """What is wrong with each image of :func:`markdown_images` that did not load."""
+    problems = []
+    for image in images:
+        why = ("not loaded yet" if not image["complete"] else "error event" if image["error"]
+               else "nothing decoded (naturalWidth 0)" if image["width"] == 0 else "")
+        if why:
+            url = image["src"].split("?")[0] or "(no URL)"
+            problems.append(f"cell {image['cell']}: ![{image['alt']}]({url}): {why}")
+    return problems
+
+
+def toasts(page) -> list[str]:
+    return page.evaluate(TOASTS_JS)
 
 
 def menu(page, top: str, entry: str) -> None:

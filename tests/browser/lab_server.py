@@ -1,15 +1,20 @@
 """Start and stop a throw-away JupyterLab server on a copy of the course (used by conftest.py).
 
-The server listens on 127.0.0.1 on a free port with a random token, serves a
-temporary copy of ``notebooks/`` (and ``images/`` beside it, so the lessons'
-``../images/x.png`` links resolve), keeps every Jupyter setting, workspace
-and runtime file inside that temporary folder, and sees this checkout's
-``bnlib`` first through ``PYTHONPATH``.
+The server is the one ``make lab`` starts, on a copy: it serves a temporary
+copy of the repository's root (so the lessons' ``../images/x.png`` links
+resolve as they do in ``make lab``, and saving can never touch the
+checkout), reads the course's JupyterLab settings from the copy's
+``.jupyter/`` through ``JUPYTER_CONFIG_PATH``, listens on 127.0.0.1 on a free
+port with a random token, keeps every other Jupyter setting, workspace and
+runtime file inside the temporary folder, and sees this checkout's ``bnlib``
+first through ``PYTHONPATH``. Its log is kept, so a test can find every
+request it answered with 404.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -18,18 +23,24 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-# JupyterLab user settings for the test: every cell stays in the page (no
-# windowing, so Playwright finds all of them) and no news/update pop-ups.
+# JupyterLab user settings of the test only: every cell stays in the page (no
+# windowing, so Playwright finds all of them). Everything else (no news pop-up,
+# what the file browser hides, the start page) comes from the course's
+# .jupyter/, as in `make lab`, so the suite checks that configuration.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
 }
+# Not copied: environments, caches, build output, version control.
+NOT_COPIED = {".venv", "venv", ".git", "test-artifacts", "_site", "__pycache__", ".ipynb_checkpoints",
+              ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "node_modules"}
+# A request the server answered with 404, as jupyter_server logs it:
+# "[W ... ServerApp] 404 GET /files/images/x.png?... (user@127.0.0.1) 1.23ms referer=..."
+NOT_FOUND = re.compile(r"\] 404 (GET|HEAD|POST|PUT|PATCH|DELETE) ")
 
 
 @dataclass
@@ -41,11 +52,29 @@ class LabServer:
     root: Path
     process: subprocess.Popen
     log: Path
+    reported_404s: set[str] = field(default_factory=set)  # log lines a test already reported
 
-    def notebook_url(self, name: str) -> str:
-        """The notebook in a workspace of its own, emptied first: pages never share tabs."""
-        workspace = Path(name).stem.replace(".", "-")
-        return f"{self.url}lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
+    def notebook_url(self, path: str) -> str:
+        """The notebook at ``path`` (relative to the served root, e.g. ``notebooks/01_x.ipynb``)
+        in a workspace of its own, emptied first: pages never share tabs."""
+        return (f"{self.url}lab/workspaces/{workspace(path)}/tree/{path}"
+                f"?reset&token={self.token}")
+
+    def not_found(self) -> list[str]:
+        """Every line of the server's log so far that records a 404 answer."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return [line.strip() for line in text.splitlines() if NOT_FOUND.search(line)]
+
+
+def workspace(path: str) -> str:
+    """The workspace name :meth:`LabServer.notebook_url` opens ``path`` in (its file stem)."""
+    return Path(path).stem.replace(".", "-")
+
+
+def requested_by(line: str, path: str) -> bool:
+    """Whether a log line concerns the notebook ``path``: the file itself, or a request made
+    by its page (jupyter_server logs the referer of every failed request)."""
+    return path in line or f"/workspaces/{workspace(path)}/" in line
 
 
 def free_port() -> int:
@@ -54,13 +83,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    return {name for name in names if name in NOT_COPIED
+            or (Path(folder, name) / "pyvenv.cfg").exists()}  # a virtual environment
+
+
 def copy_course(target: Path) -> Path:
-    """Copy notebooks/ and images/ under ``target``; return the copied notebooks folder."""
-    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-    shutil.copytree(REPO / "notebooks", target / "notebooks", ignore=ignore)
-    if (REPO / "images").is_dir():
-        shutil.copytree(REPO / "images", target / "images", ignore=ignore)
-    return target / "notebooks"
+    """Copy the repository (all but :data:`NOT_COPIED`) to ``target/course``; return that root."""
+    root = target / "course"
+    shutil.copytree(REPO, root, ignore=_not_copied, symlinks=True)
+    return root
 
 
 def _write_settings(folder: Path) -> None:
@@ -81,6 +113,7 @@ def start(workdir: Path, log: Path, timeout: float = 90.0) -> LabServer:
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "JUPYTER_CONFIG_DIR": str(workdir / "jupyter-config"),
+        "JUPYTER_CONFIG_PATH": str(root / ".jupyter"),  # the course's settings, as in make lab
         "JUPYTER_RUNTIME_DIR": str(workdir / "jupyter-runtime"),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "lab-workspaces"),
@@ -136,7 +169,7 @@ def stop(server: LabServer, timeout: float = 20.0) -> None:
 
 
 def shutdown_kernels(server: LabServer, notebook: str) -> None:
-    """Shut down the kernel(s) of ``notebook`` (a path relative to the served folder)."""
+    """Shut down the kernel(s) of ``notebook`` (a path relative to the served root)."""
     base = f"{server.url}api/sessions"
     with urllib.request.urlopen(f"{base}?token={server.token}", timeout=10) as answer:
         sessions = json.load(answer)

@@ -1,28 +1,116 @@
 """Every lesson in a real JupyterLab: Run All gives no error, every explorer renders and responds.
 
-The lessons and their explorer cells are discovered from ``notebooks/*.ipynb``
-(an explorer cell is a code cell starting ``# NBVAL_IGNORE_OUTPUT`` that
-mentions "explorer"), so a lesson that lands later is covered without
-editing this file. ``conftest.py`` starts Chromium and JupyterLab; on a
-failure, a screenshot goes to ``test-artifacts/browser/``.
+JupyterLab serves the repository's root with the course's ``.jupyter/``
+settings, as ``make lab`` does. For each lesson: every diagram in its
+Markdown loads, the server answers no request of its page with 404, no
+notification pops up, and no cell fails. The lessons and their explorer
+cells are discovered from ``notebooks/*.ipynb`` (an explorer cell is a code
+cell whose output nbval ignores and that mentions "explorer"), so a lesson
+that lands later is covered without editing this file. ``conftest.py``
+starts Chromium and JupyterLab; on a failure, a screenshot goes to
+``test-artifacts/browser/``.
 """
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import lab_page
+import lab_server
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 LESSONS = [lab_page.Lesson.read(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
+# What a learner does not need to see in JupyterLab's file browser (.jupyter/ hides it).
+CLUTTER = {"scripts", "jupytext.toml", "tests", "Makefile", "requirements.txt", "pyproject.toml",
+           "CONTRIBUTING.md", "__pycache__", ".venv", ".git", ".jupyter", ".ci", "test-artifacts",
+           "_site", "build", "dist"}
+# A notebook the suite adds to its copy of the course, to show that a broken diagram is caught.
+SELFTEST = "selftest/broken_diagram.ipynb"
 EXPLORERS = [(lesson, index) for lesson in LESSONS for index in lesson.explorer_cells]
 CONTROLS_TRIED = 3      # controls of one explorer moved, in order, until one changes the view
 RENDER_TIMEOUT = 60     # seconds for an explorer's widgets to appear once its cell ran
 RESPONSE_TIMEOUT = 120  # seconds for the kernel to recompute after a control moved
+
+
+def _get(server, path: str):
+    """GET ``path`` from the server with its token: (status, final URL, body)."""
+    url = f"{server.url}{path}{'&' if '?' in path else '?'}token={server.token}"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return answer.status, answer.url, answer.read()
+
+
+def _listing(server, folder: str) -> set[str]:
+    return {item["name"] for item in json.loads(_get(server, f"api/contents/{folder}")[2])["content"]}
+
+
+def _unreported_404s(server, path: str) -> list[str]:
+    """404 lines of the server log that concern ``path``, or no notebook at all (each line is
+    reported by one test only)."""
+    known = [lesson.served_path for lesson in LESSONS] + [SELFTEST]
+    reported = server.reported_404s
+    lines = [line for line in server.not_found() if line not in reported
+             and (lab_server.requested_by(line, path)
+                  or not any(lab_server.requested_by(line, other) for other in known))]
+    reported.update(lines)
+    return lines
+
+
+def test_server_serves_the_course_as_make_lab_does(lab):
+    """The repository's root, opening on lesson 00, without the clutter a learner does not need."""
+    status, final, _ = _get(lab, "")
+    assert status == 200 and "/lab/tree/notebooks/00_start_here.ipynb" in final, (
+        f"the server's start page is {final}, not lesson 00")
+    assert (lab.root / "notebooks" / "00_start_here.ipynb").is_file()
+    lessons = {lesson.path.name for lesson in LESSONS}
+    assert _listing(lab, "notebooks") == lessons, "notebooks/ shows more than the lessons"
+    top = _listing(lab, "")
+    assert {"notebooks", "images", "README.md"} <= top
+    shown = top & CLUTTER | {name for name in top if name.endswith(".egg-info")}
+    assert not shown, f"the file browser shows {sorted(shown)}"
+    images = _listing(lab, "images")
+    assert images, "images/ is empty"
+    for name in images:  # every diagram is served where the lessons' ../images/ links point
+        assert _get(lab, f"files/images/{name}")[0] == 200
+
+
+def test_a_broken_diagram_is_caught(browser, lab):
+    """The checks the lessons rely on fail on a Markdown image that does not load.
+
+    A notebook beside notebooks/ (so ``../images/`` means the same) shows one
+    diagram that exists and one that does not: only the second must be
+    reported broken, by the page and by a 404 in the server's log.
+    """
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "![exists](../images/bn-graph.png)\n\n![missing](../images/no-such-diagram.png)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    (lab.root / SELFTEST).parent.mkdir(exist_ok=True)
+    nbformat.write(notebook, lab.root / SELFTEST)
+    context, page = lab_page.new_page(browser)
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status == 404 else None)
+    try:
+        lab_page.open_notebook(page, lab.notebook_url(SELFTEST), settle=1)
+        images = lab_page.markdown_images(page)
+        broken = lab_page.broken_images(images)
+        assert [i["alt"] for i in images] == ["exists", "missing"], images
+        assert len(broken) == 1 and "no-such-diagram.png" in broken[0], broken
+        assert any("/files/images/no-such-diagram.png" in url for url in failed), failed
+        deadline = time.monotonic() + 20
+        while not (logged := _unreported_404s(lab, SELFTEST)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(logged) == 1 and "/files/images/no-such-diagram.png" in logged[0], logged
+    finally:
+        context.close()
+        lab_server.shutdown_kernels(lab, SELFTEST)
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[l.path.stem for l in LESSONS])
@@ -38,6 +126,18 @@ def test_run_all_cells_without_errors(lesson, runner, screenshot_on_failure):
         not_run = [i for i in lesson.code_cells if not (now["prompts"][i] or "").startswith("[")
                    or now["prompts"][i] == "[ ]:"]
         assert not not_run, f"code cells not executed: {not_run}"
+        images = lab_page.markdown_images(page)
+        assert len(images) == lesson.n_images, (
+            f"the page shows {len(images)} Markdown images, the notebook has {lesson.n_images}")
+        broken = lab_page.broken_images(images)
+        assert not broken, "diagrams that did not load:\n" + "\n".join(broken)
+        failed = runner.failed_requests.get(lesson.path.name, [])
+        assert not [f for f in failed if f.startswith("404")], (
+            "the server answered 404 to the page:\n" + "\n".join(failed))
+        logged = _unreported_404s(runner.server, lesson.served_path)
+        assert not logged, "404 in JupyterLab's log:\n" + "\n".join(logged)
+        shown = lab_page.toasts(page)
+        assert not shown, f"JupyterLab shows notifications: {shown}"
     finally:
         runner.done(lesson)
 
