@@ -44,32 +44,62 @@ class BatchNormCache(NamedTuple):
     training: bool
 
 
-# ---------------------------------------------------------------- accurate sums
+# ---------------------------------------------------------------- accurate statistics
+# The numerical care lives here, so that the forward and backward passes below
+# read like the formulas: _sum adds accurately (float32 included), _moments
+# uses it for the batch mean and variance.
 
-_WIDE = 2048  # about how many columns the wide view of _sum has
+_WIDE = 2048  # the most columns of the wide view, and the most values one column adds
 
 
 def _sum(a: np.ndarray, axes: tuple) -> np.ndarray:
     """Sum of ``a`` over ``axes`` (kept as size 1), in float64, accurate for float32 input.
 
-    The one numerical helper of this module. A float32 running sum of a
-    million numbers loses about three of its seven digits, because each
-    addition rounds to the size of the running total. So when the summed
-    axes lead (features last, the usual case) the data is viewed as a wide
-    (rows, k * features) matrix: each of its k * features column sums adds
-    only rows numbers (at most a few hundred for a 2048-column view), and
-    the k partial sums of each feature are then added in float64. Other
-    layouts are summed by NumPy with a float64 accumulator. Either way the
-    result is float64; the wide view is also the fast way.
+    A float32 running sum of a million numbers keeps only about four of its
+    seven digits, because each addition rounds to the precision of the
+    running total. So when the summed axes lead (features last, the usual
+    case), ``a`` is viewed as a wide (rows / k, k * features) matrix, k the
+    largest divisor of rows with k * features <= 2048 (k = 512 for 262,144
+    rows of 4 channels). Each column then adds only rows / k numbers in a's
+    dtype, and the k partial sums of each feature are added in float64. This
+    is also the fast way to sum a narrow channel axis. When the columns would
+    still be longer than 2048, or for another layout, NumPy sums with a
+    float64 accumulator instead. Either way the result is float64.
     """
     keep_shape = tuple(1 if ax in axes else n for ax, n in enumerate(a.shape))
-    if axes != tuple(range(len(axes))) or not a.flags.c_contiguous:
-        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
     features = int(np.prod(keep_shape))
     rows = a.size // features
     k = max(d for d in range(1, max(1, _WIDE // features) + 1) if rows % d == 0)
+    if axes != tuple(range(len(axes))) or not a.flags.c_contiguous or rows // k > _WIDE:
+        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
     partial = a.reshape(rows // k, k * features).sum(axis=0)
     return partial.reshape(k, features).sum(axis=0, dtype=np.float64).reshape(keep_shape)
+
+
+def _moments(x: np.ndarray, axes: tuple):
+    """Batch mean and biased variance over ``axes``, and x - mean, accurate in float32.
+
+    Returns
+    -------
+    mean, var : float64 ndarray, ``axes`` kept as size 1
+    x_mu : ndarray, shape and dtype of x
+        x - mean.
+
+    The statistics are computed from x - x0, x0 the first example: the shift
+    moves the mean by x0 and leaves the variance unchanged, float32 subtracts
+    nearby numbers exactly, and the sums (by :func:`_sum`) then add small
+    numbers. x - mean is formed as (x - x0) - (mean - x0), from the small
+    shifted mean. Without the shift, for float32 data at 1e4 +- 1e-2, the
+    mean rounded to float32 is off by up to half a float32 step at 1e4
+    (5e-4, a twentieth of the spread), and so is every x - mean.
+    """
+    m = x.size // int(np.prod([n for a, n in enumerate(x.shape) if a not in axes]))
+    x0 = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    shifted = x - x0
+    shifted_mean = _sum(shifted, axes) / m
+    x_mu = shifted - shifted_mean.astype(x.dtype)
+    var = _sum(x_mu * x_mu, axes) / m
+    return x0 + shifted_mean, var, x_mu
 
 
 def _param(name: str, value, x: np.ndarray, kept: tuple) -> np.ndarray:
@@ -131,22 +161,15 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
                          f"Use training=False to normalize a single example.")
 
     if training:
+        mean, var, x_mu = _moments(x, reduced)        # biased variance; x_mu = x - mean
         m = x.size // gamma.size                      # values behind each statistic
-        # Subtract x0, the first example, before summing: x - x0 has the same variance,
-        # and float32 subtracts nearby numbers exactly and adds small ones accurately.
-        x0 = x[tuple(slice(0, 1) if a in reduced else slice(None) for a in range(x.ndim))]
-        shifted = x - x0
-        shifted_mean = _sum(shifted, reduced) / m     # float64
-        x_mu = shifted - shifted_mean.astype(x.dtype)  # x - mean
-        var = _sum(x_mu * x_mu, reduced) / m          # biased: divides by m
-        mean = x0 + shifted_mean
         var_for_moving = var * m / (m - 1) if unbiased_moving_variance else var
         moving_mean = ema_update(moving_mean, mean, momentum).astype(x.dtype, copy=False)
         moving_variance = ema_update(moving_variance, var_for_moving,
                                      momentum).astype(x.dtype, copy=False)
     else:
-        x_mu = x - moving_mean
         var = moving_variance
+        x_mu = x - moving_mean
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
     x_hat = x_mu * inv_std
     out = gamma * x_hat + beta

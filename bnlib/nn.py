@@ -9,8 +9,12 @@ returns logits, which :func:`softmax_cross_entropy` turns into a loss.
 
 Everything is vectorized NumPy (float64 by default). The matrices are small,
 so :func:`train` runs BLAS on one thread: on a shared, busy machine, OpenBLAS's
-threads otherwise make these tiny products ten to twenty times slower. A
-64-100-100-10 network then does about a thousand SGD steps of batch 60 per second.
+threads make such tiny products slower, not faster.
+
+Public API: :func:`sigmoid`, :class:`FastBatchNorm`, :class:`MLP` (with
+:meth:`MLP.state` / :meth:`MLP.load_state` to save and restore a model),
+:func:`restore_on_exit`, :func:`softmax_cross_entropy`, :func:`accuracy`,
+:func:`sgd_step`, :func:`batch_indices`, :func:`train` and its :class:`History`.
 
 Example
 -------
@@ -71,9 +75,10 @@ class FastBatchNorm(BatchNorm):
     """:class:`bnlib.batchnorm.BatchNorm` for (N, D) input, without argument checks.
 
     Same parameters, attributes and results as BatchNorm with ``axis=-1``
-    (the tests compare the two), computed by
-    :mod:`bnlib.batchnorm_fast`: about ten times less overhead per call for
-    the small batches the lessons train on. ``norm="batch"`` uses it.
+    (the tests compare the two), computed by :mod:`bnlib.batchnorm_fast`,
+    which skips the argument checks that cost more than the arithmetic on
+    the small batches the lessons train on. The moving statistics follow
+    :func:`bnlib.ema.ema_update`, as in BatchNorm. ``norm="batch"`` uses it.
     """
 
     def __init__(self, shape, *, momentum: float = 0.99, eps: float = 1e-3, axis=-1,
