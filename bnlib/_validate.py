@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["as_float_array", "check_shape", "check_eps", "check_momentum", "check_alpha",
+           "parse_axis"]
+
 
 def as_float_array(name: str, value, *, ndim: int | tuple[int, ...] | None = None,
                    min_ndim: int | None = None) -> np.ndarray:
@@ -81,3 +84,48 @@ def check_alpha(alpha: float) -> float:
         raise ValueError(f"alpha is the weight on the newest value and must be in (0, 1], "
                          f"for example 0.1; got {alpha}")
     return alpha
+
+
+def parse_axis(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Split range(ndim) into (kept axes, reduced axes) for a batch-norm ``axis``.
+
+    ``axis`` has the Keras meaning used everywhere in bnlib: the *kept*
+    feature axes (an int or a tuple of ints, negative counted from the end).
+    The statistics are taken over the other axes, which always include the
+    batch axis 0.
+
+    Parameters
+    ----------
+    ndim : int
+        Number of dimensions of x; at least 2 (a batch axis and a feature axis).
+    axis : int or tuple of int
+
+    Returns
+    -------
+    kept, reduced : tuple of int
+        Both sorted, non-negative, together ``range(ndim)``.
+
+    Examples
+    --------
+    >>> parse_axis(4, -1)
+    ((3,), (0, 1, 2))
+    >>> parse_axis(4, (1, 2, 3))
+    ((1, 2, 3), (0,))
+    """
+    if ndim < 2:
+        raise ValueError(f"x must have a batch axis and at least one feature axis, e.g. shape "
+                         f"(N, D) or (N, H, W, C); got {ndim} dimension(s)")
+    kept = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in kept):
+        raise ValueError(f"axis must be an int or a tuple of ints (the kept feature axes); "
+                         f"got {axis!r}")
+    if not kept:
+        raise ValueError("axis must name at least one feature axis to keep; got ()")
+    for a in kept:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for x with {ndim} dimensions")
+    kept = tuple(sorted({int(a) % ndim for a in kept}))
+    if 0 in kept:
+        raise ValueError(f"axis must not include the batch axis 0 (batch norm averages over "
+                         f"the batch); got axis={axis}")
+    return kept, tuple(a for a in range(ndim) if a not in kept)

@@ -16,8 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bnlib._validate import (as_float_array, check_eps, check_momentum, check_shape)
+from bnlib._validate import as_float_array, check_eps, check_momentum, check_shape, parse_axis
 from bnlib.ema import ema_update
+
+__all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward", "BatchNorm",
+           "fold_into_dense"]
 
 
 class BatchNormCache(NamedTuple):
@@ -41,64 +44,73 @@ class BatchNormCache(NamedTuple):
     training: bool
 
 
-def _axes(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Split range(ndim) into (kept axes, reduced axes), validating ``axis``."""
-    if ndim < 2:
-        raise ValueError(f"x must have a batch axis and at least one feature axis, e.g. shape "
-                         f"(N, D) or (N, H, W, C); got {ndim} dimension(s)")
-    kept = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    if not all(isinstance(a, (int, np.integer)) for a in kept):
-        raise ValueError(f"axis must be an int or a tuple of ints (the kept feature axes); "
-                         f"got {axis!r}")
-    if not kept:
-        raise ValueError("axis must name at least one feature axis to keep; got ()")
-    normalized = []
-    for a in kept:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of range for x with {ndim} dimensions")
-        normalized.append(a % ndim)
-    if 0 in normalized:
-        raise ValueError(f"axis must not include the batch axis 0 (batch norm averages over "
-                         f"the batch); got axis={axis}")
-    kept = tuple(sorted(set(normalized)))
-    reduced = tuple(a for a in range(ndim) if a not in kept)
-    return kept, reduced
+# ---------------------------------------------------------------- accurate statistics
+# The numerical care lives here, so that the forward and backward passes below
+# read like the formulas: _sum adds accurately (float32 included), _moments
+# uses it for the batch mean and variance.
+
+_WIDE = 2048  # the most columns of the wide view, and the most values one column adds
 
 
-def _param(name: str, value, x: np.ndarray, kept: tuple, reduced: tuple) -> np.ndarray:
+def _sum(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """Sum of ``a`` over ``axes`` (kept as size 1), in float64, accurate for float32 input.
+
+    A float32 running sum of a million numbers keeps only about four of its
+    seven digits, because each addition rounds to the precision of the
+    running total. So when the summed axes lead (features last, the usual
+    case), ``a`` is viewed as a wide (rows / k, k * features) matrix, k the
+    largest divisor of rows with k * features <= 2048 (k = 512 for 262,144
+    rows of 4 channels). Each column then adds only rows / k numbers in a's
+    dtype, and the k partial sums of each feature are added in float64. This
+    is also the fast way to sum a narrow channel axis. When the columns would
+    still be longer than 2048, or for another layout, NumPy sums with a
+    float64 accumulator instead. Either way the result is float64.
+    """
+    keep_shape = tuple(1 if ax in axes else n for ax, n in enumerate(a.shape))
+    features = int(np.prod(keep_shape))
+    rows = a.size // features
+    k = max(d for d in range(1, max(1, _WIDE // features) + 1) if rows % d == 0)
+    if axes != tuple(range(len(axes))) or not a.flags.c_contiguous or rows // k > _WIDE:
+        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
+    partial = a.reshape(rows // k, k * features).sum(axis=0)
+    return partial.reshape(k, features).sum(axis=0, dtype=np.float64).reshape(keep_shape)
+
+
+def _moments(x: np.ndarray, axes: tuple):
+    """Batch mean and biased variance over ``axes``, and x - mean, accurate in float32.
+
+    Returns
+    -------
+    mean, var : float64 ndarray, ``axes`` kept as size 1
+    x_mu : ndarray, shape and dtype of x
+        x - mean.
+
+    The statistics are computed from x - x0, x0 the first example: the shift
+    moves the mean by x0 and leaves the variance unchanged, float32 subtracts
+    nearby numbers exactly, and the sums (by :func:`_sum`) then add small
+    numbers. x - mean is formed as (x - x0) - (mean - x0), from the small
+    shifted mean. Without the shift, for float32 data at 1e4 +- 1e-2, the
+    mean rounded to float32 is off by up to half a float32 step at 1e4
+    (5e-4, a twentieth of the spread), and so is every x - mean.
+    """
+    m = x.size // int(np.prod([n for a, n in enumerate(x.shape) if a not in axes]))
+    x0 = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    shifted = x - x0
+    shifted_mean = _sum(shifted, axes) / m
+    x_mu = shifted - shifted_mean.astype(x.dtype)
+    var = _sum(x_mu * x_mu, axes) / m
+    return x0 + shifted_mean, var, x_mu
+
+
+def _param(name: str, value, x: np.ndarray, kept: tuple) -> np.ndarray:
     """Validate a per-feature vector and reshape it to broadcast against x."""
     expected = tuple(x.shape[a] for a in kept)
     arr = as_float_array(name, value).astype(x.dtype, copy=False)
     check_shape(name, arr, expected, f"the sizes of the kept axes {kept} of x")
-    shape = [1 if a in reduced else x.shape[a] for a in range(x.ndim)]
-    return arr.reshape(shape)
+    return arr.reshape([x.shape[a] if a in kept else 1 for a in range(x.ndim)])
 
 
-def _sum(a: np.ndarray, reduced: tuple, b: np.ndarray | None = None) -> np.ndarray:
-    """Sum of ``a`` (or of ``a * b``) over the reduced axes, keeping them as size 1.
-
-    When the reduced axes lead (the usual case: features last), the data is
-    viewed as a wide (rows, k * features) matrix so NumPy sums long contiguous
-    rows: much faster than summing a narrow channel axis, and more accurate in
-    float32 because each partial sum adds fewer numbers. The k partial sums are
-    then added in float64.
-    """
-    keep_shape = tuple(1 if ax in reduced else n for ax, n in enumerate(a.shape))
-    leading = reduced == tuple(range(len(reduced)))
-    if not (leading and a.flags.c_contiguous and (b is None or b.flags.c_contiguous)):
-        total = np.sum(a if b is None else a * b, axis=reduced, dtype=np.float64)
-        return total.reshape(keep_shape)
-    features = int(np.prod(keep_shape))
-    rows = a.size // features
-    k = max(d for d in range(1, max(1, _WIDE // features) + 1) if rows % d == 0)
-    wide = a.reshape(rows // k, k * features)
-    partial = (wide.sum(axis=0) if b is None
-               else np.einsum("ij,ij->j", wide, b.reshape(rows // k, k * features)))
-    return partial.reshape(k, features).sum(axis=0, dtype=np.float64).reshape(keep_shape)
-
-
-_WIDE = 2048  # columns of the wide view used by _sum
-
+# ---------------------------------------------------------------- batch norm
 
 def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training: bool,
                       momentum: float = 0.99, eps: float = 1e-3, axis=-1,
@@ -123,7 +135,7 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
     axis : int or tuple of int, default -1
         The kept feature axes (Keras meaning). Must not include axis 0.
     unbiased_moving_variance : bool, default False
-        Update the moving variance with the unbiased (n - 1) batch variance,
+        Update the moving variance with the unbiased (m - 1) batch variance,
         as PyTorch does; Keras and the normalization itself use the biased one.
 
     Returns
@@ -135,59 +147,48 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
         Updated in training mode, returned unchanged in inference mode.
     """
     x = as_float_array("x", x)
-    kept, reduced = _axes(x.ndim, axis)
-    eps = check_eps(eps)
-    momentum = check_momentum(momentum)
-    gamma_b = _param("gamma", gamma, x, kept, reduced)
-    beta_b = _param("beta", beta, x, kept, reduced)
-    mean_b = _param("moving_mean", moving_mean, x, kept, reduced)
-    var_b = _param("moving_variance", moving_variance, x, kept, reduced)
-    if np.any(var_b < 0):
+    kept, reduced = parse_axis(x.ndim, axis)
+    eps, momentum = check_eps(eps), check_momentum(momentum)
+    gamma, beta, moving_mean, moving_variance = (
+        _param(name, value, x, kept) for name, value in (
+            ("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean),
+            ("moving_variance", moving_variance)))
+    if np.any(moving_variance < 0):
         raise ValueError("moving_variance must be >= 0 everywhere; got a negative entry")
-    param_shape = tuple(x.shape[a] for a in kept)
-
-    if not training:
-        inv_std = 1.0 / np.sqrt(var_b + eps)
-        x_hat = (x - mean_b) * inv_std
-        out = gamma_b * x_hat + beta_b
-        cache = BatchNormCache(x_hat, inv_std, gamma_b, reduced, False)
-        return out, cache, mean_b.reshape(param_shape), var_b.reshape(param_shape)
-
-    if x.shape[0] < 2:
+    if training and x.shape[0] < 2:
         raise ValueError(f"training mode needs a batch of at least 2 examples to compute batch "
                          f"statistics; got a batch of {x.shape[0]} (x shape {x.shape}). "
                          f"Use training=False to normalize a single example.")
-    # Shift by the first example before averaging: the sums then stay small and
-    # accurate even for float32 data far from zero (e.g. offset 1e4, spread 1e-2).
-    shift = x[(slice(0, 1),) + tuple(slice(0, 1) if a in reduced else slice(None)
-                                      for a in range(1, x.ndim))]
-    n = x.size // int(np.prod(param_shape))
-    centred = x - shift
-    shifted_mean = _sum(centred, reduced) / n
-    centred -= shifted_mean.astype(x.dtype)
-    var = _sum(centred, reduced, centred) / n
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = centred
-    x_hat *= inv_std
-    out = x_hat * gamma_b
-    out += beta_b
 
-    moving_var_update = var * n / (n - 1) if unbiased_moving_variance else var
-    new_mean = ema_update(mean_b, shift + shifted_mean, momentum).astype(x.dtype, copy=False)
-    new_var = ema_update(var_b, moving_var_update, momentum).astype(x.dtype, copy=False)
-    cache = BatchNormCache(x_hat, inv_std, gamma_b, reduced, True)
-    return out, cache, new_mean.reshape(param_shape), new_var.reshape(param_shape)
+    if training:
+        mean, var, x_mu = _moments(x, reduced)        # biased variance; x_mu = x - mean
+        m = x.size // gamma.size                      # values behind each statistic
+        var_for_moving = var * m / (m - 1) if unbiased_moving_variance else var
+        moving_mean = ema_update(moving_mean, mean, momentum).astype(x.dtype, copy=False)
+        moving_variance = ema_update(moving_variance, var_for_moving,
+                                     momentum).astype(x.dtype, copy=False)
+    else:
+        var = moving_variance
+        x_mu = x - moving_mean
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+    x_hat = x_mu * inv_std
+    out = gamma * x_hat + beta
+
+    cache = BatchNormCache(x_hat, inv_std, gamma, reduced, training)
+    param_shape = tuple(x.shape[a] for a in kept)
+    return out, cache, moving_mean.reshape(param_shape), moving_variance.reshape(param_shape)
 
 
 def batchnorm_backward(dout, cache: BatchNormCache):
     """Gradients of batch normalization, from the compact closed form.
 
-    In training mode, with m values per statistic and g = dout * gamma::
+    In training mode, with m values per statistic and sums over the reduced axes::
 
-        dx = inv_std / m * (m * g - sum(g) - x_hat * sum(g * x_hat))
+        dbeta  = sum(dout)
+        dgamma = sum(dout * x_hat)
+        dx     = gamma * inv_std / m * (m * dout - dbeta - x_hat * dgamma)
 
-    (sums over the reduced axes). In inference mode the statistics are
-    constants and dx = g * inv_std.
+    In inference mode the statistics are constants and dx = gamma * inv_std * dout.
 
     Parameters
     ----------
@@ -201,23 +202,19 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     dx : ndarray, shape of x
     dgamma, dbeta : ndarray of the kept-axes shape
     """
-    x_hat, inv_std, gamma, axes, training = cache
+    x_hat, inv_std, gamma, reduced, training = cache
     dout = as_float_array("dout", dout)
     check_shape("dout", dout, x_hat.shape, "the shape of x in the forward pass")
-    param_shape = tuple(s for a, s in enumerate(x_hat.shape) if a not in axes)
-    dbeta = _sum(dout, axes)
-    dgamma = _sum(dout, axes, x_hat)
-    scale = gamma * inv_std
+    dtype = x_hat.dtype
+    dbeta = _sum(dout, reduced).astype(dtype)
+    dgamma = _sum(dout * x_hat, reduced).astype(dtype)
     if training:
         m = x_hat.size // dbeta.size
-        # dx = scale * (dout - dbeta / m - x_hat * dgamma / m), in place where possible
-        dx = x_hat * (-scale * dgamma / m).astype(x_hat.dtype)
-        dx += dout * scale
-        dx -= (scale * dbeta / m).astype(x_hat.dtype)
+        dx = gamma * inv_std / m * (m * dout - dbeta - x_hat * dgamma)
     else:
-        dx = dout * scale
-    dgamma, dbeta = dgamma.astype(x_hat.dtype), dbeta.astype(x_hat.dtype)
-    return dx, dgamma.reshape(param_shape), dbeta.reshape(param_shape)
+        dx = gamma * inv_std * dout
+    param_shape = tuple(n for a, n in enumerate(x_hat.shape) if a not in reduced)
+    return dx.astype(dtype, copy=False), dgamma.reshape(param_shape), dbeta.reshape(param_shape)
 
 
 class BatchNorm:

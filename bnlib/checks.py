@@ -10,8 +10,9 @@ Two kinds of helpers live here.
 * Exercises: :func:`check_exercise` runs a learner's function on cases,
   compares with a reference, and when the answer is wrong, tries the
   common mistakes to print a specific hint. An answer that is still the
-  placeholder (returns None or raises NotImplementedError) prints
-  "not attempted yet" and does not fail the notebook.
+  placeholder (returns None or raises NotImplementedError on the first
+  case) prints "not attempted yet" and does not fail the notebook; None on
+  a later case is a wrong answer.
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
         Shown in the verdict.
     answer : callable
         The learner's function. If it returns None or raises
-        NotImplementedError on the first case, the exercise counts as not attempted.
+        NotImplementedError on the first case, the exercise counts as not attempted;
+        None on a later case is a wrong answer ("your function returned None").
     reference : callable
         A correct implementation with the same signature.
     cases : iterable of argument tuples
@@ -108,13 +110,21 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
         try:
             got = answer(*_copies(args))  # the learner's own copies: in-place edits are harmless
         except NotImplementedError:
-            got = None
+            if i == 0:  # the placeholder
+                print(f"{name}: {NOT_ATTEMPTED}")
+                return None
+            print(f"{name}: not yet. On case {i + 1} your function raised NotImplementedError.")
+            return False
         except Exception as exc:  # the learner's code raised: report it as a hint
             print(f"{name}: your function raised {type(exc).__name__}: {exc}")
             return False
-        if got is None and i == 0:
+        if got is None and i == 0:  # the placeholder
             print(f"{name}: {NOT_ATTEMPTED}")
             return None
+        if got is None:  # the first case was answered, so this is a wrong answer
+            print(f"{name}: not yet. On case {i + 1} your function returned None "
+                  f"(is a return statement missing on some path?).")
+            return False
         expected = reference(*args)
         if _matches(got, expected, tol):
             continue

@@ -18,6 +18,9 @@ import numpy as np
 
 from bnlib._validate import as_float_array, check_alpha, check_momentum
 
+__all__ = ["CONVENTIONS", "running_mean", "ema", "ema_weights", "bias_correct",
+           "effective_window", "ema_update", "convert_momentum"]
+
 CONVENTIONS = {
     "keras": "weight on the old value: new = m * old + (1 - m) * batch",
     "cs231n": "weight on the old value: new = m * old + (1 - m) * batch",

@@ -7,6 +7,8 @@ import numpy as np
 
 from bnlib._validate import as_float_array
 
+__all__ = ["numerical_gradient", "rel_error"]
+
 
 def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout,
                        h: float = 1e-5) -> np.ndarray:

@@ -20,6 +20,9 @@ import numpy as np
 
 from bnlib._validate import as_float_array, check_eps, check_shape
 
+__all__ = ["GroupNormCache", "group_norm_forward", "group_norm_backward",
+           "layer_norm_forward", "layer_norm_backward", "GroupNorm", "LayerNorm"]
+
 
 class GroupNormCache(NamedTuple):
     """What :func:`group_norm_backward` needs.

@@ -9,8 +9,12 @@ returns logits, which :func:`softmax_cross_entropy` turns into a loss.
 
 Everything is vectorized NumPy (float64 by default). The matrices are small,
 so :func:`train` runs BLAS on one thread: on a shared, busy machine, OpenBLAS's
-threads otherwise make these tiny products ten to twenty times slower. A
-64-100-100-10 network then does about a thousand SGD steps of batch 60 per second.
+threads make such tiny products slower, not faster.
+
+Public API: :func:`sigmoid`, :class:`FastBatchNorm`, :class:`MLP` (with
+:meth:`MLP.state` / :meth:`MLP.load_state` to save and restore a model),
+:func:`restore_on_exit`, :func:`softmax_cross_entropy`, :func:`accuracy`,
+:func:`sgd_step`, :func:`batch_indices`, :func:`train` and its :class:`History`.
 
 Example
 -------
@@ -23,6 +27,7 @@ True
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,14 +36,27 @@ from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
 from bnlib.batchnorm import BatchNorm
+from bnlib.batchnorm_fast import batchnorm_backward_fast, batchnorm_forward_fast
+
+__all__ = ["ACTIVATIONS", "NORM_POSITIONS", "sigmoid", "FastBatchNorm", "MLP",
+           "restore_on_exit", "softmax_cross_entropy", "accuracy", "sgd_step", "History",
+           "batch_indices", "train"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 NORM_POSITIONS = ("before", "after")
 
 
+def sigmoid(z):
+    """The logistic sigmoid 1 / (1 + exp(-z)), elementwise, without overflow for large |z|.
+
+    The network's sigmoid activation; its slope is s * (1 - s) with s = sigmoid(z).
+    """
+    return expit(z)
+
+
 def _activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "sigmoid":
-        return expit(z)  # no overflow warning for large |z|
+        return sigmoid(z)
     if name == "tanh":
         return np.tanh(z)
     return np.maximum(z, 0.0)
@@ -57,46 +75,31 @@ class FastBatchNorm(BatchNorm):
     """:class:`bnlib.batchnorm.BatchNorm` for (N, D) input, without argument checks.
 
     Same parameters, attributes and results as BatchNorm with ``axis=-1``
-    (the tests compare the two), but about ten times less overhead per call
-    for the small batches the lessons train on. ``norm="batch"`` uses it.
+    (the tests compare the two), computed by :mod:`bnlib.batchnorm_fast`,
+    which skips the argument checks that cost more than the arithmetic on
+    the small batches the lessons train on. The moving statistics follow
+    :func:`bnlib.ema.ema_update`, as in BatchNorm. ``norm="batch"`` uses it.
     """
 
+    def __init__(self, shape, *, momentum: float = 0.99, eps: float = 1e-3, axis=-1,
+                 unbiased_moving_variance: bool = False, dtype=np.float64):
+        if axis not in (-1, 1):
+            raise ValueError(f"FastBatchNorm normalizes (N, D) input per feature (axis=-1); "
+                             f"got axis={axis!r}: use bnlib.batchnorm.BatchNorm for other axes")
+        super().__init__(shape, momentum=momentum, eps=eps, axis=axis,
+                         unbiased_moving_variance=unbiased_moving_variance, dtype=dtype)
+
     def __call__(self, x, *, training: bool) -> np.ndarray:
-        # In-place operations on the arrays made here: fewer (N, D) temporaries, same numbers.
-        if training:
-            n = x.shape[0]
-            mean = np.add.reduce(x, axis=0) / n  # what x.mean(axis=0) computes, minus its overhead
-            centred = x - mean
-            var = np.einsum("ij,ij->j", centred, centred) / n
-            inv_std = 1.0 / np.sqrt(var + self.eps)
-            m = self.momentum
-            # new arrays, not in place: callers may hold (and later restore) the old ones
-            self.moving_mean = m * self.moving_mean + (1.0 - m) * mean
-            self.moving_variance = m * self.moving_variance + (1.0 - m) * var
-        else:
-            inv_std = 1.0 / np.sqrt(self.moving_variance + self.eps)
-            centred = x - self.moving_mean
-        x_hat = np.multiply(centred, inv_std, out=centred)
-        self._cache = (x_hat, inv_std, training)
-        out = x_hat * self.gamma
-        out += self.beta
+        out, self._cache, self.moving_mean, self.moving_variance = batchnorm_forward_fast(
+            x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+            training=training, momentum=self.momentum, eps=self.eps,
+            unbiased_moving_variance=self.unbiased_moving_variance)
         return out
 
     def backward(self, dout) -> np.ndarray:
         if self._cache is None:
             raise ValueError("backward called before any forward call")
-        x_hat, inv_std, training = self._cache
-        self.dbeta = dout.sum(axis=0)
-        self.dgamma = np.einsum("ij,ij->j", dout, x_hat)
-        scale = self.gamma * inv_std
-        if not training:
-            return dout * scale
-        n = dout.shape[0]
-        # (scale / n) * (n * dout - dbeta - x_hat * dgamma), evaluated in one buffer
-        dx = dout * n
-        dx -= self.dbeta
-        dx -= x_hat * self.dgamma
-        dx *= scale / n
+        dx, self.dgamma, self.dbeta = batchnorm_backward_fast(dout, self._cache)
         return dx
 
 
@@ -274,6 +277,92 @@ class MLP:
         """Total number of trainable numbers."""
         return int(sum(p.size for p in self.params()))
 
+    def state(self) -> dict:
+        """A copy of everything training changes, for :meth:`load_state`.
+
+        Returns
+        -------
+        dict
+            ``"weights"``: list of (sizes[i], sizes[i + 1]) arrays; ``"biases"``:
+            list of arrays or None; ``"norms"``: one entry per hidden layer, None
+            without normalization, else a dict of copies of the layer's
+            ``gamma``, ``beta`` and, if it has them, ``moving_mean`` and
+            ``moving_variance``. Every array is a copy: later training does not
+            change the state. (Other layer state, such as the random generator
+            of a noisy or dropout layer, is not included.)
+        """
+        norms = []
+        for norm in self.norms:
+            if norm is None:
+                norms.append(None)
+                continue
+            norms.append({name: np.array(getattr(norm, name), copy=True) for name in _NORM_STATE
+                          if getattr(norm, name, None) is not None})
+        return {"weights": [W.copy() for W in self.weights],
+                "biases": [None if b is None else b.copy() for b in self.biases],
+                "norms": norms}
+
+    def load_state(self, state: dict) -> None:
+        """Put the model back in a state from :meth:`state`.
+
+        Weights, biases, gamma and beta are overwritten in place (code holding
+        them sees the restored values); the moving statistics are replaced by
+        copies of the saved ones (the saved state stays reusable). The state
+        must come from a model of the same architecture.
+        """
+        saved = list(zip(state["weights"], state["biases"]))
+        if len(saved) != len(self.weights) or len(state["norms"]) != len(self.norms):
+            raise ValueError(f"state has {len(saved)} dense layers and {len(state['norms'])} "
+                             f"norm layers; this model has {len(self.weights)} and "
+                             f"{len(self.norms)}")
+        for i, ((W, b), (W_saved, b_saved)) in enumerate(zip(zip(self.weights, self.biases),
+                                                             saved)):
+            _copy_into(f"W{i + 1}", W, W_saved)
+            if (b is None) != (b_saved is None):
+                raise ValueError(f"state and model disagree on whether layer {i + 1} has a bias")
+            if b is not None:
+                _copy_into(f"b{i + 1}", b, b_saved)
+        for i, (norm, norm_saved) in enumerate(zip(self.norms, state["norms"]), start=1):
+            if (norm is None) != (norm_saved is None):
+                raise ValueError(f"state and model disagree on whether hidden layer {i} is "
+                                 f"normalized")
+            if norm is None:
+                continue
+            for name, value in norm_saved.items():
+                if name in ("gamma", "beta"):
+                    _copy_into(f"{name}{i}", getattr(norm, name), value)
+                else:
+                    setattr(norm, name, np.array(value, copy=True))
+
+
+_NORM_STATE = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _copy_into(name: str, target: np.ndarray, value: np.ndarray) -> None:
+    if np.shape(value) != target.shape:
+        raise ValueError(f"saved {name} has shape {np.shape(value)}; the model's has shape "
+                         f"{target.shape}")
+    target[...] = value
+
+
+@contextmanager
+def restore_on_exit(model: MLP):
+    """Context manager: the model's :meth:`MLP.state` is put back on exit, even after an error.
+
+    Example
+    -------
+    >>> model = MLP((4, 3, 2), norm="batch")
+    >>> with restore_on_exit(model):
+    ...     _ = model.forward(np.ones((5, 4)), training=True)  # moves the moving mean
+    >>> float(model.norms[0].moving_mean.max())
+    0.0
+    """
+    saved = model.state()
+    try:
+        yield model
+    finally:
+        model.load_state(saved)
+
 
 def softmax_cross_entropy(logits, y):
     """Mean softmax cross-entropy loss and its gradient.
@@ -354,7 +443,7 @@ class History:
 
     def accuracy_at(self, step: int) -> float:
         """Test accuracy at the first evaluation at or after ``step`` (0 if none: diverged)."""
-        idx = np.searchsorted(self.eval_step, step)
+        idx = np.searchsorted(self.eval_step, step, side="left")  # the first >= step
         return float(self.test_accuracy[idx]) if idx < len(self.eval_step) else 0.0
 
 

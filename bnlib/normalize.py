@@ -15,6 +15,9 @@ import numpy as np
 
 from bnlib._validate import as_float_array
 
+__all__ = ["MinMaxStats", "StandardStats", "min_max_scale", "apply_min_max", "standardize",
+           "apply_standardize"]
+
 
 class MinMaxStats(NamedTuple):
     """Statistics of a min-max scaling: arrays broadcastable against the data."""

@@ -59,6 +59,40 @@ def reference_inference(x, gamma, beta, moving_mean, moving_variance, axis, eps)
     return broadcast(gamma, s, axis) * x_hat + broadcast(beta, s, axis)
 
 
+def reference_backward(dout, x, gamma, moving_mean, moving_variance, axis, eps, training):
+    """dx, dgamma, dbeta by the chain rule, one stage of the forward pass at a time.
+
+    Forward stages: mu = mean(x); xc = x - mu; var = mean(xc**2); std = sqrt(var + eps);
+    x_hat = xc / std; out = gamma * x_hat + beta (in inference, mu and var are the
+    moving statistics, constants).
+    """
+    kept, reduced = kept_and_reduced(x.ndim, axis)
+    g = broadcast(gamma, x.shape, axis)
+    m = int(np.prod([x.shape[a] for a in reduced]))
+    if training:
+        mu = np.mean(x, axis=reduced, keepdims=True)
+        var = np.mean((x - mu) ** 2, axis=reduced, keepdims=True)
+    else:
+        mu = broadcast(moving_mean, x.shape, axis)
+        var = broadcast(moving_variance, x.shape, axis)
+    xc = x - mu
+    std = np.sqrt(var + eps)
+    x_hat = xc / std
+    dgamma = np.sum(dout * x_hat, axis=reduced).reshape(param_shape(x.shape, axis))
+    dbeta = np.sum(dout, axis=reduced).reshape(param_shape(x.shape, axis))
+    dx_hat = dout * g
+    dxc = dx_hat / std                                     # through x_hat = xc / std
+    if training:
+        dstd = np.sum(-dx_hat * xc / std ** 2, axis=reduced, keepdims=True)
+        dvar = dstd / (2.0 * std)                          # through std = sqrt(var + eps)
+        dxc = dxc + dvar * 2.0 * xc / m                    # through var = mean(xc**2)
+        dmu = -np.sum(dxc, axis=reduced, keepdims=True)    # through xc = x - mu
+        dx = dxc + dmu / m                                 # through mu = mean(x)
+    else:
+        dx = dxc
+    return dx, dgamma, dbeta
+
+
 def make_case(shape, axis, seed=0, dtype=np.float64):
     """Random x, gamma, beta, moving_mean, moving_variance (variance kept positive)."""
     rng = np.random.default_rng(seed)
@@ -303,21 +337,42 @@ def test_layer_training_calls_update_moving_statistics(shape, axis, momentum):
 
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("shape, axis", CONFIGS)
-def test_layer_backward_matches_functional_api(shape, axis, training):
+def test_layer_matches_the_written_out_references(shape, axis, training):
+    """The layer against plain NumPy: the definition forward, the staged chain rule backward."""
+    eps = 1e-3
     x, gamma, beta, mm, mv = make_case(shape, axis, seed=13)
     dout = np.random.default_rng(14).normal(size=shape)
-    layer = BatchNorm(param_shape(shape, axis), axis=axis)
+    layer = BatchNorm(param_shape(shape, axis), axis=axis, eps=eps)
     layer.gamma, layer.beta = gamma.copy(), beta.copy()
     layer.moving_mean, layer.moving_variance = mm.copy(), mv.copy()
     out = layer(x, training=training)
     dx = layer.backward(dout)
-    f_out, cache, _, _ = batchnorm_forward(x, gamma, beta, mm, mv, training=training, axis=axis)
-    f_dx, f_dgamma, f_dbeta = batchnorm_backward(dout, cache)
+    if training:
+        expected_out = reference_forward(x, gamma, beta, axis, eps)
+    else:
+        expected_out = reference_inference(x, gamma, beta, mm, mv, axis, eps)
+    expected_dx, expected_dgamma, expected_dbeta = reference_backward(
+        dout, x, gamma, mm, mv, axis, eps, training)
     case = f"shape={shape}, axis={axis}, training={training}"
-    np.testing.assert_array_equal(out, f_out, err_msg=f"out, {case}")
-    np.testing.assert_array_equal(dx, f_dx, err_msg=f"dx, {case}")
-    np.testing.assert_array_equal(layer.dgamma, f_dgamma, err_msg=f"dgamma, {case}")
-    np.testing.assert_array_equal(layer.dbeta, f_dbeta, err_msg=f"dbeta, {case}")
+    np.testing.assert_allclose(out, expected_out, rtol=1e-12, atol=1e-12, err_msg=f"out, {case}")
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-9, atol=1e-12, err_msg=f"dx, {case}")
+    np.testing.assert_allclose(layer.dgamma, expected_dgamma, rtol=1e-12, atol=1e-12,
+                               err_msg=f"dgamma, {case}")
+    np.testing.assert_allclose(layer.dbeta, expected_dbeta, rtol=1e-12, atol=1e-12,
+                               err_msg=f"dbeta, {case}")
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("shape, axis", CONFIGS)
+def test_backward_matches_the_staged_chain_rule(shape, axis, training):
+    x, gamma, beta, mm, mv = make_case(shape, axis, seed=17)
+    dout = np.random.default_rng(18).normal(size=shape)
+    _, cache, _, _ = batchnorm_forward(x, gamma, beta, mm, mv, training=training, axis=axis)
+    expected = reference_backward(dout, x, gamma, mm, mv, axis, 1e-3, training)
+    case = f"shape={shape}, axis={axis}, training={training}"
+    for name, got, want in zip(("dx", "dgamma", "dbeta"), batchnorm_backward(dout, cache),
+                               expected):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{name}, {case}")
 
 
 def test_layer_backward_before_forward_raises():
@@ -496,3 +551,18 @@ def test_float32_accuracy_on_a_large_batch_with_few_channels():
     np.testing.assert_allclose(out, ref, atol=1e-5, err_msg="normalized output")
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x64.var(axis=(0, 1, 2)), rtol=1e-6)
+
+
+def test_float32_backward_sums_on_a_large_batch_with_few_channels():
+    """dgamma and dbeta add 262,144 float32 values per channel: they must match float64."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 2.0, (256, 32, 32, 4)).astype(np.float32)
+    dout = rng.normal(1.0, 1.0, x.shape).astype(np.float32)   # mean 1: sums far from 0
+    ones, zeros = np.ones(4, np.float32), np.zeros(4, np.float32)
+    _, cache, _, _ = batchnorm_forward(x, ones, zeros, zeros, ones, training=True)
+    dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+    assert dx.dtype == dgamma.dtype == dbeta.dtype == np.float32
+    x_hat64, dout64 = cache.x_hat.astype(np.float64), dout.astype(np.float64)
+    np.testing.assert_allclose(dbeta, dout64.sum(axis=(0, 1, 2)), rtol=1e-6, err_msg="dbeta")
+    np.testing.assert_allclose(dgamma, (dout64 * x_hat64).sum(axis=(0, 1, 2)), rtol=1e-5,
+                               atol=1e-2, err_msg="dgamma")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bnlib.checks import (NOT_ATTEMPTED, assert_below, assert_close, assert_true,
-                          check_exercise, max_abs_diff)
+from bnlib.checks import (assert_below, assert_close, assert_true, check_exercise,
+                          max_abs_diff)
 
 
 # -------------------------------------------------------------------- claims
@@ -102,22 +102,61 @@ def _raises_not_implemented(x):
                          ids=["returns-None", "raises-NotImplementedError"])
 def test_check_exercise_placeholder_is_not_attempted(capsys, placeholder):
     assert check(placeholder) is None
-    assert capsys.readouterr().out == f"normalize a batch: {NOT_ATTEMPTED}\n"
-    assert NOT_ATTEMPTED == "not attempted yet"
+    assert capsys.readouterr().out == "normalize a batch: not attempted yet\n"
 
 
-@pytest.mark.parametrize("index", range(len(MISTAKES)), ids=["ddof", "eps-outside"])
-def test_check_exercise_names_the_mistake(capsys, index):
-    wrong, hint = MISTAKES[index]
-
-    def answer(x):     # the learner's own version of the mistake
-        return wrong(x.copy())
+def test_check_exercise_none_on_a_later_case_is_a_wrong_answer(capsys):
+    def answer(x):     # right on the first case, forgets to return on the second
+        if x.shape == (8, 3):
+            return reference(x)
 
     assert check(answer) is False
     out = capsys.readouterr().out
+    assert out.startswith("normalize a batch: not yet. On case 2 your function returned None"), out
+    assert "not attempted" not in out
+
+
+def test_check_exercise_not_implemented_on_a_later_case_is_a_wrong_answer(capsys):
+    def answer(x):
+        if x.shape == (8, 3):
+            return reference(x)
+        raise NotImplementedError("only the first case")
+
+    assert check(answer) is False
+    out = capsys.readouterr().out
+    assert out == ("normalize a batch: not yet. On case 2 your function raised "
+                   "NotImplementedError.\n"), out
+
+
+# The learner's versions of the two mistakes, written independently of MISTAKES.
+def _ddof_answer(x):
+    centred = x - np.sum(x, axis=0) / len(x)
+    sample_var = np.sum(centred * centred, axis=0) / (len(x) - 1)
+    return centred / (sample_var + EPS) ** 0.5
+
+
+def _eps_outside_answer(x):
+    centred = x - np.sum(x, axis=0) / len(x)
+    std = np.mean(centred * centred, axis=0) ** 0.5
+    return centred / (std + EPS)
+
+
+@pytest.mark.parametrize("answer, hint, other", [(_ddof_answer, HINT_DDOF, HINT_EPS),
+                                                 (_eps_outside_answer, HINT_EPS, HINT_DDOF)],
+                         ids=["ddof", "eps-outside"])
+def test_check_exercise_names_the_mistake(capsys, answer, hint, other):
+    assert check(answer) is False
+    out = capsys.readouterr().out
     assert out == f"normalize a batch: not yet. Hint: {hint}\n", out
-    other = MISTAKES[1 - index][1]
     assert other not in out
+
+
+@pytest.mark.parametrize("offset, verdict", [(0.5e-6, True), (1.5e-6, True), (3e-6, False)])
+def test_check_exercise_tolerance(capsys, offset, verdict):
+    """tol=1e-6 is absolute and relative: outputs near 1 pass within about 2e-6, not beyond."""
+    ones = [(np.zeros(3),)]
+    assert check_exercise("ones", lambda x: np.ones(3) + offset, lambda x: np.ones(3), ones,
+                          tol=1e-6) is verdict
 
 
 @pytest.mark.parametrize("answer", [
@@ -157,14 +196,28 @@ def test_check_exercise_copies_inputs_so_mutation_cannot_fool_it(capsys):
     assert check(answer) is True
 
 
-def test_check_exercise_tuple_outputs():
+def test_check_exercise_tuple_outputs(capsys):
     def ref(x):
         return x.mean(axis=0), x.var(axis=0)
 
-    def swapped(x):
+    def mistake(x):
         return x.var(axis=0), x.mean(axis=0)
 
+    def learner_right(x):
+        m = np.sum(x, axis=0) / len(x)
+        return m, np.sum((x - m) ** 2, axis=0) / len(x)
+
+    def learner_swapped(x):
+        mean, var = learner_right(x)
+        return var, mean
+
     args = [(np.arange(6.0).reshape(3, 2) ** 2,)]
-    assert check_exercise("moments", ref, ref, args) is True
-    assert check_exercise("moments", swapped, ref, args,
-                          mistakes=[(swapped, "mean first, then variance")]) is False
+    mistakes = [(mistake, "mean first, then variance")]
+    assert check_exercise("moments", learner_right, ref, args, mistakes) is True
+    assert check_exercise("moments", learner_swapped, ref, args, mistakes) is False
+    assert check_exercise("moments", lambda x: learner_right(x)[0], ref, args, mistakes) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["moments: passed on every case ✓",
+                   "moments: not yet. Hint: mean first, then variance",
+                   "moments: not yet. On case 1 your result differs from the expected one "
+                   "(check shapes and the formula step by step)."], out

@@ -18,14 +18,46 @@ def _inputs(shape, seed=0):
     return x, rng.uniform(0.5, 2.0, c), rng.normal(size=c), rng.normal(size=shape)
 
 
+def group_members(shape, groups):
+    """For each (example, group): the index of its values in x, by channel ranges.
+
+    Group g holds channels g * C/groups .. (g + 1) * C/groups - 1 at every position.
+    """
+    c = shape[-1]
+    size = c // groups
+    for n in range(shape[0]):
+        for g in range(groups):
+            yield n, g, (n, Ellipsis, slice(g * size, (g + 1) * size))
+
+
+def reference_group_norm(x, gamma, beta, groups, eps):
+    """Group norm one (example, group) at a time, with NumPy's mean and var."""
+    out = np.empty_like(x)
+    for _, _, idx in group_members(x.shape, groups):
+        values = x[idx]
+        out[idx] = (values - values.mean()) / np.sqrt(values.var() + eps)
+    return gamma * out + beta
+
+
 @pytest.mark.parametrize("shape, groups", SHAPES_GROUPS)
 def test_each_group_is_standardized(shape, groups):
     x, _, _, _ = _inputs(shape)
     out, _ = layernorm.group_norm_forward(x, np.ones(shape[-1]), np.zeros(shape[-1]), groups,
                                           eps=1e-12)
-    grouped = out.reshape(shape[0], -1, groups, shape[-1] // groups)
-    np.testing.assert_allclose(grouped.mean(axis=(1, 3)), 0.0, atol=1e-12)
-    np.testing.assert_allclose(grouped.var(axis=(1, 3)), 1.0, rtol=1e-9)
+    for n, g, idx in group_members(shape, groups):
+        values = out[idx]
+        assert values.size == np.prod(shape[1:-1], dtype=int) * shape[-1] // groups
+        assert abs(values.mean()) < 1e-12, f"mean of example {n}, group {g}"
+        assert values.var() == pytest.approx(1.0, rel=1e-9), f"variance of example {n}, group {g}"
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.5])
+@pytest.mark.parametrize("shape, groups", SHAPES_GROUPS)
+def test_group_norm_matches_the_per_group_reference(shape, groups, eps):
+    x, gamma, beta, _ = _inputs(shape, seed=2)
+    out, _ = layernorm.group_norm_forward(x, gamma, beta, groups, eps)
+    np.testing.assert_allclose(out, reference_group_norm(x, gamma, beta, groups, eps),
+                               rtol=1e-12, atol=1e-12, err_msg=f"shape={shape}, groups={groups}")
 
 
 @pytest.mark.parametrize("shape, groups", SHAPES_GROUPS)
@@ -41,13 +73,27 @@ def test_gradients_match_numerical(shape, groups):
     assert rel_error(dbeta, numerical_gradient(b, beta.copy(), dout)) < 1e-7
 
 
-def test_layer_norm_is_group_norm_with_one_group():
-    x, gamma, beta, dout = _inputs((4, 8))
-    a, ca = layernorm.layer_norm_forward(x, gamma, beta)
-    b, cb = layernorm.group_norm_forward(x, gamma, beta, 1)
-    np.testing.assert_array_equal(a, b)
-    for u, v in zip(layernorm.layer_norm_backward(dout, ca), layernorm.group_norm_backward(dout, cb)):
-        np.testing.assert_array_equal(u, v)
+@pytest.mark.parametrize("shape", [(4, 8), (3, 2, 5, 4)])
+def test_layer_norm_normalizes_each_example_over_all_its_values(shape):
+    """Layer norm (and group norm with one group) against the per-example formula."""
+    x, gamma, beta, dout = _inputs(shape, seed=3)
+    eps = 1e-3
+    axes = tuple(range(1, x.ndim))
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    expected = gamma * (x - mean) / np.sqrt(var + eps) + beta
+    for name, forward in (("layer_norm", lambda: layernorm.layer_norm_forward(x, gamma, beta,
+                                                                               eps)),
+                          ("group_norm(groups=1)",
+                           lambda: layernorm.group_norm_forward(x, gamma, beta, 1, eps))):
+        out, cache = forward()
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+    _, cache = layernorm.layer_norm_forward(x, gamma, beta, eps)
+    dx, dgamma, dbeta = layernorm.layer_norm_backward(dout, cache)
+    f = lambda v: layernorm.layer_norm_forward(v, gamma, beta, eps)[0]  # noqa: E731
+    assert rel_error(dx, numerical_gradient(f, x.copy(), dout)) < 1e-7
+    np.testing.assert_allclose(dgamma, np.sum(dout * (x - mean) / np.sqrt(var + eps),
+                                              axis=tuple(range(x.ndim - 1))), rtol=1e-10)
+    np.testing.assert_allclose(dbeta, np.sum(dout, axis=tuple(range(x.ndim - 1))), rtol=1e-12)
 
 
 def test_independent_of_the_rest_of_the_batch():
@@ -86,20 +132,28 @@ def test_group_norm_matches_keras(keras, groups):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [lambda: layernorm.LayerNorm(6), lambda: layernorm.GroupNorm(6, 3)])
-def test_layer_object_interface(make):
-    layer = make()
-    x, _, _, dout = _inputs((5, 6))
+@pytest.mark.parametrize("groups", [1, 3], ids=["LayerNorm", "GroupNorm3"])
+def test_layer_object_against_the_references(groups):
+    layer = layernorm.LayerNorm(6) if groups == 1 else layernorm.GroupNorm(6, groups)
+    x, gamma, beta, dout = _inputs((5, 3, 6), seed=4)  # a group: 3 positions x 6/groups channels
+    layer.gamma, layer.beta = gamma.copy(), beta.copy()
     out_train = layer(x, training=True)
     out_infer = layer(x, training=False)
     np.testing.assert_array_equal(out_train, out_infer)
+    np.testing.assert_allclose(out_infer, reference_group_norm(x, gamma, beta, groups, 1e-3),
+                               rtol=1e-12, atol=1e-12)
     dx = layer.backward(dout)
-    _, cache = layernorm.group_norm_forward(x, layer.gamma, layer.beta, layer.groups, layer.eps)
-    expected = layernorm.group_norm_backward(dout, cache)
-    np.testing.assert_allclose(dx, expected[0])
-    np.testing.assert_allclose(layer.dgamma, expected[1])
-    np.testing.assert_allclose(layer.dbeta, expected[2])
-    assert layer.gamma.shape == layer.beta.shape == (6,)
+    assert layer.gamma.shape == layer.beta.shape == layer.dgamma.shape == (6,)
+    checks = {
+        "dx": (dx, x, lambda v: layer(v, training=True)),
+        "dgamma": (layer.dgamma, layer.gamma, lambda v: layernorm.group_norm_forward(
+            x, v, layer.beta, groups)[0]),
+        "dbeta": (layer.dbeta, layer.beta, lambda v: layernorm.group_norm_forward(
+            x, layer.gamma, v, groups)[0]),
+    }
+    for name, (analytic, point, f) in checks.items():
+        numeric = numerical_gradient(f, point.copy(), dout)
+        assert rel_error(analytic, numeric) < 1e-7, name
 
 
 def test_layer_trains_inside_mlp():

@@ -245,3 +245,153 @@ def test_bad_arguments_are_explained():
         nn.MLP((3, 2, 2), norm="batch", norm_position="middle")
     with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
         nn.MLP((3, 2)).forward(np.zeros((4, 5)), training=False)
+
+
+# ------------------------------------------------------------ the training layer
+@pytest.mark.parametrize("eps", [1e-3, 1e-8, 1e-12])
+@pytest.mark.parametrize("training", [True, False])
+def test_training_layer_uses_the_eps_it_was_given(training, eps):
+    """Variance 1e-10: eps = 1e-12, 1e-8 and 1e-3 give visibly different outputs."""
+    rng = np.random.default_rng(8)
+    x = 1e-5 * rng.normal(size=(30, 4))
+    layer = nn.FastBatchNorm(4, eps=eps, momentum=0.5)
+    layer.moving_mean, layer.moving_variance = x.mean(axis=0), 2.0 * x.var(axis=0)
+    mean, var = (x.mean(axis=0), x.var(axis=0)) if training else (layer.moving_mean,
+                                                                  layer.moving_variance)
+    expected = (x - mean) / np.sqrt(var + eps)
+    np.testing.assert_allclose(layer(x, training=training), expected, rtol=1e-10,
+                               err_msg=f"eps={eps}")
+    model = nn.MLP((3, 4, 2), norm="batch", eps=eps)
+    assert model.norms[0].eps == eps
+
+
+def test_training_layer_moving_statistics_follow_the_momentum_rule():
+    rng = np.random.default_rng(9)
+    layer = nn.FastBatchNorm(3, momentum=0.75, unbiased_moving_variance=True)
+    mean, var = np.zeros(3), np.ones(3)
+    for step in range(4):
+        x = rng.normal(step, step + 1.0, (10, 3))
+        layer(x, training=True)
+        mean = 0.75 * mean + 0.25 * x.mean(axis=0)
+        var = 0.75 * var + 0.25 * x.var(axis=0, ddof=1)
+        np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-12, err_msg=f"step {step}")
+        np.testing.assert_allclose(layer.moving_variance, var, rtol=1e-12, err_msg=f"step {step}")
+
+
+def test_training_layer_is_for_two_dimensional_input_only():
+    with pytest.raises(ValueError, match="axis=-1"):
+        nn.FastBatchNorm((4, 3), axis=(1, 2))
+    nn.FastBatchNorm(3, axis=1)  # the same as -1 for (N, D)
+
+
+# --------------------------------------------------------------------- sigmoid
+def test_sigmoid_is_the_logistic_function():
+    z = np.linspace(-30.0, 30.0, 61)
+    np.testing.assert_allclose(nn.sigmoid(z), 1.0 / (1.0 + np.exp(-z)), rtol=1e-14)
+    np.testing.assert_allclose(nn.sigmoid(-z), 1.0 - nn.sigmoid(z), atol=1e-15)
+    assert nn.sigmoid(0.0) == 0.5
+
+
+def test_sigmoid_does_not_overflow(recwarn):
+    out = nn.sigmoid(np.array([-1000.0, 1000.0]))
+    np.testing.assert_array_equal(out, [0.0, 1.0])
+    assert not recwarn.list
+
+
+def test_sigmoid_network_uses_the_sigmoid():
+    model = nn.MLP((3, 4, 2), activation="sigmoid", seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    model.forward(x, training=False)
+    np.testing.assert_allclose(model.activations[0],
+                               1.0 / (1.0 + np.exp(-(x @ model.weights[0]))), rtol=1e-14)
+
+
+# ------------------------------------------------------------------- history
+def _history():
+    return nn.History(step=np.arange(1, 26), loss=np.ones(25),
+                      eval_step=np.array([0, 10, 20, 25]),
+                      test_accuracy=np.array([0.1, 0.5, 0.7, 0.8]))
+
+
+@pytest.mark.parametrize("step, expected", [(0, 0.1), (1, 0.5), (10, 0.5), (11, 0.7),
+                                            (20, 0.7), (25, 0.8), (26, 0.0)])
+def test_accuracy_at_is_the_first_evaluation_at_or_after_the_step(step, expected):
+    assert _history().accuracy_at(step) == expected
+
+
+def test_final_accuracy_is_zero_after_divergence():
+    history = _history()
+    assert history.final_accuracy == 0.8
+    history.diverged = True
+    assert history.final_accuracy == 0.0
+
+
+# ---------------------------------------------------------------- saved state
+def _everything(model):
+    """Every array training changes, written out without MLP.state."""
+    out = [W.copy() for W in model.weights] + [b.copy() for b in model.biases if b is not None]
+    for norm in model.norms:
+        if norm is not None:
+            out += [norm.gamma.copy(), norm.beta.copy()]
+            if hasattr(norm, "moving_mean"):
+                out += [norm.moving_mean.copy(), norm.moving_variance.copy()]
+    return out
+
+
+@pytest.mark.parametrize("norm, position", [(None, "before"), ("batch", "before"),
+                                            ("batch", "after"), ("layer", "before")])
+def test_load_state_puts_back_everything_training_changed(split, norm, position):
+    from bnlib.layernorm import LayerNorm
+    make_norm = LayerNorm if norm == "layer" else norm
+    model = nn.MLP((64, 20, 20, 10), norm=make_norm, norm_position=position, seed=0)
+    nn.train(model, split, steps=20, lr=0.1)
+    before = _everything(model)
+    logits = model.forward(split.x_test[:50], training=False)
+    state = model.state()
+    params = model.params()
+    nn.train(model, split, steps=20, lr=0.5, seed=1)       # changes every array
+    assert not any(np.array_equal(a, b) for a, b in zip(before, _everything(model))
+                   if a.size > 1)
+    model.load_state(state)
+    for i, (a, b) in enumerate(zip(before, _everything(model))):
+        np.testing.assert_array_equal(b, a, err_msg=f"array {i}")
+    np.testing.assert_array_equal(model.forward(split.x_test[:50], training=False), logits)
+    assert all(p is q for p, q in zip(params, model.params())), "parameters restored in place"
+
+
+def test_state_is_a_copy_and_can_be_loaded_twice(split):
+    model = nn.MLP((64, 20, 10), norm="batch", seed=0)
+    state = model.state()
+    saved = [a.copy() for a in state["weights"]] + [state["norms"][0]["moving_mean"].copy()]
+    assert sorted(state["norms"][0]) == ["beta", "gamma", "moving_mean", "moving_variance"]
+    for _ in range(2):
+        nn.train(model, split, steps=10, lr=0.1)   # must not write into the saved arrays
+        model.load_state(state)
+        np.testing.assert_array_equal(state["weights"][0], saved[0])
+        np.testing.assert_array_equal(state["norms"][0]["moving_mean"], saved[-1])
+        np.testing.assert_array_equal(model.norms[0].moving_mean, saved[-1])
+        model.norms[0].moving_mean += 1.0       # in place, on the model's own copy
+        np.testing.assert_array_equal(state["norms"][0]["moving_mean"], saved[-1])
+
+
+def test_load_state_of_another_architecture_raises():
+    state = nn.MLP((4, 3, 2), norm="batch").state()
+    with pytest.raises(ValueError, match="dense layers"):
+        nn.MLP((4, 3, 3, 2), norm="batch").load_state(state)
+    with pytest.raises(ValueError, match="shape"):
+        nn.MLP((4, 5, 2), norm="batch").load_state(state)
+    with pytest.raises(ValueError, match="normalized|bias"):
+        nn.MLP((4, 3, 2)).load_state(state)
+
+
+def test_restore_on_exit_restores_even_after_an_error(split):
+    model = nn.MLP((64, 20, 10), norm="batch", seed=0)
+    nn.train(model, split, steps=5)
+    before = _everything(model)
+    with pytest.raises(RuntimeError):
+        with nn.restore_on_exit(model) as same:
+            assert same is model
+            nn.train(model, split, steps=5, lr=0.5)
+            raise RuntimeError("measurement failed")
+    for a, b in zip(before, _everything(model)):
+        np.testing.assert_array_equal(b, a)

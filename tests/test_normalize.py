@@ -102,13 +102,16 @@ def test_non_finite_data_raises(transform):
         transform(x)
 
 
-@pytest.mark.parametrize("transform", [min_max_scale, standardize])
-def test_integer_data_is_converted_to_float64(transform):
+@pytest.mark.parametrize("transform, expected", [
+    (min_max_scale, [[0.0, 0.5], [1.0, 0.0], [0.5, 1.0]]),            # (x - min) / range
+    (standardize, [[-1.5 ** 0.5, 0.0], [1.5 ** 0.5, -1.5 ** 0.5], [0.0, 1.5 ** 0.5]]),
+])
+def test_integer_data_is_converted_to_float64(transform, expected):
+    """Columns 1, 3, 2 and 4, 0, 8: means 2 and 4, population stds sqrt(2/3) and 4 sqrt(2/3)."""
     x = np.array([[1, 4], [3, 0], [2, 8]])
     out, _ = transform(x)
-    expected, _ = transform(x.astype(np.float64))
     assert out.dtype == np.float64
-    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-15)
 
 
 # ----------------------------------------------------- on the worksheet data
