@@ -347,7 +347,7 @@ def drift_view(seeds=internal_shift.SEEDS, nets=internal_shift.NORMS, **run_opti
         Per network: the median and range over seeds of the drift from start
         to end, the movement per record and the final test accuracy.
     """
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     lines = []
     for net in nets:
         runs = internal_shift.shift_runs(net, seeds, **run_options)
@@ -362,8 +362,9 @@ def drift_view(seeds=internal_shift.SEEDS, nets=internal_shift.NORMS, **run_opti
     ax.set(xlabel="training step", ylabel="distance from the start",
            title="Last hidden layer: drift of its input")
     ax2.set(xlabel="training step", ylabel="test accuracy", title="Test accuracy", ylim=(0, 1))
-    ax.legend(fontsize=7)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
+    # under the panels: inside, it would cover a band of curves whatever the seeds
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=len(nets), fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.27, top=0.91, wspace=0.25)
     return fig, "\n".join(lines)
 
 
@@ -377,7 +378,8 @@ def learning_rate_view(seeds=internal_shift.SEEDS, lrs=(0.4, 0.8), **options):
     """Training loss of the ReLU network without batch norm at each learning rate, every seed.
 
     One panel per rate: the running median (over 10 steps) of each seed's
-    minibatch loss, and the "settled" line (:data:`bnlib.internal_shift.SETTLED_LOSS`).
+    minibatch loss, the "settled" line (:data:`bnlib.internal_shift.SETTLED_LOSS`)
+    and the last 100 steps, over which a run's median loss is compared with it.
 
     Returns
     -------
@@ -391,6 +393,8 @@ def learning_rate_view(seeds=internal_shift.SEEDS, lrs=(0.4, 0.8), **options):
                              squeeze=False)
     lines = []
     for ax, (lr, v) in zip(axes[0], verdicts.items()):
+        last = max(len(h.step) for h in v["histories"])
+        ax.axvspan(max(last - 100, 0), last, color="0.9", label="last 100 steps")
         for h in v["histories"]:
             loss = _running_median(h.loss)
             ax.plot(h.step[len(h.step) - len(loss):], loss, color="tab:blue", lw=0.8, alpha=0.7)
