@@ -133,6 +133,29 @@ def shift_experiment(shift: float, seed: int = 0) -> dict:
                     "estimated": effective_sample_size(w_est)}}
 
 
+def weighting_over_seeds(seeds=internal_shift.SEEDS, shift: float = 1.5) -> dict:
+    """:func:`shift_experiment` on one sample per seed: is the repair the rule or one sample's luck?
+
+    Returns
+    -------
+    dict of ndarray of shape (n_seeds,), ratios of mean squared errors:
+    ``"plain_ratio"``, the plain line's target error over its source error;
+    ``"vs_plain"`` and ``"vs_plain_estimated"``, the weighted line's target error
+    over the plain line's (true and estimated weights); ``"vs_best"``, the
+    weighted line's target error over the best line's; and ``"ess"``, the
+    effective sample size of the true weights.
+    """
+    rows = []
+    for seed in seeds:
+        r = shift_experiment(float(shift), int(seed))
+        e = r["errors"]
+        rows.append((e["plain"][1] / e["plain"][0], e["known"][1] / e["plain"][1],
+                     e["estimated"][1] / e["plain"][1], e["known"][1] / e["best"][1],
+                     r["ess"]["known"]))
+    keys = ("plain_ratio", "vs_plain", "vs_plain_estimated", "vs_best", "ess")
+    return dict(zip(keys, np.array(rows, dtype=np.float64).T))
+
+
 def _padded(low: float, high: float, margin: float = 0.05) -> tuple:
     """``(low, high)`` widened by ``margin`` of the span on each side, as autoscaling does."""
     pad = margin * (high - low)

@@ -198,3 +198,28 @@ def test_compounding_view_draws_every_seed():
     np.testing.assert_allclose(lines[1].get_ydata(),
                                internal_shift.compounding_shift("none", depth=3, width=16, seed=1))
     plt.close(fig)
+
+
+def test_weighting_over_seeds_reads_each_samples_experiment():
+    r = explore_shift.weighting_over_seeds(seeds=(0, 7), shift=1.0)
+    for i, seed in enumerate((0, 7)):
+        d = data.covariate_shift(1.0, seed=seed)
+        w = d.target_pdf(d.x_source) / d.source_pdf(d.x_source)
+        weighted = np.polyfit(d.x_source, d.y_source, 1, w=np.sqrt(w))
+        plain, best = np.polyfit(d.x_source, d.y_source, 1), np.polyfit(d.x_target, d.y_target, 1)
+        target_mse = {k: np.mean((np.polyval(c, d.x_target) - d.y_target) ** 2)
+                      for k, c in (("weighted", weighted), ("plain", plain), ("best", best))}
+        assert r["vs_plain"][i] == pytest.approx(target_mse["weighted"] / target_mse["plain"])
+        assert r["vs_best"][i] == pytest.approx(target_mse["weighted"] / target_mse["best"])
+        assert r["ess"][i] == pytest.approx(w.sum() ** 2 / (w ** 2).sum())
+
+
+@pytest.mark.slow
+def test_claim_weighting_repairs_the_shift_on_other_samples():
+    """The lesson's claims over samples (seeds 0-4), on the samples of TEST_SEEDS."""
+    r0, r15, r3 = (explore_shift.weighting_over_seeds(seeds.TEST_SEEDS, shift)
+                   for shift in (0.0, 1.5, 3.0))
+    assert np.all(np.maximum(r15["vs_plain"], r15["vs_plain_estimated"]) < 0.1)
+    assert np.all(r15["vs_best"] < 1.3), r15["vs_best"]
+    assert np.all(r0["vs_plain"] < 1), r0["vs_plain"]
+    assert np.all(r3["ess"] < 10) and np.all(r3["vs_best"] > 10), (r3["ess"], r3["vs_best"])
