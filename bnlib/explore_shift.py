@@ -392,8 +392,10 @@ def drift_view(seeds=internal_shift.SEEDS, nets=internal_shift.NORMS, **run_opti
 
 
 def _running_median(values, window: int = 10) -> np.ndarray:
-    """Median of each ``window`` consecutive values (shape (n - window + 1,))."""
+    """Median of each ``window`` consecutive values (shape (n - window + 1,); fewer: as given)."""
     values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:    # a run that stopped early (diverged)
+        return values
     return np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)
 
 

@@ -223,3 +223,9 @@ def test_claim_weighting_repairs_the_shift_on_other_samples():
     assert np.all(r15["vs_best"] < 1.3), r15["vs_best"]
     assert np.all(r0["vs_plain"] < 1), r0["vs_plain"]
     assert np.all(r3["ess"] < 10) and np.all(r3["vs_best"] > 10), (r3["ess"], r3["vs_best"])
+
+
+@pytest.mark.parametrize("values, expected", [([3.0, 1.0, 2.0, 5.0], [2.0, 2.0]),
+                                              ([4.0, 1.0], [4.0, 1.0])])
+def test_running_median(values, expected):
+    np.testing.assert_array_equal(explore_shift._running_median(values, window=3), expected)
