@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib import transforms
 
 from bnlib import data, internal_shift, widgets
+from bnlib.seeds import spread
 
 
 def fit_line(x, y, weights=None) -> np.ndarray:
@@ -130,6 +131,29 @@ def shift_experiment(shift: float, seed: int = 0) -> dict:
     return {"data": d, **lines, "w_known": w_known, "w_estimated": w_est, "errors": errors,
             "ess": {"known": effective_sample_size(w_known),
                     "estimated": effective_sample_size(w_est)}}
+
+
+def weighting_over_seeds(seeds=internal_shift.SEEDS, shift: float = 1.5) -> dict:
+    """:func:`shift_experiment` on one sample per seed: is the repair the rule or one sample's luck?
+
+    Returns
+    -------
+    dict of ndarray of shape (n_seeds,), ratios of mean squared errors:
+    ``"plain_ratio"``, the plain line's target error over its source error;
+    ``"vs_plain"`` and ``"vs_plain_estimated"``, the weighted line's target error
+    over the plain line's (true and estimated weights); ``"vs_best"``, the
+    weighted line's target error over the best line's; and ``"ess"``, the
+    effective sample size of the true weights.
+    """
+    rows = []
+    for seed in seeds:
+        r = shift_experiment(float(shift), int(seed))
+        e = r["errors"]
+        rows.append((e["plain"][1] / e["plain"][0], e["known"][1] / e["plain"][1],
+                     e["estimated"][1] / e["plain"][1], e["known"][1] / e["best"][1],
+                     r["ess"]["known"]))
+    keys = ("plain_ratio", "vs_plain", "vs_plain_estimated", "vs_best", "ess")
+    return dict(zip(keys, np.array(rows, dtype=np.float64).T))
 
 
 def _padded(low: float, high: float, margin: float = 0.05) -> tuple:
@@ -292,50 +316,154 @@ def layer_input_explorer(**run_options) -> widgets.Explorer:
     }, title="A deep layer's input distribution during training")
 
 
-def compounding_view(**options):
+COLORS = {"none": "tab:blue", "batch": "tab:orange", "noisy": "tab:green"}
+
+
+def _per_seed(ax, x, curves, color, label, **style):
+    """One thin line per seed and a thick line for their median (the spread, drawn)."""
+    curves = np.asarray(curves, dtype=np.float64)
+    for curve in curves:
+        ax.plot(x, curve, color=color, lw=0.7, alpha=0.45)
+    ax.plot(x, np.median(curves, axis=0), color=color, lw=2,
+            label=f"{label} (median, {len(curves)} seeds)", **style)
+
+
+def compounding_view(seeds=internal_shift.SEEDS, **options):
     """Shift of each hidden layer's input after all layers' weights move a little.
 
+    One thin line per seed (the seed sets the network and the nudge), the
+    median thick; ``options`` go to :func:`bnlib.internal_shift.compounding_shift`.
+
     Returns
     -------
     fig : matplotlib Figure
     text : str
+        Per network, the median shift of each hidden layer over the seeds.
     """
-    shifts = {net: internal_shift.compounding_shift(net, **options) for net in ("none", "batch")}
-    depth = np.arange(1, len(shifts["none"]) + 1)
+    shifts = {net: internal_shift.compounding_shifts(net, seeds, **options)
+              for net in ("none", "batch")}
+    depth = np.arange(1, shifts["none"].shape[1] + 1)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for net, values in shifts.items():
-        ax.plot(depth, values, marker="o", label=NETS[net])
+        _per_seed(ax, depth, values, COLORS[net], NETS[net], marker="o")
     ax.set(xlabel="hidden layer", ylabel="shift of its input (in its own widths)",
            title="Small changes everywhere add up with depth", ylim=(0, None))
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.15, top=0.9)
-    text = "\n".join(f"{NETS[n]:>14}: " + " ".join(f"{v:.3f}" for v in vals)
+    text = "\n".join(f"{NETS[n]:>14}: " + " ".join(f"{v:.3f}" for v in np.median(vals, axis=0))
                       for n, vals in shifts.items())
-    return fig, text
+    return fig, f"median over {len(tuple(seeds))} seeds, hidden layers 1 to {depth[-1]}:\n{text}"
 
 
-def landscape_view(**options):
-    """Loss range and gradient change along the gradient direction, with and without batch norm.
+def drift_view(seeds=internal_shift.SEEDS, nets=internal_shift.NORMS, **run_options):
+    """The last hidden layer's drift and the test accuracy over training, every seed.
+
+    Left: the layer's distance from its starting distribution (the mean over
+    units of how far the 15th, 50th and 85th percentiles of their inputs moved).
+    Right: test accuracy. One thin line per seed, the median thick; the runs
+    are :func:`bnlib.internal_shift.shift_run` (``run_options`` passed on).
 
     Returns
     -------
     fig : matplotlib Figure
     text : str
-        The means over every probe after the first (step 0).
+        Per network: the median and range over seeds of the drift from start
+        to end, the movement per record and the final test accuracy.
     """
-    runs = {net: internal_shift.landscape_run(net, **options) for net in ("none", "batch")}
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    lines = []
+    for net in nets:
+        runs = internal_shift.shift_runs(net, seeds, **run_options)
+        steps = runs[0]["history"].eval_step
+        _per_seed(ax, steps, [r["movement"]["path"] for r in runs], COLORS[net], NETS[net])
+        _per_seed(ax2, steps, [r["history"].test_accuracy for r in runs], COLORS[net], NETS[net])
+        total = [r["movement"]["total"] for r in runs]
+        per_step = [r["movement"]["per_step"] for r in runs]
+        final = [r["history"].final_accuracy for r in runs]
+        lines.append(f"{NETS[net]:>16}: drift {spread(total)}\n{'':>18}per record "
+                     f"{spread(per_step, '.3f')}\n{'':>18}final test accuracy {spread(final)}")
+    ax.set(xlabel="training step", ylabel="distance from the start",
+           title="Last hidden layer: drift of its input")
+    ax2.set(xlabel="training step", ylabel="test accuracy", title="Test accuracy", ylim=(0, 1))
+    # under the panels: inside, it would cover a band of curves whatever the seeds
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=len(nets), fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.27, top=0.91, wspace=0.25)
+    return fig, "\n".join(lines)
+
+
+def _running_median(values, window: int = 10) -> np.ndarray:
+    """Median of each ``window`` consecutive values (shape (n - window + 1,); fewer: as given)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < window:    # a run that stopped early (diverged)
+        return values
+    return np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)
+
+
+def learning_rate_view(seeds=internal_shift.SEEDS, lrs=(0.4, 0.8), **options):
+    """Training loss of the ReLU network without batch norm at each learning rate, every seed.
+
+    One panel per rate: the running median (over 10 steps) of each seed's
+    minibatch loss, the "settled" line (:data:`bnlib.internal_shift.SETTLED_LOSS`)
+    and the last 100 steps, over which a run's median loss is compared with it.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        Per rate, on how many seeds the run settled: a verdict, since the
+        runs that do not settle are chaotic (round-off changes their curves).
+    """
+    verdicts = internal_shift.learning_rate_verdicts(seeds, lrs, **options)
+    fig, axes = plt.subplots(1, len(lrs), figsize=(4.5 * len(lrs), 3.2), sharey=True,
+                             squeeze=False)
+    lines = []
+    for ax, (lr, v) in zip(axes[0], verdicts.items()):
+        last = max(len(h.step) for h in v["histories"])
+        ax.axvspan(max(last - 100, 0), last, color="0.9", label="last 100 steps")
+        for h in v["histories"]:
+            loss = _running_median(h.loss)
+            ax.plot(h.step[len(h.step) - len(loss):], loss, color="tab:blue", lw=0.8, alpha=0.7)
+        ax.axhline(internal_shift.SETTLED_LOSS, color="black", ls="--", lw=1,
+                   label=f"settled: below {internal_shift.SETTLED_LOSS}")
+        ax.set(yscale="log", xlabel="training step", title=f"learning rate {lr}")
+        ax.legend(fontsize=8, loc="lower left")
+        lines.append(f"learning rate {lr}: settled on {int(v['settled'].sum())} of "
+                     f"{len(v['settled'])} seeds")
+    axes[0][0].set_ylabel("minibatch loss (running median)")
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.9, wspace=0.08)
+    return fig, "\n".join(lines)
+
+
+def landscape_view(seeds=internal_shift.SEEDS, **options):
+    """Loss range and gradient change along the gradient direction, with and without batch norm.
+
+    One thin line per seed, the median thick; ``options`` go to
+    :func:`bnlib.internal_shift.landscape_run`.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        Per network, the median and range over seeds of the means over every
+        probe after the first (step 0).
+    """
+    runs = {net: [internal_shift.landscape_run(net, seed=int(s), **options) for s in seeds]
+            for net in ("none", "batch")}
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     keys = (("loss_range", "loss range along the gradient"),
             ("grad_change", "largest gradient change"))
     for ax, (key, title) in zip(axes, keys):
-        for net, r in runs.items():
-            ax.plot(r["history"].eval_step, r[key], marker=".", label=NETS[net])
+        for net, rs in runs.items():
+            _per_seed(ax, rs[0]["history"].eval_step, [r[key] for r in rs], COLORS[net], NETS[net],
+                      marker=".")
         ax.set(yscale="log", xlabel="training step", title=title)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     axes[0].set_ylabel("max - min of the loss")
     axes[1].set_ylabel("max ||grad(step) - grad||")
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
-    text = "\n".join(f"{NETS[n]:>14}: loss range {r['loss_range'][1:].mean():.3f}, gradient "
-                      f"change {r['grad_change'][1:].mean():.3f}, smoothness ratio "
-                      f"{r['beta'][1:].mean():.2f}" for n, r in runs.items())
-    return fig, text
+    text = "\n".join(
+        f"{NETS[n]:>14}: loss range {spread([r['loss_range'][1:].mean() for r in rs], '.3f')}\n"
+        f"{'':>16}gradient change {spread([r['grad_change'][1:].mean() for r in rs])}\n"
+        f"{'':>16}smoothness ratio {spread([r['beta'][1:].mean() for r in rs])}"
+        for n, rs in runs.items())
+    return fig, "means over the probes after step 0:\n" + text

@@ -12,7 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from bnlib import data, explore_shift, plots, widgets
+from bnlib import data, explore_shift, internal_shift, plots, seeds, widgets
 
 SMALL_RUN = {"steps": 40, "eval_every": 20}  # a short training: the scene's logic, quickly
 
@@ -165,3 +165,67 @@ def test_layer_input_view_names_the_unit_and_draws_one_panel_per_net():
     assert "input of unit 3, last hidden layer" in [t.get_text() for t in fig.axes[0].texts]
     assert text.startswith("       batch norm: unit 3 moved")
     plt.close(fig)
+
+
+def test_drift_view_draws_every_seed_and_reports_the_spread():
+    fig, text = explore_shift.drift_view(seeds=(0, 1), nets=("none", "batch"), **SMALL_RUN)
+    ax, ax2 = fig.axes
+    assert len(ax.lines) == len(ax2.lines) == 2 * (2 + 1)   # per net: a line per seed, the median
+    runs = internal_shift.shift_runs("none", (0, 1), **SMALL_RUN)
+    for line, r in zip(ax.lines, runs):
+        np.testing.assert_allclose(line.get_ydata(), r["movement"]["path"])
+    np.testing.assert_allclose(ax.lines[2].get_ydata(),
+                               np.median([r["movement"]["path"] for r in runs], axis=0))
+    np.testing.assert_allclose(ax2.lines[0].get_ydata(), runs[0]["history"].test_accuracy)
+    assert f"drift {seeds.spread([r['movement']['total'] for r in runs])}" in text
+    plt.close(fig)
+
+
+def test_learning_rate_view_gives_one_verdict_per_rate():
+    fig, text = explore_shift.learning_rate_view(seeds=(0, 1), lrs=(0.4, 0.8), steps=150)
+    v = internal_shift.learning_rate_verdicts((0, 1), lrs=(0.4, 0.8), steps=150)
+    for lr in (0.4, 0.8):
+        assert f"learning rate {lr}: settled on {v[lr]['settled'].sum()} of 2 seeds" in text
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]     # two seeds and the threshold
+    assert "accuracy" not in text                          # chaotic runs: verdicts only
+    plt.close(fig)
+
+
+def test_compounding_view_draws_every_seed():
+    fig, _ = explore_shift.compounding_view(seeds=(0, 1, 2), depth=3, width=16)
+    lines = fig.axes[0].lines
+    assert len(lines) == 2 * (3 + 1)
+    np.testing.assert_allclose(lines[1].get_ydata(),
+                               internal_shift.compounding_shift("none", depth=3, width=16, seed=1))
+    plt.close(fig)
+
+
+def test_weighting_over_seeds_reads_each_samples_experiment():
+    r = explore_shift.weighting_over_seeds(seeds=(0, 7), shift=1.0)
+    for i, seed in enumerate((0, 7)):
+        d = data.covariate_shift(1.0, seed=seed)
+        w = d.target_pdf(d.x_source) / d.source_pdf(d.x_source)
+        weighted = np.polyfit(d.x_source, d.y_source, 1, w=np.sqrt(w))
+        plain, best = np.polyfit(d.x_source, d.y_source, 1), np.polyfit(d.x_target, d.y_target, 1)
+        target_mse = {k: np.mean((np.polyval(c, d.x_target) - d.y_target) ** 2)
+                      for k, c in (("weighted", weighted), ("plain", plain), ("best", best))}
+        assert r["vs_plain"][i] == pytest.approx(target_mse["weighted"] / target_mse["plain"])
+        assert r["vs_best"][i] == pytest.approx(target_mse["weighted"] / target_mse["best"])
+        assert r["ess"][i] == pytest.approx(w.sum() ** 2 / (w ** 2).sum())
+
+
+@pytest.mark.slow
+def test_claim_weighting_repairs_the_shift_on_other_samples():
+    """The lesson's claims over samples (seeds 0-4), on the samples of TEST_SEEDS."""
+    r0, r15, r3 = (explore_shift.weighting_over_seeds(seeds.TEST_SEEDS, shift)
+                   for shift in (0.0, 1.5, 3.0))
+    assert np.all(np.maximum(r15["vs_plain"], r15["vs_plain_estimated"]) < 0.1)
+    assert np.all(r15["vs_best"] < 1.3), r15["vs_best"]
+    assert np.all(r0["vs_plain"] < 1), r0["vs_plain"]
+    assert np.all(r3["ess"] < 10) and np.all(r3["vs_best"] > 10), (r3["ess"], r3["vs_best"])
+
+
+@pytest.mark.parametrize("values, expected", [([3.0, 1.0, 2.0, 5.0], [2.0, 2.0]),
+                                              ([4.0, 1.0], [4.0, 1.0])])
+def test_running_median(values, expected):
+    np.testing.assert_array_equal(explore_shift._running_median(values, window=3), expected)
