@@ -466,7 +466,7 @@ def batch_vs_moving(model, x, idx) -> float:
 # ---------------------------------------------------------------- claims over seeds
 
 class Claim(NamedTuple):
-    """A lesson claim checked on several seeds; ``checks.assert_true(*claim)`` prints and asserts it."""
+    """A claim checked on several seeds; ``checks.assert_true(*claim)`` prints and asserts it."""
 
     text: str
     holds: bool
@@ -541,8 +541,7 @@ REG_SIZES = (150, 1347)
 REG_SEEDS = (0, 1, 2, 3, 4)   # cheap enough (600 steps a run) for five seeds in the lesson
 
 
-def regularization_table(seeds: Sequence[int] = REG_SEEDS, sizes=REG_SIZES,
-                         kinds=REG_KINDS) -> Runs:
+def regularization_table(seeds: Sequence[int], sizes=REG_SIZES, kinds=REG_KINDS) -> Runs:
     """:func:`regularization_run` for every training-set size, kind and seed.
 
     Returns
@@ -555,7 +554,7 @@ def regularization_table(seeds: Sequence[int] = REG_SEEDS, sizes=REG_SIZES,
 
 
 def regularization_lines(runs: Runs) -> list:
-    """What the lesson prints: every row's median and range, and each variant against the plain net."""
+    """Every row's median and range, and each variant's test accuracy against the plain net's."""
     lines = [f"median (lowest to highest) over {len(runs.seeds)} seeds"]
     for (n, kind), acc in runs.values.items():
         train, test = acc[:, 0], acc[:, 1]
@@ -564,7 +563,8 @@ def regularization_lines(runs: Runs) -> list:
     plain = runs.values[REG_SIZES[0], "none"][:, 1]
     deltas = [f"{kind} {_short(runs.values[REG_SIZES[0], kind][:, 1] - plain, '+.2f')}"
               for kind in REG_KINDS[1:]]
-    lines.append(f"test accuracy minus the plain net's, {REG_SIZES[0]} examples: " + ", ".join(deltas))
+    lines.append(f"test accuracy minus the plain net's, {REG_SIZES[0]} examples: "
+                 + ", ".join(deltas))
     return lines
 
 
@@ -577,10 +577,12 @@ def regularization_claims(runs: Runs) -> list:
     gap = {key: train[key] - test[key] for key in v}
     plain_small, plain_full = gap[small, "none"], gap[full, "none"]
     delta = {k: test[small, k] - test[small, "none"] for k in REG_KINDS}
+    with_bn = ("batch", "batch+dropout")
     return [
         _claim(f"with {small} examples every variant fits the training set (train accuracy at "
                "least 0.99) and tests over 4 points lower",
-               np.stack([(train[small, k] >= 0.99) & (gap[small, k] > 0.04) for k in REG_KINDS], 1)),
+               np.stack([(train[small, k] >= 0.99) & (gap[small, k] > 0.04)
+                         for k in REG_KINDS], 1)),
         _claim(f"the plain net's gap is over 2.5x larger with {small} examples than with 1,347",
                plain_small > 2.5 * plain_full),
         _claim(f"no variant closes even half of the plain net's gap on {small} examples",
@@ -589,9 +591,9 @@ def regularization_claims(runs: Runs) -> list:
                np.stack([np.abs(delta[k]) < 0.05 for k in REG_KINDS[1:]], 1)),
         Claim(f"on {small} examples batch norm's effect, alone or with dropout, changes sign "
               "from seed to seed",
-              all((delta[k] > 0).any() and (delta[k] < 0).any() for k in ("batch", "batch+dropout")),
-              "; ".join(f"{k}: {int((delta[k] > 0).sum())} seeds up, {int((delta[k] < 0).sum())} down"
-                        for k in ("batch", "batch+dropout"))),
+              all((delta[k] > 0).any() and (delta[k] < 0).any() for k in with_bn),
+              "; ".join(f"{k}: {int((delta[k] > 0).sum())} seeds up, "
+                        f"{int((delta[k] < 0).sum())} down" for k in with_bn)),
         _claim("with all the data, batch norm fits the TRAINING set better, by over a point",
                train[full, "batch"] > train[full, "none"] + 0.01),
         _claim("with all the data, batch norm also tests better than the plain net",
@@ -692,9 +694,10 @@ def precise_rescue_claims(runs: Runs) -> list:
 def alternative_lines(runs: Runs) -> list:
     """Test accuracy of the batch-independent norms at batch 32 and batch 2."""
     j2, j32 = runs.settings.index(2), runs.settings.index(32)
-    return [f"{KIND_NAMES[k]}: test accuracy at batch 32 {_short(runs.values[k, 'inference'][:, j32])}, "
-            f"at batch 2 {_short(runs.values[k, 'inference'][:, j2])}"
-            for k in ("layer", "group4") if (k, "inference") in runs.values]
+    v = runs.values
+    return [f"{KIND_NAMES[k]}: test accuracy at batch 32 {_short(v[k, 'inference'][:, j32])}, "
+            f"at batch 2 {_short(v[k, 'inference'][:, j2])}"
+            for k in ("layer", "group4") if (k, "inference") in v]
 
 
 def alternative_claims(runs: Runs) -> list:
@@ -769,7 +772,8 @@ def sorted_batch_table(seeds: Sequence[int], kinds=SORTED_KINDS) -> Runs:
     one_class_rows = class_sorted_batches(split.y_train, 32, 20, seed=1)
     for order, rows in (("iid", iid_rows), ("sorted", one_class_rows)):
         values["mismatch", order] = over_seeds(
-            lambda s: batch_vs_moving(trained("batch", "sorted", seed=s), split.x_train, rows), seeds)
+            lambda s: batch_vs_moving(trained("batch", "sorted", seed=s), split.x_train, rows),
+            seeds)
     return Runs(seeds, values)
 
 

@@ -14,7 +14,8 @@ from bnlib import explore_pitfalls as ep
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.seeds import LESSON_SEEDS, TEST_SEEDS
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_noise_batch_size_and_pitfalls.ipynb"
+NOTEBOOK = (Path(__file__).resolve().parents[1] / "notebooks"
+            / "08_noise_batch_size_and_pitfalls.ipynb")
 
 
 @pytest.mark.parametrize("m", [4, 32, 256])
@@ -199,6 +200,10 @@ def test_noise_scene_limits_hold_every_slider_setting():
 def _runs(values, settings=(), seeds=(0, 1, 2)):
     return ep.Runs(tuple(seeds), {k: np.asarray(v, dtype=float) for k, v in values.items()},
                    tuple(settings))
+
+
+def test_lesson_seeds_for_the_regularization_table_are_not_test_seeds():
+    assert set(LESSON_SEEDS) <= set(ep.REG_SEEDS) and not set(ep.REG_SEEDS) & set(TEST_SEEDS)
 
 
 def test_every_counts_a_seed_only_if_all_its_settings_hold():

@@ -272,11 +272,12 @@ for claim in explore_pitfalls.small_batch_claims(small):
 #
 # Batch norm's runs on batches of 2 and 4 are also **chaotic**: change the initial
 # weights by one part in $10^{15}$, about the round-off that differs between two
-# CPUs, and the final accuracy moves by several points. At batch 2 each unit's
-# output is close to the sign of the difference between two examples, a nearly
-# discontinuous function, so tiny differences grow over the 2,000 steps.
-# That is why the table prints no number for them: only the figure (each seed)
-# and the checked verdicts, whose margins are wider than that chaos.
+# CPUs, and the final accuracy moves by about a point at batch 4 and by several
+# points, sometimes over ten, at batch 2. There each unit's output is close to
+# the sign of the difference between two examples, a nearly discontinuous
+# function, so tiny differences grow over the 2,000 steps. That is why the table
+# prints no number for them: only the figure (each seed) and the checked
+# verdicts, whose margins are wider than that chaos.
 #
 # ### Batches sorted by class
 #
@@ -308,9 +309,9 @@ for claim in explore_pitfalls.one_class_mismatch_claims(sorted_runs):
 # Batch norm collapses to near chance: inside a one-class batch, normalization
 # erases exactly the information that tells the classes apart, so the network
 # learns almost nothing it can use later. Layer norm and the plain network only
-# suffer the milder harm of a badly ordered SGD stream (a few points for layer
-# norm, up to eight for the plain net here). The lesson: **shuffle**, and for
-# data that cannot be shuffled (some sequence and federated settings) prefer a
+# suffer the milder harm of a badly ordered SGD stream (one to three points for
+# layer norm, three to eight for the plain net here). The lesson: **shuffle**, and
+# for data that cannot be shuffled (some sequence and federated settings) prefer a
 # batch-independent normalization.
 #
 # ### A shifted test set
@@ -350,8 +351,7 @@ fig = explore_pitfalls.precise_gain_figure(gain_runs)
 # (mean 0, variance 1): $0.99^{30} \approx 0.74$ of their weight. Precise
 # statistics then add 17 to 28 points; by 400 steps, past the warm-up, both agree
 # within a point.
-
-# %% [markdown]
+#
 # The same pass over *unlabelled target data* repairs the shifted test set: with
 # statistics from the new camera's images, each layer sees standardized inputs
 # again. (This is "adaptive batch norm", AdaBN.) Precise statistics do **not**
@@ -392,8 +392,9 @@ for claim in explore_pitfalls.alternative_claims(small):
 # %% [markdown]
 # Both alternatives do far better than batch norm at batch size 2, on every seed
 # (section 5's three seeds). Against their own batch-32 runs they neither clearly
-# lose nor gain: a few points either way from seed to seed (with the same three
-# epochs, batch 2 takes sixteen times as many, noisier steps). The
+# lose nor gain: from eight points worse (group norm, one seed) to three points
+# better (with the same three epochs, batch 2 takes sixteen times as many, noisier
+# steps). The
 # price: a per-example normalization also removes per-example information (the
 # overall brightness of an image, for layer norm), and on large-batch image
 # classification batch norm usually still trains best. **Batch renormalization**
