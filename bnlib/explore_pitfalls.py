@@ -366,10 +366,18 @@ def small_batch_run(kind: str, batch_size: int, epochs: int = 3, seed: int = 0) 
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def trained(kind: str, order: str = "iid", steps: int = 400, batch_size: int = 32,
             seed: int = 0, momentum: float = 0.99):
-    """A 64-64-64-10 ReLU net trained for ``steps`` SGD steps on i.i.d. or class-sorted batches."""
+    """A 64-64-64-10 ReLU net trained for ``steps`` SGD steps on i.i.d. or class-sorted batches.
+
+    Cached: the same settings, however they are passed, return the same (shared) model;
+    deep-copy it before changing it.
+    """
+    return _trained(kind, order, int(steps), int(batch_size), int(seed), float(momentum))
+
+
+@functools.lru_cache(maxsize=None)
+def _trained(kind, order, steps, batch_size, seed, momentum):
     split = digits()
     model = mlp(kind, seed=seed, momentum=momentum)
     idx = (nn.batch_indices(len(split.x_train), steps, batch_size, seed) if order == "iid"

@@ -90,6 +90,10 @@ def test_class_sorted_batches_are_single_class(batch_size):
     assert len(np.unique(y[idx[:, 0]])) > 1
 
 
+def test_trained_is_cached_however_its_settings_are_passed():
+    assert ep.trained("batch", seed=2, steps=30) is ep.trained("batch", "iid", 30, 32, 2)
+
+
 def test_precise_statistics_equal_training_set_moments():
     split = data.digits()
     model = copy.deepcopy(ep.trained("batch", steps=50))
@@ -364,7 +368,7 @@ def _committed_output_lines() -> set:
 
 
 def _clear_training_caches():
-    for cached in (ep.small_batch_run, ep.trained, ep.regularization_run):
+    for cached in (ep.small_batch_run, ep._trained, ep.regularization_run):
         cached.cache_clear()
 
 
