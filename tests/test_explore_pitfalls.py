@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import copy
 
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pytest
 
 from bnlib import data, nn
 from bnlib import explore_pitfalls as ep
 from bnlib.gradcheck import numerical_gradient, rel_error
+from bnlib.seeds import LESSON_SEEDS, TEST_SEEDS
+
+NOTEBOOK = (Path(__file__).resolve().parents[1] / "notebooks"
+            / "08_noise_batch_size_and_pitfalls.ipynb")
 
 
 @pytest.mark.parametrize("m", [4, 32, 256])
@@ -81,6 +88,10 @@ def test_class_sorted_batches_are_single_class(batch_size):
     assert idx.shape == (60, batch_size)
     assert all(len(np.unique(y[rows])) == 1 for rows in idx)
     assert len(np.unique(y[idx[:, 0]])) > 1
+
+
+def test_trained_is_cached_however_its_settings_are_passed():
+    assert ep.trained("batch", seed=2, steps=30) is ep.trained("batch", "iid", 30, 32, 2)
 
 
 def test_precise_statistics_equal_training_set_moments():
@@ -186,3 +197,204 @@ def test_noise_scene_limits_hold_every_slider_setting():
             assert law_x[0] < scene.batch_line.get_xdata()[0] < law_x[1]
     assert [(ax.get_xlim(), ax.get_ylim()) for ax in scene.fig.axes] == [(ex_x, ex_y),
                                                                          (law_x, law_y)]
+
+
+# ---------------------------------------------------------------- claims over seeds
+
+def _runs(values, settings=(), seeds=(0, 1, 2)):
+    return ep.Runs(tuple(seeds), {k: np.asarray(v, dtype=float) for k, v in values.items()},
+                   tuple(settings))
+
+
+def test_lesson_seeds_for_the_regularization_table_are_not_test_seeds():
+    assert set(LESSON_SEEDS) <= set(ep.REG_SEEDS) and not set(ep.REG_SEEDS) & set(TEST_SEEDS)
+
+
+def test_every_counts_a_seed_only_if_all_its_settings_hold():
+    ok = np.array([[True, True], [True, False], [True, True]])
+    assert ep._every(ok) == (False, "on 2 of 3 seeds")
+    assert ep._every(np.array([True, True])) == (True, "on 2 of 2 seeds")
+
+
+def test_median_claim_needs_every_seed_and_the_median():
+    assert ep._median_claim("c", [0.2, 0.3, 0.01], above=0, median_above=0.1).holds
+    assert not ep._median_claim("c", [0.2, 0.3, -0.01], above=0, median_above=0.1).holds
+    assert not ep._median_claim("c", [0.05, 0.3, 0.01], above=0, median_above=0.1).holds
+    # two cases (columns) judged separately: the second one's median is too low
+    assert not ep._median_claim("c", [[0.2, 0.2], [0.3, 0.05], [0.2, 0.01]], above=0,
+                                median_above=0.1).holds
+
+
+def test_regularization_table_matches_single_runs():
+    runs = ep.regularization_table((0, 1), sizes=(150,), kinds=("none", "batch"))
+    assert runs.seeds == (0, 1) and set(runs.values) == {(150, "none"), (150, "batch")}
+    for i, seed in enumerate((0, 1)):
+        assert tuple(runs.values[150, "batch"][i]) == ep.regularization_run("batch", 150, seed=seed)
+
+
+def test_small_batch_table_matches_single_runs():
+    runs = ep.small_batch_table((3,), kinds=("layer",), batch_sizes=(32, 16))
+    assert runs.settings == (32, 16)
+    for j, b in enumerate((32, 16)):
+        r = ep.small_batch_run("layer", b, seed=3)
+        for measure in ("inference", "batch_mode", "precise"):
+            assert runs.values["layer", measure][0, j] == r[measure]
+
+
+def _small_batch_values(bn2, bn_mode2, bn_precise2, other2, bn_mode32=0.94):
+    """Synthetic small-batch results on 3 seeds: batch norm 0.95 at batch 32."""
+    return _runs({("batch", "inference"): [[0.95, bn2]] * 3,
+                  ("batch", "batch_mode"): [[bn_mode32, bn_mode2]] * 3,
+                  ("batch", "precise"): [[0.95, bn_precise2]] * 3,
+                  ("layer", "inference"): [[0.95, other2]] * 3,
+                  ("group4", "inference"): [[0.95, other2]] * 3}, settings=(32, 2))
+
+
+def test_small_batch_claims_hold_and_fail_on_synthetic_results():
+    good = _small_batch_values(bn2=0.70, bn_mode2=0.40, bn_precise2=0.72, other2=0.93)
+    claims = (ep.small_batch_claims(good) + ep.precise_rescue_claims(good)
+              + ep.alternative_claims(good))
+    assert all(c.holds for c in claims), claims
+    # batch norm at batch 2 as good as at batch 32: every claim about its failure fails
+    no_harm = _small_batch_values(bn2=0.94, bn_mode2=0.93, bn_precise2=0.94, other2=0.93,
+                                  bn_mode32=0.85)
+    assert not any(c.holds for c in ep.small_batch_claims(no_harm))
+    # a loss on the median only: one seed barely loses at batch 2
+    one_seed = _small_batch_values(bn2=0.70, bn_mode2=0.40, bn_precise2=0.72, other2=0.93)
+    one_seed.values["batch", "inference"][1, 1] = 0.92
+    assert not ep.small_batch_claims(one_seed)[0].holds
+    assert not ep.precise_rescue_claims(no_harm)[0].holds
+    assert not ep.alternative_claims(no_harm)[1].holds
+    # the alternatives losing 12 points at batch 2
+    assert not ep.alternative_claims(_small_batch_values(0.70, 0.40, 0.72, 0.83))[0].holds
+
+
+def test_small_batch_lines_print_no_number_for_chaotic_runs():
+    runs = _runs({("batch", "inference"): [[0.95, 0.96, 0.7]] * 3,
+                  ("layer", "inference"): [[0.95, 0.96, 0.93]] * 3}, settings=(32, 8, 2))
+    lines = ep.small_batch_lines(runs)
+    assert lines[1].startswith("batch 32: batch norm 0.05 (0.05 to 0.05)")
+    assert "batch norm 0.04 (0.04 to 0.04)" in lines[2]       # batch 8: not chaotic
+    assert "batch norm (chaotic)" in lines[3] and "0.30" not in lines[3]
+    assert "layer norm 0.07 (0.07 to 0.07)" in lines[3]
+
+
+def test_regularization_claims_fail_when_batch_norm_regularizes_strongly():
+    acc = {(n, k): [[1.0, 0.90]] * 3 for n in ep.REG_SIZES for k in ep.REG_KINDS}
+    acc[1347, "none"] = [[0.97, 0.96]] * 3
+    acc[1347, "batch"] = [[1.0, 0.98]] * 3
+    acc[1347, "batch+dropout"] = [[1.0, 0.975]] * 3
+    acc[150, "batch"] = [[1.0, 0.99], [1.0, 0.89], [1.0, 0.91]]   # closes the whole gap on seed 0
+    acc[150, "batch+dropout"] = [[1.0, 0.89], [1.0, 0.91], [1.0, 0.90]]
+    failed = [c.text for c in ep.regularization_claims(_runs(acc)) if not c.holds]
+    assert failed == ["with 150 examples every variant fits the training set (train accuracy at "
+                      "least 0.99) and tests over 4 points lower",
+                      "no variant closes even half of the plain net's gap on 150 examples",
+                      "on 150 examples each variant moves the test accuracy by under 5 points"]
+
+
+def test_precise_gain_claims_fail_when_precise_statistics_hurt():
+    moving = [[0.6, 0.97]] * 3
+    assert all(c.holds for c in ep.precise_gain_claims(
+        _runs({"moving": moving, "precise": [[0.85, 0.975]] * 3}, settings=(30, 400))))
+    hurt = ep.precise_gain_claims(_runs({"moving": moving, "precise": [[0.85, 0.95]] * 3},
+                                        settings=(30, 400)))
+    assert [c.holds for c in hurt] == [True, False, False]
+
+
+# The claims themselves on seeds no lesson uses (make test runs these).
+
+@pytest.mark.slow
+def test_regularization_claims_hold_on_test_seeds():
+    runs = ep.regularization_table(TEST_SEEDS)
+    failed = [c for c in ep.regularization_claims(runs) if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_small_batch_claims_hold_on_test_seeds():
+    runs = ep.small_batch_table(TEST_SEEDS)
+    claims = (ep.small_batch_claims(runs) + ep.precise_rescue_claims(runs)
+              + ep.alternative_claims(runs))
+    failed = [c for c in claims if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_sorted_batch_claims_hold_on_test_seeds():
+    runs = ep.sorted_batch_table(TEST_SEEDS)
+    failed = [c for c in ep.sorted_batch_claims(runs) + ep.one_class_mismatch_claims(runs)
+              if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_shift_and_adaptation_claims_hold_on_test_seeds():
+    runs = ep.shift_table(TEST_SEEDS)
+    failed = [c for c in ep.shift_claims(runs) + ep.adaptation_claims(runs) if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_precise_gain_claims_hold_on_test_seeds():
+    runs = ep.precise_gain_table(TEST_SEEDS)
+    failed = [c for c in ep.precise_gain_claims(runs) if not c.holds]
+    assert not failed, failed
+
+
+def _lesson_output():
+    """Every line the lesson prints from training, as the notebook prints it."""
+    small = ep.small_batch_table(LESSON_SEEDS)
+    tables = [(ep.regularization_table(ep.REG_SEEDS), ep.regularization_lines,
+               ep.regularization_claims),
+              (small, ep.small_batch_lines, ep.small_batch_claims),
+              (small, ep.alternative_lines, ep.alternative_claims),
+              (small, lambda r: [], ep.precise_rescue_claims),
+              (ep.sorted_batch_table(LESSON_SEEDS),
+               lambda r: ep.sorted_batch_lines(r) + ep.one_class_mismatch_lines(r),
+               lambda r: ep.sorted_batch_claims(r) + ep.one_class_mismatch_claims(r)),
+              (ep.shift_table(LESSON_SEEDS), ep.shift_lines,
+               lambda r: ep.shift_claims(r) + ep.adaptation_claims(r)),
+              (ep.precise_gain_table(LESSON_SEEDS), ep.precise_gain_lines,
+               ep.precise_gain_claims)]
+    return [line for runs, show, claims in tables for line in show(runs)
+            + [f"{c.text}: {c.detail} {'✓' if c.holds else '✗'}" for c in claims(runs)]]
+
+
+def _committed_output_lines() -> set:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return {line for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+            if out.output_type == "stream" for line in out.text.splitlines()}
+
+
+def _clear_training_caches():
+    for cached in (ep.small_batch_run, ep._trained, ep.regularization_run):
+        cached.cache_clear()
+
+
+@pytest.mark.slow
+def test_a_1e_15_nudge_reproduces_the_lessons_output_but_not_batch_2(monkeypatch):
+    """Nudge every initial weight by 1e-15 (relative), about what another CPU's round-off does.
+
+    Every line the lesson prints from training must come out as committed; batch
+    norm's batch-2 accuracy, which the lesson therefore does not print, moves.
+    """
+    bn2 = [ep.small_batch_run("batch", 2, seed=s)["inference"] for s in LESSON_SEEDS]
+    init = nn.MLP.__init__
+    rng = np.random.default_rng(0)
+
+    def nudged(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.weights = [w * (1 + 1e-15 * rng.standard_normal(w.shape)) for w in self.weights]
+
+    monkeypatch.setattr(nn.MLP, "__init__", nudged)
+    _clear_training_caches()
+    try:
+        lines = _lesson_output()
+        nudged_bn2 = [ep.small_batch_run("batch", 2, seed=s)["inference"] for s in LESSON_SEEDS]
+    finally:
+        _clear_training_caches()
+    committed = _committed_output_lines()
+    missing = [line for line in lines if line not in committed]
+    assert len(lines) > 40 and not missing, missing
+    assert np.max(np.abs(np.subtract(nudged_bn2, bn2))) > 0.005, (bn2, nudged_bn2)
