@@ -18,11 +18,15 @@ any lesson and any ``bnlib.widgets.Explorer`` is handled the same way:
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "tools"))
+import course_lab  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 900}
 CELLS = ".jp-Notebook .jp-Cell"
@@ -113,8 +117,9 @@ class Lesson:
 
     @property
     def served_path(self) -> str:
-        """Its path on the course server (the repository's root is served)."""
-        return f"{self.path.parent.name}/{self.path.name}"
+        """Its path on the course server: the learner's copy, as ``make lab`` opens it
+        (the repository's root is served, the copies are in ``my-notebooks/``)."""
+        return f"{course_lab.WORK}/{self.path.name}"
 
 
 def _output_ignored(cell) -> bool:

@@ -1,7 +1,8 @@
 """Every lesson in a real JupyterLab: Run All gives no error, every explorer renders and responds.
 
 JupyterLab serves the repository's root with the course's ``.jupyter/``
-settings, as ``make lab`` does. For each lesson: every diagram in its
+settings and the learner's copies of the lessons in ``my-notebooks/``, as
+``make lab`` does. For each lesson: every diagram in its
 Markdown loads, the server answers no request of its page with 404, no
 notification pops up, and no cell fails. The lessons and their explorer
 cells are discovered from ``notebooks/*.ipynb`` (an explorer cell is a code
@@ -13,6 +14,7 @@ starts Chromium and JupyterLab; on a failure, a screenshot goes to
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -28,8 +30,9 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 LESSONS = [lab_page.Lesson.read(p) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
-# What a learner does not need to see in JupyterLab's file browser (.jupyter/ hides it).
-CLUTTER = {"scripts", "jupytext.toml", "tests", "Makefile", "requirements.txt", "pyproject.toml",
+# What a learner does not need to see in JupyterLab's file browser (.jupyter/ hides it):
+# the tooling, and the committed notebooks/ (the learner works on the copies in my-notebooks/).
+CLUTTER = {"notebooks", "scripts", "jupytext.toml", "tests", "Makefile", "requirements.txt", "pyproject.toml",
            "CONTRIBUTING.md", "__pycache__", ".venv", ".git", ".jupyter", ".ci", "test-artifacts",
            "_site", "build", "dist"}
 # A notebook the suite adds to its copy of the course, to show that a broken diagram is caught.
@@ -64,15 +67,19 @@ def _unreported_404s(server, path: str) -> list[str]:
 
 
 def test_server_serves_the_course_as_make_lab_does(lab):
-    """The repository's root, opening on lesson 00, without the clutter a learner does not need."""
-    status, final, _ = _get(lab, "")
-    assert status == 200 and "/lab/tree/notebooks/00_start_here.ipynb" in final, (
-        f"the server's start page is {final}, not lesson 00")
+    """The repository's root, opening on the learner's copy of lesson 00, the file browser
+    in my-notebooks/, without the clutter a learner does not need."""
+    start = f"/lab/tree/{lab_server.course_lab.start_page('learner')}"
+    status, final, page = _get(lab, "")
+    assert status == 200 and start in final, f"the server's start page is {final}, not {start}"
+    preferred = re.search(r'"preferredPath":\s*"([^"]*)"', page.decode())
+    assert preferred and preferred.group(1) == lab_server.course_lab.WORK, (
+        f"the file browser starts in {preferred and preferred.group(1)!r}")
     assert (lab.root / "notebooks" / "00_start_here.ipynb").is_file()
     lessons = {lesson.path.name for lesson in LESSONS}
-    assert _listing(lab, "notebooks") == lessons, "notebooks/ shows more than the lessons"
+    assert _listing(lab, lab_server.course_lab.WORK) == lessons, "my-notebooks/ is not the lessons"
     top = _listing(lab, "")
-    assert {"notebooks", "images", "README.md"} <= top
+    assert {lab_server.course_lab.WORK, "images", "bnlib", "README.md"} <= top
     shown = top & CLUTTER | {name for name in top if name.endswith(".egg-info")}
     assert not shown, f"the file browser shows {sorted(shown)}"
     images = _listing(lab, "images")
