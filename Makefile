@@ -93,8 +93,9 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py
 	$(BIN)/python tests/benchmarks/bench_explorers.py
 
-# The course as static HTML in _site/ (not committed): every notebook executed afresh,
-# converted with nbconvert, plus an index. SITE_FLAGS=--committed reuses the committed outputs.
+# The course as a static book in _site/ (not committed; open _site/index.html): Sphinx with
+# myst-nb and the book theme, from the committed outputs, with formulas typeset offline.
+# SITE_FLAGS=--execute runs every notebook afresh first (minutes instead of seconds).
 site: $(STAMP)
 	$(BIN)/python tests/tools/build_site.py _site $(SITE_FLAGS)
 
