@@ -45,6 +45,45 @@ def pytest_collection_modifyitems(config, items):
         items[k] = item
 
 
+LATENCY_TARGET_MS = 100
+LATENCIES = {}  # (lesson stem, cell index) -> (slider label, [ms, ...], presses)
+
+
+@pytest.fixture(scope="session")
+def latencies():
+    """Where the latency tests leave their samples, for the table at the end of the run."""
+    return LATENCIES
+
+
+def latency_table(results: dict, target: float = LATENCY_TARGET_MS) -> str:
+    """The explorers' latency from key press to new image: median and 90th percentile."""
+    import numpy as np
+
+    lines = [f"Explorer latency in the browser, key press on a slider to the new image shown "
+             f"(target {target:.0f} ms)",
+             f"{'explorer':<40} {'slider':<22} {'presses':>7} {'median':>8} {'p90':>8}  target"]
+    for (stem, index), (label, samples, presses) in sorted(results.items()):
+        if samples:
+            median, p90 = np.median(samples), np.percentile(samples, 90)
+            verdict = "ok" if p90 <= target else ("median ok" if median <= target else "over")
+            lines.append(f"{stem + ' cell ' + str(index):<40} {label[:22]:<22} "
+                         f"{len(samples):>3}/{presses:<3} {median:>6.0f}ms {p90:>6.0f}ms  "
+                         f"{verdict}")
+        else:
+            lines.append(f"{stem + ' cell ' + str(index):<40} {label[:22]:<22} no image shown")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not LATENCIES:
+        return
+    table = latency_table(LATENCIES)
+    terminalreporter.write_sep("-", "explorer latency")
+    terminalreporter.write_line(table)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "latency.txt").write_text(table + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def chromium_path():
     path = chromium.ensure()

@@ -14,7 +14,9 @@ starts Chromium and JupyterLab; on a failure, a screenshot goes to
 from __future__ import annotations
 
 import json
+import os
 import re
+import statistics
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +43,9 @@ EXPLORERS = [(lesson, index) for lesson in LESSONS for index in lesson.explorer_
 CONTROLS_TRIED = 3      # controls of one explorer moved, in order, until one changes the view
 RENDER_TIMEOUT = 60     # seconds for an explorer's widgets to appear once its cell ran
 RESPONSE_TIMEOUT = 120  # seconds for the kernel to recompute after a control moved
+LATENCY_PRESSES = 12    # key presses timed per explorer
+# A failure only past ten times the 100 ms target (the table shows the real numbers).
+LATENCY_LIMIT_MS = float(os.environ.get("BROWSER_LATENCY_LIMIT_MS", "1000"))
 
 
 def _get(server, path: str):
@@ -209,5 +214,30 @@ def test_explorer_renders_and_responds(lesson, index, runner, screenshot_on_fail
         assert roots.count() >= 1, f"cell {index}: the explorer did not render"
         for r in range(roots.count()):
             _check_explorer(page, roots.nth(r), f"{lesson.path.name} cell {index} widget {r}")
+    finally:
+        runner.done(lesson)
+
+
+@pytest.mark.parametrize("lesson, index", EXPLORERS,
+                         ids=[f"{l.path.stem}-cell{i}" for l, i in EXPLORERS])
+def test_explorer_latency_from_key_press_to_new_image(lesson, index, runner, latencies,
+                                                       screenshot_on_failure):
+    """Press an arrow key on the explorer's first slider 12 times; time each press until
+    the frame that shows the new image. conftest.py prints the table of every explorer."""
+    page, _ = runner.get(lesson)
+    screenshot_on_failure(page, f"{lesson.path.stem}-cell{index}-latency")
+    try:
+        root = lab_page.explorer_roots(page, index).first
+        handle = root.locator(".noUi-handle").first
+        assert handle.count() == 1, f"{lesson.path.name} cell {index}: no slider"
+        label = handle.evaluate("h => h.closest('.widget-slider')?.querySelector("
+                                "'.widget-label')?.textContent.trim() || ''")
+        samples = lab_page.slider_latencies(page, root, handle, LATENCY_PRESSES)
+        shown = [ms for ms in samples if ms is not None]
+        latencies[(lesson.path.stem, index)] = (label, shown, len(samples))
+        assert len(shown) == len(samples), (
+            f"{len(samples) - len(shown)} of {len(samples)} presses showed no new image")
+        median = statistics.median(shown)
+        assert median < LATENCY_LIMIT_MS, f"median {median:.0f} ms from key press to image"
     finally:
         runner.done(lesson)
