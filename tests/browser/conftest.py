@@ -59,18 +59,21 @@ def latency_table(results: dict, target: float = LATENCY_TARGET_MS) -> str:
     """The explorers' latency from key press to new image: median and 90th percentile."""
     import numpy as np
 
+    names = {key: f"{key[0]} cell {key[1]}" for key in results}
+    width = max([len(name) for name in names.values()] + [8])
     lines = [f"Explorer latency in the browser, key press on a slider to the new image shown "
              f"(target {target:.0f} ms)",
-             f"{'explorer':<40} {'slider':<22} {'presses':>7} {'median':>8} {'p90':>8}  target"]
-    for (stem, index), (label, samples, presses) in sorted(results.items()):
+             f"{'explorer':<{width}}  {'slider':<20} {'presses':>7} {'median':>7} {'p90':>7}  "
+             f"vs target"]
+    for key, (label, samples, presses) in sorted(results.items()):
         if samples:
             median, p90 = np.median(samples), np.percentile(samples, 90)
-            verdict = "ok" if p90 <= target else ("median ok" if median <= target else "over")
-            lines.append(f"{stem + ' cell ' + str(index):<40} {label[:22]:<22} "
-                         f"{len(samples):>3}/{presses:<3} {median:>6.0f}ms {p90:>6.0f}ms  "
-                         f"{verdict}")
+            verdict = ("within" if p90 <= target else
+                       "median within" if median <= target else "over")
+            lines.append(f"{names[key]:<{width}}  {label[:20]:<20} {len(samples):>3}/{presses:<3} "
+                         f"{median:>5.0f}ms {p90:>5.0f}ms  {verdict}")
         else:
-            lines.append(f"{stem + ' cell ' + str(index):<40} {label[:22]:<22} no image shown")
+            lines.append(f"{names[key]:<{width}}  {label[:20]:<20} no new image shown")
     return "\n".join(lines)
 
 
