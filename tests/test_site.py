@@ -91,6 +91,7 @@ def site(tmp_path_factory):
     seconds = time.perf_counter() - start
     print(f"site built in {seconds:.1f} s")
     assert seconds < BUILD_BUDGET * 2, f"the site took {seconds:.0f} s to build"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["_site"], "files left beside it"
     return out
 
 

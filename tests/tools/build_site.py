@@ -365,8 +365,10 @@ def write_sources(src: Path, paths: list[Path], run: bool = False) -> list[tuple
 def sphinx_build(src: Path, out: Path, doctrees: Path) -> list[str]:
     """Build the HTML book; return Sphinx's warnings (one string each)."""
     from sphinx.application import Sphinx
+    from sphinx.util.console import nocolor
     from sphinx.util.docutils import docutils_namespace, patch_docutils
 
+    nocolor()  # plain warnings, in the terminal and in the list returned
     warnings = io.StringIO()
     with patch_docutils(str(CONF_DIR)), docutils_namespace():
         app = Sphinx(str(src), str(CONF_DIR), str(out), str(doctrees), "html",
@@ -387,10 +389,15 @@ def build(out: Path, execute_notebooks: bool = False, only: str = "",
     out = Path(out)
     prepare_output(out)
     with tempfile.TemporaryDirectory(prefix="course-site-") as work:
-        src = Path(work) / "src"
+        src, html_dir = Path(work) / "src", Path(work) / "html"
         titles = write_sources(src, paths, execute_notebooks)
         start = time.perf_counter()
-        warnings = sphinx_build(src, out, Path(work) / "doctrees")
+        # (into the temporary folder first: myst-nb writes a jupyter_execute/ beside it)
+        warnings = sphinx_build(src, html_dir, Path(work) / "doctrees")
+        sources = html_dir / "_sources"
+        if sources.is_dir() and not any(sources.iterdir()):
+            sources.rmdir()
+        shutil.copytree(html_dir, out, dirs_exist_ok=True)
     (out / MARKER).write_text("built by tests/tools/build_site.py\n")
     (out / ".nojekyll").write_text("")  # _static/ must be served as it is
     print(f"{out}: {len(titles)} lessons, Sphinx took {time.perf_counter() - start:.1f} s")
