@@ -1,5 +1,6 @@
 # The course's commands. The first two are the ones the README promises.
-#   make lab    set up .venv (if needed) and open the course in JupyterLab
+#   make lab    set up .venv (if needed) and open the course in JupyterLab, on your own
+#               copies of the lessons (my-notebooks/, ignored by git)
 #   make test   set up .venv (if needed) and run every test: pytest (with the browser
 #               suite in tests/browser) + strict nbval
 SHELL := /bin/bash
@@ -12,9 +13,8 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Kernels inherit the environment: with MPLBACKEND=Agg (as some CI runners export) inline
 # figures vanish, so no command here passes it on.
 unexport MPLBACKEND
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-fast test-portability test-browser browser-deps notebooks images tables bench site setup clean-venv
+.PHONY: lab author restore test test-fast test-portability test-browser browser-deps notebooks images tables bench site setup clean-venv
 
 setup: $(STAMP)
 
@@ -28,12 +28,23 @@ $(STAMP): requirements.txt pyproject.toml
 	MPLBACKEND=Agg $(BIN)/python -c 'import matplotlib.pyplot'
 	touch $(STAMP)
 
-# The repository root is served (the lessons' ../images/ links need it) and the browser
-# opens notebooks/00_start_here.ipynb: .jupyter/ holds the course's JupyterLab settings
-# (the start page, no news pop-up, what the file browser hides), added to the user's own.
+# make lab: JupyterLab on your own copies of the lessons, in my-notebooks/ (git ignores it:
+# made from notebooks/ when missing, never overwritten once you have changed them), opening
+# on lesson 00. It serves the repository's root, so the lessons' ../images/ links and bnlib/
+# are there; .jupyter/ holds the course's settings (no news pop-up, what the file browser
+# hides, no save over a file git tracks), added to your own. tests/tools/course_lab.py.
 lab: $(STAMP)
-	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-		$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_FLAGS)
+	$(BIN)/python tests/tools/course_lab.py learner $(LAB_FLAGS)
+
+# make author: for contributors, the committed notebooks/ with the jupytext pairing (saving
+# a lesson rewrites notebooks/NN_name.ipynb and notebooks/scripts/NN_name.py).
+author: $(STAMP)
+	$(BIN)/python tests/tools/course_lab.py author $(LAB_FLAGS)
+
+# make restore NB=03: lesson 03's copy in my-notebooks/ made again from the committed one
+# (a copy you changed is moved to my-notebooks/backups/ first).
+restore: $(STAMP)
+	$(BIN)/python tests/tools/course_lab.py restore $(NB)
 
 # browser-deps first: CI machines start with nothing installed by hand.
 # One pytest process, so notebook kernels start one at a time (kernels started
@@ -82,8 +93,9 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py
 	$(BIN)/python tests/benchmarks/bench_explorers.py
 
-# The course as static HTML in _site/ (not committed): every notebook executed afresh,
-# converted with nbconvert, plus an index. SITE_FLAGS=--committed reuses the committed outputs.
+# The course as a static book in _site/ (not committed; open _site/index.html): Sphinx with
+# myst-nb and the book theme, from the committed outputs, with formulas typeset offline.
+# SITE_FLAGS=--execute runs every notebook afresh first (minutes instead of seconds).
 site: $(STAMP)
 	$(BIN)/python tests/tools/build_site.py _site $(SITE_FLAGS)
 

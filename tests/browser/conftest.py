@@ -45,6 +45,48 @@ def pytest_collection_modifyitems(config, items):
         items[k] = item
 
 
+LATENCY_TARGET_MS = 100
+LATENCIES = {}  # (lesson stem, cell index) -> (slider label, [ms, ...], presses)
+
+
+@pytest.fixture(scope="session")
+def latencies():
+    """Where the latency tests leave their samples, for the table at the end of the run."""
+    return LATENCIES
+
+
+def latency_table(results: dict, target: float = LATENCY_TARGET_MS) -> str:
+    """The explorers' latency from key press to new image: median and 90th percentile."""
+    import numpy as np
+
+    names = {key: f"{key[0]} cell {key[1]}" for key in results}
+    width = max([len(name) for name in names.values()] + [8])
+    lines = [f"Explorer latency in the browser, key press on a slider to the new image shown "
+             f"(target {target:.0f} ms)",
+             f"{'explorer':<{width}}  {'slider':<20} {'presses':>7} {'median':>7} {'p90':>7}  "
+             f"vs target"]
+    for key, (label, samples, presses) in sorted(results.items()):
+        if samples:
+            median, p90 = np.median(samples), np.percentile(samples, 90)
+            verdict = ("within" if p90 <= target else
+                       "median within" if median <= target else "over")
+            lines.append(f"{names[key]:<{width}}  {label[:20]:<20} {len(samples):>3}/{presses:<3} "
+                         f"{median:>5.0f}ms {p90:>5.0f}ms  {verdict}")
+        else:
+            lines.append(f"{names[key]:<{width}}  {label[:20]:<20} no new image shown")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not LATENCIES:
+        return
+    table = latency_table(LATENCIES)
+    terminalreporter.write_sep("-", "explorer latency")
+    terminalreporter.write_line(table)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "latency.txt").write_text(table + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def chromium_path():
     path = chromium.ensure()

@@ -18,11 +18,15 @@ any lesson and any ``bnlib.widgets.Explorer`` is handled the same way:
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "tools"))
+import course_lab  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 900}
 CELLS = ".jp-Notebook .jp-Cell"
@@ -113,8 +117,9 @@ class Lesson:
 
     @property
     def served_path(self) -> str:
-        """Its path on the course server (the repository's root is served)."""
-        return f"{self.path.parent.name}/{self.path.name}"
+        """Its path on the course server: the learner's copy, as ``make lab`` opens it
+        (the repository's root is served, the copies are in ``my-notebooks/``)."""
+        return f"{course_lab.WORK}/{self.path.name}"
 
 
 def _output_ignored(cell) -> bool:
@@ -288,3 +293,71 @@ def move(control) -> str:
         return f"drop-down -> option {target}"
     control.click()
     return f"clicked {kind}"
+
+
+# Latency as the learner sees it: from the key press on a slider to the frame that shows the
+# explorer's new image. Installed before each press: the keydown (capture phase, so it is
+# the first thing the page sees) starts the clock; the first <img> under the explorer whose
+# src changes (or that is added) stops it once decoded, at the next animation frame.
+LATENCY_JS = """([root, timeout]) => {
+  const srcs = new WeakMap();
+  root.querySelectorAll('img').forEach(i => srcs.set(i, i.src));
+  let t0 = null, finished = false, observer = null;
+  const start = () => { if (t0 === null) t0 = performance.now(); };
+  window.__latency = new Promise(resolve => {
+    const done = value => {
+      if (finished) return;
+      finished = true;
+      if (observer) observer.disconnect();
+      ['keydown', 'change'].forEach(k => document.removeEventListener(k, start, true));
+      resolve(value);
+    };
+    window.__latencyCancel = () => done(null);
+    const seen = img => {
+      if (t0 === null || srcs.get(img) === img.src || !img.src) return;
+      srcs.set(img, img.src);
+      const shown = () => requestAnimationFrame(() => done(performance.now() - t0));
+      img.decode().then(shown, shown);
+    };
+    observer = new MutationObserver(records => records.forEach(r => {
+      if (r.type === 'attributes' && r.target.tagName === 'IMG') seen(r.target);
+      r.addedNodes.forEach(n => n.tagName === 'IMG' ? seen(n)
+                                : n.querySelectorAll && n.querySelectorAll('img').forEach(seen));
+    }));
+    observer.observe(root, {subtree: true, childList: true, attributes: true,
+                            attributeFilter: ['src']});
+    ['keydown', 'change'].forEach(k => document.addEventListener(k, start, true));
+    setTimeout(() => done(null), timeout);
+  });
+}"""
+
+
+def _wait_idle(page, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while state(page)["status"] != "idle" and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+
+
+def slider_latencies(page, root, handle, presses: int, timeout: float = 60) -> list[float | None]:
+    """Press an arrow key on a slider ``presses`` times (turning round at either end) and
+    time each press to the new image shown, in milliseconds (None: no new image within
+    ``timeout`` seconds). Each press waits for the kernel to be idle first."""
+    element = root.element_handle()
+    direction, samples, stuck = "ArrowRight", [], 0
+    while len(samples) < presses:
+        _wait_idle(page)
+        page.wait_for_timeout(100)
+        before = _slider_value(handle)
+        page.evaluate(LATENCY_JS, [element, timeout * 1000])
+        handle.focus()
+        handle.press(direction)
+        if _slider_value(handle) == before:  # at an end: this press changed nothing
+            page.evaluate("() => window.__latencyCancel()")
+            direction = "ArrowLeft" if direction == "ArrowRight" else "ArrowRight"
+            stuck += 1
+            if stuck >= 2:
+                raise AssertionError(f"the slider at {before} moves in neither direction")
+            continue
+        stuck = 0
+        samples.append(page.evaluate("() => window.__latency"))
+    return samples

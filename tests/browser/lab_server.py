@@ -1,14 +1,16 @@
 """Start and stop a throw-away JupyterLab server on a copy of the course (used by conftest.py).
 
-The server is the one ``make lab`` starts, on a copy: it serves a temporary
-copy of the repository's root (so the lessons' ``../images/x.png`` links
-resolve as they do in ``make lab``, and saving can never touch the
-checkout), reads the course's JupyterLab settings from the copy's
-``.jupyter/`` through ``JUPYTER_CONFIG_PATH``, listens on 127.0.0.1 on a free
-port with a random token, keeps every other Jupyter setting, workspace and
-runtime file inside the temporary folder, and sees this checkout's ``bnlib``
-first through ``PYTHONPATH``. Its log is kept, so a test can find every
-request it answered with 404.
+The server is the one ``make lab`` starts (the command and environment come
+from ``tests/tools/course_lab.py``), on a copy: a temporary copy of the
+repository's root, where the learner's working copies are made in
+``my-notebooks/`` as ``make lab`` makes them (so the lessons'
+``../images/x.png`` links resolve as they do in ``make lab``, and saving can
+never touch the checkout). It reads the course's JupyterLab settings from the
+copy's ``.jupyter/`` in learner mode, listens on 127.0.0.1 on a free port with
+a random token, keeps every other Jupyter setting, workspace and runtime file
+inside the temporary folder, and sees this checkout's ``bnlib`` first through
+``PYTHONPATH``. Its log is kept, so a test can find every request it answered
+with 404.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "tools"))
+import course_lab  # noqa: E402
 
 # JupyterLab user settings of the test only: every cell stays in the page (no
 # windowing, so Playwright finds all of them). Everything else (no news pop-up,
@@ -36,7 +40,7 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 # Not copied: environments, caches, build output, version control.
-NOT_COPIED = {".venv", "venv", ".git", "test-artifacts", "_site", "__pycache__", ".ipynb_checkpoints",
+NOT_COPIED = {".venv", "venv", ".git", course_lab.WORK, "test-artifacts", "_site", "__pycache__", ".ipynb_checkpoints",
               ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", "node_modules"}
 # A request the server answered with 404, as jupyter_server logs it:
 # "[W ... ServerApp] 404 GET /files/images/x.png?... (user@127.0.0.1) 1.23ms referer=..."
@@ -105,28 +109,24 @@ def _write_settings(folder: Path) -> None:
 def start(workdir: Path, log: Path, timeout: float = 90.0) -> LabServer:
     """Start JupyterLab on a copy of the course in ``workdir``; wait until it answers."""
     root = copy_course(workdir)
+    course_lab.prepare(root, say=lambda _: None)  # my-notebooks/, as make lab makes it
     settings = workdir / "lab-settings"
     _write_settings(settings)
     env = dict(os.environ)
+    env.pop("JUPYTER_CONFIG_PATH", None)  # only the course's settings (and no one else's)
     env.update({
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "JUPYTER_CONFIG_DIR": str(workdir / "jupyter-config"),
-        "JUPYTER_CONFIG_PATH": str(root / ".jupyter"),  # the course's settings, as in make lab
         "JUPYTER_RUNTIME_DIR": str(workdir / "jupyter-runtime"),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "lab-workspaces"),
         "IPYTHONDIR": str(workdir / "ipython"),
     })
-    env.pop("MPLBACKEND", None)  # the kernel must use the inline backend, as a learner's does
+    env = course_lab.server_env("learner", root, base=env)  # the mode and settings of make lab
     port, token = free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               ]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
+    command = course_lab.server_command("learner", root, extra=[
+        "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}"])
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("w")
     process = subprocess.Popen(command, cwd=root, env=env, stdout=handle,
