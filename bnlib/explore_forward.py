@@ -15,6 +15,7 @@ import numpy as np
 from bnlib import widgets
 from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
 from bnlib.ema import ema
+from bnlib.seeds import spread
 
 POPULATION_MEAN = 3.0
 POPULATION_STD = 2.0
@@ -88,6 +89,39 @@ def fraction_near_zero(fit: GammaBetaFit, gamma: float, beta: float, width: floa
     """Fraction of examples whose sigmoid input gamma * x_hat + beta lies in [-width, width]."""
     x_hat = (fit.x - fit.x.mean()) / fit.x.std()
     return float(np.mean(np.abs(gamma * x_hat + beta) <= width))
+
+
+def gamma_beta_verdicts(fits) -> dict:
+    """The lesson's claims about learning gamma and beta, over fits to several draws of the data.
+
+    Parameters
+    ----------
+    fits : sequence of GammaBetaFit
+        E.g. ``[fit_gamma_beta(seed=s) for s in range(10)]``.
+
+    Returns
+    -------
+    dict of claim -> (holds on every fit, detail)
+    """
+    g = np.array([f.gamma[-1] for f in fits])
+    b = np.array([f.beta[-1] for f in fits])
+    ratio = np.array([f.loss[-1] / f.loss[0] for f in fits])
+    before = np.array([fraction_near_zero(f, 1.0, 0.0) for f in fits])
+    after = np.array([fraction_near_zero(f, f.gamma[-1], f.beta[-1]) for f in fits])
+    true_g, true_b = fits[0].true_gamma, fits[0].true_beta
+    return {
+        "gradient descent moves far from 1 and 0": (
+            bool(np.all(g > 2.5) and np.all(b < -2.5)),
+            f"gamma {spread(g, '.1f')}; beta {spread(b, '.1f')}"),
+        "the loss drops by more than half": (
+            bool(np.all(ratio < 0.5)), f"to at most {ratio.max():.0%} of its start"),
+        "most inputs now leave the sigmoid's near-linear middle": (
+            bool(np.all(after < 0.25) and np.all(before > 0.25)),
+            f"in [-1, 1]: at least {before.min():.0%} before, at most {after.max():.0%} after"),
+        f"the learned values scatter around the true {true_g:g} and {true_b:g} (medians within 0.5)": (
+            bool(abs(np.median(g) - true_g) < 0.5 and abs(np.median(b) - true_b) < 0.5),
+            f"medians {np.median(g):.1f} and {np.median(b):.1f}"),
+    }
 
 
 def gamma_beta_figure(fit: GammaBetaFit):
@@ -250,6 +284,49 @@ def statistics_explorer() -> widgets.Explorer:
         "batch_size": widgets.int_slider(32, 2, 256, 2, "batch size"),
         "momentum": widgets.choice([0.5, 0.9, 0.95, 0.99, 0.995, 0.999], 0.99, "momentum"),
     }, title="Batch statistics and the moving statistics")
+
+
+def moving_mean_jitter(momentum: float, batch_size: int, variance: float) -> float:
+    """Predicted standard deviation of a moving mean once its start is forgotten.
+
+    Each batch mean has variance ``variance / batch_size``; an exponential moving average
+    of independent values with weight 1 - m on the new one has (1 - m) / (1 + m) times
+    their variance (lesson 02: alpha / (2 - alpha)).
+    """
+    return float(np.sqrt(variance / batch_size * (1 - momentum) / (1 + momentum)))
+
+
+def warmup_verdicts(runs: dict, batch_size: int = 32) -> dict:
+    """The lesson's claims about the warm-up of the moving mean.
+
+    Parameters
+    ----------
+    runs : dict of momentum -> MovingStats
+        Runs with momenta 0.9, 0.99 and 0.999 of equal length (2,000 steps in the lesson).
+
+    Returns
+    -------
+    dict of claim -> (holds, detail)
+    """
+    steps = len(runs[0.99].moving_mean)
+    train_mean, train_var = runs[0.99].train_mean, runs[0.99].train_var
+    gaps = {m: abs(run.moving_mean[-1] - train_mean) for m, run in runs.items()}
+    jitter = {m: moving_mean_jitter(m, batch_size, train_var) for m in runs}
+    wobble = {m: runs[m].moving_mean[-500:].std() for m in (0.9, 0.99)}
+    left = train_mean * 0.999 ** steps
+    return {
+        "momentum 0.9 and 0.99 have caught up: what is left is jitter (gap below 4 x its std)": (
+            all(gaps[m] < 4 * jitter[m] for m in (0.9, 0.99)),
+            f"gaps {gaps[0.9]:.3f} and {gaps[0.99]:.3f}, "
+            f"4 x jitter {4 * jitter[0.9]:.2f} and {4 * jitter[0.99]:.2f}"),
+        f"momentum 0.999 still carries its start after {steps} steps": (
+            bool(gaps[0.999] > 0.3), f"gap {gaps[0.999]:.3f}"),
+        "its gap is what is left of the start, m^N * mean, to within 0.05": (
+            bool(abs(gaps[0.999] - left) < 0.05), f"{gaps[0.999]:.2f} vs {left:.2f}"),
+        "after warm-up, higher momentum wobbles less": (
+            bool(wobble[0.99] < wobble[0.9] / 2),
+            f"std over the last 500 steps {wobble[0.9]:.3f} (0.9) vs {wobble[0.99]:.3f} (0.99)"),
+    }
 
 
 def warmup_figure(runs: dict, train_mean: float):

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 from matplotlib.collections import LineCollection
+from scipy.stats import rankdata
 
 from bnlib import plots, widgets
 from bnlib.normalize import standardize
@@ -43,12 +44,27 @@ def image_panels(images, title: str):
 
 
 def ranks(x, axis: int = -1) -> np.ndarray:
-    """Rank of every value along ``axis`` (0 = smallest); ties do not occur in float noise."""
-    return np.argsort(np.argsort(x, axis=axis), axis=axis)
+    """Rank of every value along ``axis`` (0 = smallest), tied values sharing their average rank.
+
+    Ties do occur: per-pixel min-max scaling maps each pixel's darkest and brightest
+    image to exactly 0 and 1, so a bright image has many pixels tied at 1.0. Average
+    ranks (``scipy.stats.rankdata``) give the same answer whatever order a sort leaves
+    equal values in; ranks from ``argsort`` would not (that order depends on the CPU's
+    SIMD sort).
+
+    Returns
+    -------
+    ndarray of float, shape of x
+        E.g. ``[10, 30, 20, 30] -> [0, 2.5, 1, 2.5]``.
+    """
+    return rankdata(x, axis=axis) - 1.0
 
 
 def rank_correlation_per_image(a, b) -> np.ndarray:
     """Spearman rank correlation between image i of ``a`` and image i of ``b``.
+
+    The Pearson correlation of the pixels' :func:`ranks` (tied pixels share their
+    average rank, the usual definition, as ``scipy.stats.spearmanr``).
 
     Parameters
     ----------
@@ -60,8 +76,8 @@ def rank_correlation_per_image(a, b) -> np.ndarray:
     ndarray of shape (N,)
         1.0 for an image whose pixels keep their order exactly.
     """
-    ra = ranks(np.reshape(a, (len(a), -1))).astype(np.float64)
-    rb = ranks(np.reshape(b, (len(b), -1))).astype(np.float64)
+    ra = ranks(np.reshape(a, (len(a), -1)))
+    rb = ranks(np.reshape(b, (len(b), -1)))
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))

@@ -17,7 +17,11 @@ Before TensorFlow is imported, two environment variables get defaults (an
 explicit setting by the user wins): ``TF_CPP_MIN_LOG_LEVEL=3`` silences
 TensorFlow's start-up log lines and ``TF_ENABLE_ONEDNN_OPTS=0`` turns off the
 oneDNN kernels, whose floating-point summation order can change from run to
-run, so the numbers a lesson prints are reproducible.
+run, so the numbers a lesson prints are reproducible. They are reproducible on one
+machine only: float32 matrix products still go through oneDNN's matrix-multiply
+kernel, chosen for the CPU's instruction set (``ONEDNN_MAX_CPU_ISA=AVX2`` or ``SSE41``
+changes their last bits, measured with TensorFlow 2.21), so a lesson prints a number
+derived from TensorFlow rounded far beyond float32 round-off, or as a bound.
 """
 from __future__ import annotations
 

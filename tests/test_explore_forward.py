@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from bnlib import explore_forward
+from bnlib import explore_forward, seeds
 from bnlib.batchnorm import batchnorm_forward
 
 
@@ -129,3 +129,33 @@ def test_statistics_scene_limits_hold_the_data_at_every_setting():
                 (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
                 assert x0 < xy[:, 0].min() and xy[:, 0].max() < x1
                 assert y0 < xy[:, 1].min() and xy[:, 1].max() < y1, (batch_size, momentum)
+
+
+@pytest.mark.parametrize("momentum", [0.5, 0.9, 0.99])
+def test_moving_mean_jitter_matches_many_simulated_averages(momentum):
+    """The closed form against the spread of 4,000 simulated moving averages of iid batch means."""
+    rng = np.random.default_rng(7)
+    batch_means = 3.0 + 2.0 / np.sqrt(32) * rng.standard_normal((4000, 3000))
+    y = np.full(4000, 3.0)
+    for t in range(3000):
+        y = momentum * y + (1 - momentum) * batch_means[:, t]
+    predicted = explore_forward.moving_mean_jitter(momentum, 32, 4.0)
+    assert y.std() == pytest.approx(predicted, rel=0.05)
+
+
+@pytest.mark.slow
+def test_gamma_beta_claims_hold_on_the_test_seeds():
+    """Lesson 03's claims about learning gamma and beta, on five draws the lesson does not use."""
+    fits = [explore_forward.fit_gamma_beta(seed=seed) for seed in seeds.TEST_SEEDS]
+    failed = {c: d for c, (holds, d) in explore_forward.gamma_beta_verdicts(fits).items()
+              if not holds}
+    assert not failed, failed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeds.TEST_SEEDS)
+def test_warmup_claims_hold_on_the_test_seeds(seed):
+    """Lesson 03's warm-up claims with other batch orders (the seed shuffles the batches)."""
+    runs = {m: explore_forward.moving_statistics(m, 32, 2000, seed=seed) for m in (0.9, 0.99, 0.999)}
+    failed = {c: d for c, (holds, d) in explore_forward.warmup_verdicts(runs).items() if not holds}
+    assert not failed, failed

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnlib import BatchNorm, explore_keras as ek
+from bnlib import BatchNorm, data, seeds, explore_keras as ek
 
 tf, keras = ek.tf_keras()
 
@@ -92,6 +92,57 @@ def test_parameter_counts_differ_by_hidden_biases():
     assert a["non_trainable"] == b["non_trainable"] == 2 * (64 + 8 + 6)
 
 
+def test_train_model_records_one_value_per_epoch():
+    run = ek.train_model("bn_before_activation", seed=0, epochs=2)
+    assert run.train_loss.shape == run.test_curve.shape == (2,)
+    assert run.train_loss[1] < run.train_loss[0]
+    # fit's test accuracy after the last epoch and a separate evaluate() agree
+    assert run.test_curve[-1] == pytest.approx(run.test_accuracy, abs=1e-6)
+    split = data.digits(dtype=np.float32)
+    predicted = run.model.predict(split.x_test, verbose=0).argmax(axis=1)
+    assert np.mean(predicted == split.y_test) == pytest.approx(run.test_accuracy, abs=1e-6)
+
+
+def _comparison(acc_after, acc_before, loss_after, loss_before):
+    acc = {"bn_after_activation": np.array(acc_after), "bn_before_activation": np.array(acc_before)}
+    loss = {"bn_after_activation": np.array(loss_after),
+            "bn_before_activation": np.array(loss_before)}
+    return ek.LayoutComparison(tuple(range(len(acc_after))), acc, loss, {}, {})
+
+
+def test_layout_verdicts_hold_and_fail_where_they_should():
+    good = ek.layout_verdicts(_comparison([0.96, 0.97], [0.95, 0.96], [0.17, 0.18], [0.22, 0.23]))
+    assert all(holds for holds, _ in good.values())
+    low = ek.layout_verdicts(_comparison([0.96, 0.97, 0.89], [0.95, 0.96, 0.95], [0.17, 0.18, 0.17],
+                                         [0.22, 0.23, 0.22]))
+    assert [holds for holds, _ in low.values()] == [False, True, True]
+    ahead = ek.layout_verdicts(_comparison([0.93, 0.93], [0.96, 0.96], [0.17, 0.18], [0.22, 0.23]))
+    assert [holds for holds, _ in ahead.values()] == [True, False, True]
+    loss = ek.layout_verdicts(_comparison([0.96, 0.97], [0.95, 0.96], [0.17, 0.22], [0.22, 0.23]))
+    assert [holds for holds, _ in loss.values()] == [True, True, False]
+
+
+@pytest.mark.slow
+def test_layout_claims_hold_on_the_test_seeds():
+    """Lesson 07's claims about the two Keras layouts, on five seeds the lesson does not use."""
+    comparison = ek.compare_layouts(seeds.TEST_SEEDS)
+    failed = {claim: detail for claim, (holds, detail) in ek.layout_verdicts(comparison).items()
+              if not holds}
+    assert not failed, failed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeds.TEST_SEEDS)
+def test_fine_tune_pattern_holds_on_other_seeds(seed):
+    """Which of the four vectors move does not depend on the seed (lesson 07, section 5)."""
+    expected = {"default": (True, True, True, True), "trainable_false": (False,) * 4,
+                "call_training_false": (True, True, False, False),
+                "graph_training_false": (True,) * 4, "base_training_false": (True,) * 4}
+    for mode, pattern in expected.items():
+        change = ek.fine_tune_changes(mode, seed=seed)
+        assert tuple(v > 0 for v in change.values()) == pattern, mode
+
+
 def test_build_model_rejects_unknown_kind():
     with pytest.raises(ValueError):
         ek.build_model("sideways")
@@ -115,9 +166,48 @@ def test_warmup_steps_is_first_step_below_five_percent(momentum):
     assert momentum ** t < 0.05 <= momentum ** (t - 1)
 
 
-def test_steady_jitter_matches_prediction():
-    jitter, predicted = ek.moving_mean_jitter(0.9)
-    assert 0.7 < jitter / predicted < 1.3
+def test_moving_statistics_over_runs_match_the_update_rule_step_by_step():
+    """The closed form (weights (1 - m) m^(T - t)) against the Keras update applied T times."""
+    momentum, step = 0.9, 60
+    means, variances = ek._batch_statistics_over_runs(7, step, 32, 3.0, 2.0, 5)
+    m, v = np.zeros(7), np.ones(7)
+    for t in range(step):
+        m = momentum * m + (1 - momentum) * means[:, t]
+        v = momentum * v + (1 - momentum) * variances[:, t]
+    got_m, got_v = ek.moving_statistics_over_runs(momentum, step=step, runs=7, seed=5)
+    np.testing.assert_allclose(got_m, m, rtol=1e-12)
+    np.testing.assert_allclose(got_v, v, rtol=1e-12)
+
+
+def test_batch_statistics_drawn_directly_match_real_batches():
+    """Batch means and biased variances drawn from their distributions look like those of
+    real batches of 32 normal draws (means, spreads and their correlation)."""
+    means, variances = ek._batch_statistics_over_runs(200, 500, 32, 3.0, 2.0, 0)
+    batches = 3.0 + 2.0 * np.random.default_rng(1).standard_normal((100_000, 32))
+    real_means, real_vars = batches.mean(axis=1), batches.var(axis=1)
+    for drawn, real in ((means, real_means), (variances, real_vars)):
+        assert drawn.mean() == pytest.approx(real.mean(), rel=0.01)
+        assert drawn.std() == pytest.approx(real.std(), rel=0.02)
+    assert abs(np.corrcoef(means.ravel(), variances.ravel())[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("momentum", [0.5, 0.9, 0.99, 0.995])
+def test_jitter_over_runs_matches_prediction(momentum, seed):
+    mean, _ = ek.moving_statistics_over_runs(momentum, seed=seed)
+    predicted = 2.0 / np.sqrt(32) * np.sqrt((1 - momentum) / (1 + momentum))
+    assert 0.7 < mean.std() / predicted < 1.3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_moving_variance_settles_near_the_biased_variance(seed):
+    """The lesson's claim at momentum 0.99: below the true 4, within 3% of (31/32) 4."""
+    _, variance = ek.moving_statistics_over_runs(0.99, seed=seed)
+    assert variance.mean() < 4 and abs(variance.mean() / 3.875 - 1) < 0.03
+
+
+def test_moving_mean_spread_is_the_lessons_default():
+    assert ek.moving_mean_spread(0.99)[0] == ek.moving_statistics_over_runs(0.99)[0].std()
 
 
 def test_momentum_explorer_updates():

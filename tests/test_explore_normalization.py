@@ -45,6 +45,56 @@ def test_rank_correlation_matches_pearson_on_ranks():
     np.testing.assert_allclose(en.rank_correlation_per_image(a, -a), -1.0)
 
 
+def _average_ranks_by_counting(row):
+    """Independent reference: the rank of v is #(values < v) + (#(values == v) - 1) / 2."""
+    row = np.asarray(row)
+    return np.array([np.sum(row < v) + (np.sum(row == v) - 1) / 2 for v in row])
+
+
+def _tied_rows(seed=4):
+    """Rows with many exact ties, as per-pixel min-max makes them (values clipped to [0, 1])."""
+    rng = np.random.default_rng(seed)
+    return np.clip(np.round(rng.normal(0.6, 0.5, size=(3, 200)), 1), 0.0, 1.0)
+
+
+def test_ranks_give_tied_values_their_average_rank():
+    np.testing.assert_array_equal(en.ranks(np.array([10.0, 30.0, 20.0, 30.0])), [0, 2.5, 1, 2.5])
+    rows = _tied_rows()
+    assert all(len(np.unique(r)) < 20 for r in rows)  # the case under test: mostly ties
+    for axis, data in ((1, rows), (0, rows.T)):
+        expected = np.array([_average_ranks_by_counting(r) for r in rows])
+        np.testing.assert_array_equal(en.ranks(data, axis=axis), expected if axis == 1 else expected.T)
+
+
+def test_rank_correlation_with_ties_matches_scipy_spearman():
+    from scipy.stats import spearmanr
+
+    a, b = _tied_rows(5), np.random.default_rng(6).normal(size=(3, 200))
+    expected = [spearmanr(a[i], b[i])[0] for i in range(3)]
+    np.testing.assert_allclose(en.rank_correlation_per_image(a, b), expected, rtol=1e-12)
+    by_counting = [np.corrcoef(_average_ranks_by_counting(a[i]), _average_ranks_by_counting(b[i]))[0, 1]
+                   for i in range(3)]
+    np.testing.assert_allclose(en.rank_correlation_per_image(a, b), by_counting, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rank_correlation_does_not_depend_on_where_ties_sit(seed):
+    """Shuffling the pixels (the same way in both versions) moves ties around in memory,
+    which changes the order a sort leaves them in; the correlation must not change."""
+    a, b = _tied_rows(7), np.random.default_rng(8).normal(size=(3, 200))
+    perm = np.random.default_rng(seed).permutation(200)
+    np.testing.assert_allclose(en.rank_correlation_per_image(a[:, perm], b[:, perm]),
+                               en.rank_correlation_per_image(a, b), rtol=1e-12)
+
+
+def test_lesson_01_images_have_min_max_ties():
+    """The lesson's data really has the ties the rule is for (image 9: 66% of pixels at 1.0)."""
+    from bnlib import data, normalize
+
+    scaled = en.flatten_images(normalize.min_max_scale(data.random_images(), axis=0)[0])
+    assert np.mean(scaled[9] == 1.0) > 0.6
+
+
 def test_order_kept_detects_a_swap():
     a = np.array([[1.0, 2.0, 3.0]])
     assert not en.order_kept(a, np.array([[2.0, 1.0, 3.0]]), axis=1)

@@ -117,7 +117,7 @@ def standardize_column(x):
     return None  # replace with your code
 
 
-checks.check_standardize_column(standardize_column)
+_ = checks.check_standardize_column(standardize_column)
 
 # %% [markdown]
 # ## References

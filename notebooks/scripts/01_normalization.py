@@ -133,11 +133,19 @@ fig = explore_normalization.image_panels(z, "standardized per pixel: mean 0, var
 # similar (they are dominated by the differences between images), so the
 # transform is close to one shared affine map. We measure "look alike" with the
 # rank correlation of each image with its transformed self (1 = same ordering).
+#
+# Min-max creates **ties**: at every pixel the brightest of the 30 images becomes
+# exactly 1, so an image that is the brightest almost everywhere has most of its
+# pixels at the same value 1.0. Tied pixels share their average rank (the usual
+# convention, `scipy.stats.rankdata`); breaking the ties in whatever order a sort
+# leaves them would give a different answer on a different computer.
 
 # %%
 assert_true("per pixel, the ranking of the 30 images is unchanged",
             explore_normalization.order_kept(x, scaled, axis=0)
             and explore_normalization.order_kept(x, z, axis=0))
+at_one = (explore_normalization.flatten_images(scaled) == 1.0).sum(axis=1)
+print(f"after min-max, image {at_one.argmax()} has {at_one.max()} of its 1,024 pixels at exactly 1.0")
 for name, new in (("min-max", scaled), ("standardized", z)):
     r = explore_normalization.rank_correlation_per_image(x, new)
     print(f"{name:<13} rank correlation per image: median {np.median(r):.3f}, "
@@ -386,7 +394,7 @@ def min_max_per_pixel(x):
     return None  # replace with your code
 
 
-checks.check_min_max_per_pixel(min_max_per_pixel)
+_ = checks.check_min_max_per_pixel(min_max_per_pixel)
 
 # %% [markdown]
 # **2. Standardize new data.** Write `standardize_new(x_train, x_new)` that
@@ -398,7 +406,7 @@ def standardize_new(x_train, x_new):
     return None  # replace with your code
 
 
-checks.check_standardize_new(standardize_new)
+_ = checks.check_standardize_new(standardize_new)
 
 # %% [markdown]
 # **3. The sigmoid's slope.** Write `sigmoid_slope(z)` that returns
@@ -409,7 +417,7 @@ def sigmoid_slope(z):
     return None  # replace with your code
 
 
-checks.check_sigmoid_slope(sigmoid_slope)
+_ = checks.check_sigmoid_slope(sigmoid_slope)
 
 # %% [markdown]
 # ## References

@@ -371,7 +371,7 @@ def streaming_mean(x):
     return None  # replace with your code
 
 
-checks.check_streaming_mean(streaming_mean)
+_ = checks.check_streaming_mean(streaming_mean)
 
 # %% [markdown]
 # **2. A bias-corrected EMA.** Write `ema_corrected(x, alpha)` that runs
@@ -383,7 +383,7 @@ def ema_corrected(x, alpha):
     return None  # replace with your code
 
 
-checks.check_ema_corrected(ema_corrected)
+_ = checks.check_ema_corrected(ema_corrected)
 
 # %% [markdown]
 # ## References

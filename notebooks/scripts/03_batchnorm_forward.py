@@ -203,22 +203,25 @@ near_start = explore_forward.fraction_near_zero(fit, 1.0, 0.0)
 near_end = explore_forward.fraction_near_zero(fit, g_end, b_end)
 print(f"examples whose sigmoid input is in [-1, 1]: {near_start:.0%} -> {near_end:.0%}")
 
+# %% [markdown]
+# That is one draw of the 1,000 examples and their labels. The same training on
+# ten draws (seeds 0 to 9; each takes a few milliseconds), checked on every one:
+
 # %%
-assert_true("gradient descent moves far from 1 and 0", g_end > 2.5 and b_end < -2.5,
-            f"gamma {g_end:.2f}, beta {b_end:.2f}")
-assert_true("the loss drops by more than half", fit.loss[-1] < 0.5 * fit.loss[0],
-            f"{fit.loss[0]:.3f} -> {fit.loss[-1]:.3f}")
-assert_true("most inputs now leave the sigmoid's near-linear middle", near_end < 0.25 < near_start,
-            f"{near_start:.0%} -> {near_end:.0%} in [-1, 1]")
+fits = [explore_forward.fit_gamma_beta(seed=seed) for seed in range(10)]
+for claim, (holds, detail) in explore_forward.gamma_beta_verdicts(fits).items():
+    assert_true(claim, holds, detail)
 assert abs(g_end - 3.3) < 0.05 and abs(b_end + 3.3) < 0.05 and abs(near_start - 0.68) < 0.005
 
 # %% [markdown]
-# The learned unit is steep (γ ≈ 3.3) and shifted (β ≈ -3.3): it uses the
-# sigmoid's curved, saturating ends to say a confident "no" for most inputs
-# and a confident "yes" for the large ones. Forcing mean 0 and variance 1
-# would have kept 68% of the inputs in the sigmoid's nearly linear middle,
-# where it cannot express that sharp decision. The learned values are not 4
-# and -4 exactly because 1,000 noisy labels only pin them down roughly.
+# The learned unit is steep (γ ≈ 3.3 in the draw plotted, about 4 in the median
+# draw) and shifted (β ≈ -3.3, about -4): it uses the sigmoid's curved,
+# saturating ends to say a confident "no" for most inputs and a confident "yes"
+# for the large ones. Forcing mean 0 and variance 1 would have kept about
+# two-thirds of the inputs in the sigmoid's nearly linear middle, where it
+# cannot express that sharp decision. The learned values are not 4 and -4
+# exactly because 1,000 noisy labels only pin them down roughly: from draw to
+# draw they scatter around the values the labels were drawn with.
 # In a real network the same thing happens in every unit: standardization is
 # the starting point (γ = 1, β = 0 is how Keras initializes them) and gradient
 # descent moves away from it wherever that lowers the loss.
@@ -337,17 +340,17 @@ for m, run in runs.items():
     print(f"momentum {m}: moving mean after {n_steps} steps {run.moving_mean[-1]:.3f}, "
           f"gap {gap:.3f}, start-up part left {train_mean * m ** n_steps:.3f}")
 
+# %% [markdown]
+# After warm-up the moving mean does not sit still: each batch mean scatters by
+# $\sigma/\sqrt{B}$, and the moving average of them keeps a jitter of
+# $\frac{\sigma}{\sqrt{B}}\sqrt{\frac{1-m}{1+m}}$ (lesson 02: an exponential average
+# with weight α on the new value has α/(2−α) times the variance of what it averages),
+# about 0.08 at momentum 0.9 and 0.025 at 0.99. So "caught up" means a gap of the
+# size of that jitter, whatever the batches were:
+
 # %%
-gaps = {m: abs(run.moving_mean[-1] - train_mean) for m, run in runs.items()}
-assert_true("momentum 0.9 and 0.99 have caught up", max(gaps[0.9], gaps[0.99]) < 0.1,
-            f"gaps {gaps[0.9]:.3f} and {gaps[0.99]:.3f}")
-assert_true("momentum 0.999 still carries its start after 2000 steps", gaps[0.999] > 0.3,
-            f"gap {gaps[0.999]:.3f}")
-wobble = {m: runs[m].moving_mean[-500:].std() for m in (0.9, 0.99)}
-assert_true("after warm-up, higher momentum wobbles less", wobble[0.99] < wobble[0.9] / 2,
-            f"std over the last 500 steps {wobble[0.9]:.3f} (0.9) vs {wobble[0.99]:.3f} (0.99)")
-diff = assert_below("|gap - start-up prediction m^N * mean| at 0.999",
-                    abs(gaps[0.999] - train_mean * 0.999 ** n_steps), 0.05)
+for claim, (holds, detail) in explore_forward.warmup_verdicts(runs).items():
+    assert_true(claim, holds, detail)
 
 # %% [markdown]
 # The gap at momentum 0.999 is almost exactly what is left of the start value:
@@ -480,7 +483,7 @@ def batchnorm_train(x, gamma, beta, eps):
     return None  # replace with your code
 
 
-checks.check_batchnorm_train(batchnorm_train)
+_ = checks.check_batchnorm_train(batchnorm_train)
 
 # %% [markdown]
 # **2. The inference-mode forward pass.** Write
@@ -492,7 +495,7 @@ def batchnorm_inference(x, gamma, beta, moving_mean, moving_variance, eps):
     return None  # replace with your code
 
 
-checks.check_batchnorm_inference(batchnorm_inference)
+_ = checks.check_batchnorm_inference(batchnorm_inference)
 
 # %% [markdown]
 # **3. The moving statistics.** Write
@@ -505,7 +508,7 @@ def moving_update(moving_mean, moving_variance, x, momentum):
     return None  # replace with your code
 
 
-checks.check_moving_update(moving_update)
+_ = checks.check_moving_update(moving_update)
 
 # %% [markdown]
 # ## References

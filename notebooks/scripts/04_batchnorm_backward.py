@@ -355,7 +355,7 @@ def bn_backward(dout, x, gamma, eps):
     return None  # replace with your code
 
 
-checks.check_batchnorm_backward(bn_backward)
+_ = checks.check_batchnorm_backward(bn_backward)
 
 # %% [markdown]
 # **2. Backward in inference mode.** With `training=False` the layer
@@ -368,7 +368,7 @@ def bn_inference_backward(dout, gamma, moving_variance, eps):
     return None  # replace with your code
 
 
-checks.check_inference_backward(bn_inference_backward)
+_ = checks.check_inference_backward(bn_inference_backward)
 
 # %% [markdown]
 # ## References
