@@ -39,10 +39,13 @@ FIGURE1_SIZES = (64, 100, 100, 100, 10)
 DEEP_SIZES = (64,) + (50,) * 8 + (10,)
 TRAINS = 0.9                        # "trains": test accuracy at least 90% at the end
 NORMS = {"plain": None, "batch norm": "batch"}
-# A run is reproducible if a 1e-15 nudge of its initial weights moves its loss curve by
-# less than this (relative). Reproducible runs measured here stay below 3e-7, chaotic ones
-# grow to order 1; printed to 3 digits, a reproducible run reads the same on any CPU.
-REPRODUCIBLE = 1e-6
+# A run is reproducible if a 1e-15 nudge of its initial weights moves its loss curve by less
+# than this (relative); above it, chaotic. Measured on the lesson's and the tests' seeds, and
+# under other CPUs' numerics: most reproducible runs stay below 1e-9, the most sensitive one
+# (batch norm, lr 10, seed 2) reaches 2e-6; chaotic runs grow to order 1 (a few stop at
+# 1e-3, at settings that other seeds show chaotic too). The numbers the lesson prints come
+# from runs below 1e-9 (tests/test_explore_network.py checks it).
+REPRODUCIBLE = 1e-4
 
 
 @lru_cache(maxsize=1)
@@ -104,11 +107,6 @@ def sensitivity(norm: str | None, *, nudge: float = 1e-15, **settings) -> float:
         return float("inf")
     return float(np.max(np.abs(nudged[finite] - base[finite]) / np.abs(base[finite]),
                         initial=0.0))
-
-
-def is_chaotic(norm: str | None, **settings) -> bool:
-    """True if the run's :func:`sensitivity` exceeds :data:`REPRODUCIBLE`."""
-    return sensitivity(norm, **settings) > REPRODUCIBLE
 
 
 def first_step_at(history: nn.History, threshold: float = TRAINS) -> float:
@@ -396,7 +394,8 @@ def stability(seeds=LESSON_SEEDS) -> Claim:
     final = {k: np.array([run(norm, lr=lr, seed=s)[1].final_accuracy for s in seeds])
              for k, (norm, lr) in STABILITY.items()}
     claim = Claim(seeds, {"sensitivity": sens, "final": final})
-    claim.add(f"batch norm, lr 10: reproducible on every seed (change below {REPRODUCIBLE:g})",
+    claim.add(f"batch norm, lr 10: reproducible on every seed (the loss curve moves by less "
+              f"than {REPRODUCIBLE:.0e})",
               np.all(sens["batch norm, lr 10"] < REPRODUCIBLE))
     chaotic = sens["plain, lr 10"] > REPRODUCIBLE
     stuck = final["plain, lr 10"] < 0.2
