@@ -168,13 +168,13 @@ for label in explore_network.NORMS:
 speed.check()
 
 # %% [markdown]
-# With batch norm, the network reaches 90% test accuracy in well under half
-# the steps on the median seed, and it ends at least as well. (You may read of
-# tenfold speed-ups: the paper reports 14 times fewer steps for a large image
-# classifier. On this small problem the factor is about two and a half: over
-# the fifteen seeds we tried it ranges from 1.6 to 3.6, with median 2.4; the
-# size of the gain depends on the network and the task.) Why? In the plain network, the
-# inputs of the sigmoids start small (LeCun initialization keeps them near
+# With batch norm, the network reaches 90% test accuracy in less than half
+# the steps on the median seed, and on every seed it ends at least as well.
+# (You may read of tenfold speed-ups: the paper reports 14 times fewer steps
+# for a large image classifier. On this small problem the factor is about 2.4,
+# the median over the fifteen seeds we tried, which range from 1.6 to 3.6;
+# the size of the gain depends on the network and the task.) Why? In the
+# plain network, the inputs of the sigmoids start small (LeCun initialization keeps them near
 # zero) and their scale is set by the weights, which SGD changes slowly and
 # all at once. Batch norm hands each unit a standardized input on every step,
 # whatever the weights are doing, so every layer can learn from the start.
@@ -211,14 +211,15 @@ lr_claim.check()
 # %% [markdown]
 # Batch norm trains every seed up to learning rate 3, the plain network only
 # up to 0.3: the rate you can rely on goes up tenfold. At rate 1 the plain
-# network is chaotic: on some seeds it happens to reach 90% (on about half of
-# the fifteen seeds we tried) and on others it ends far below, and which seeds
-# succeed can change with the last bit of the weights. Counting those lucky
-# seeds, the gain is threefold, and it is at least that on every seed: at rate
-# 3 and above the plain network fails on every seed while batch norm still
-# trains. Batch norm does not make *any* learning rate safe, though: at rate 10
-# its runs are chaotic too, and none of them comes near 90%. A wider range of
-# usable learning rates also means less time spent tuning one.
+# network trains chaotically on most seeds: it happens to reach 90% on some
+# (about half of the fifteen seeds we tried) and ends far below on others, and
+# which seeds succeed can change with the last bit of the weights. Counting
+# those lucky seeds, the gain is threefold, and it is at least that on every
+# seed: at rate 3 and above the plain network fails on every seed while batch
+# norm still trains. Batch norm does not make *any* learning rate safe,
+# though: at rate 10 most of its runs are chaotic too, and none of those we
+# tried came near 90%. A wider range of usable learning rates also means less
+# time spent tuning one.
 #
 # Why does it help? Scale the weights of a layer by $c$: its pre-activations
 # scale by $c$, and batch norm divides that right back out. So a large step
@@ -362,8 +363,8 @@ place.check()
 # 2,000 steps of 60 examples; the percentiles are taken over 200 test images
 # fed through the network as during training (batch statistics), every 20
 # steps. The paper shows one run; we train each network from the three seeds
-# and follow the first sigmoid of the last hidden layer in each (a different
-# unit per seed, since the seed sets the initial weights).
+# and follow unit 0 of the last hidden layer in each (with other initial
+# weights it is another unit, so the curves differ from seed to seed).
 
 # %%
 fig1 = explore_network.figure1_claim(LESSON_SEEDS)
@@ -502,8 +503,8 @@ stable.check()
 # - In a network, batch norm sits between the dense layer (which then needs no
 #   bias) and the activation. γ and β are trained by gradient descent with
 #   everything else; the moving statistics are smoothed, not trained.
-# - Measured on the digits, over several seeds: training reaches 90% in well
-#   under half the steps (median); the learning rate that trains every seed
+# - Measured on the digits, over several seeds: training reaches 90% in less
+#   than half the steps (median over seeds); the learning rate that trains every seed
 #   goes up tenfold (threefold if you count the plain network's lucky seeds);
 #   initialization scales over three orders of magnitude all work on the
 #   median seed (the plain network needs the right one); an eight-layer sigmoid
