@@ -82,12 +82,12 @@ notebooks: $(STAMP)
 	$(BIN)/python tests/tools/build_notebooks.py $(NB)
 
 images: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m bnlib.diagrams images
+	MPLBACKEND=Agg $(BIN)/python -m bnlib.course.diagrams images
 
 # Train again every setting of lesson 05's network explorer (70 runs, ~20 s) and save
-# them in bnlib/explore_network_runs.npz: after changing the training code.
+# them in bnlib/lessons/lesson05/runs.npz: after changing the training code.
 tables: $(STAMP)
-	$(BIN)/python -m bnlib.explore_network
+	$(BIN)/python -m bnlib.lessons.lesson05.explore
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py

@@ -1,6 +1,6 @@
 """bnlib: the NumPy code behind the batch-normalization course.
 
-Import the modules a lesson needs, e.g. ``from bnlib import batchnorm, plots``.
+Import the modules a lesson needs, e.g. ``from bnlib import batchnorm, nn``.
 
 The core: batch norm from scratch, a declared public API (``__all__`` in each
 module), NumPy and SciPy only.
@@ -16,15 +16,13 @@ nn              a from-scratch MLP with optional batch norm (FastBatchNorm), its
 data            generated and shipped data sets
 tf_compare      the same computations in TensorFlow/Keras (imports TensorFlow)
 
-Course machinery and each lesson's own code:
+The course floor, apart from the core (it uses the core, never the reverse):
 
-checks      checked claims (assert_close, assert_true, ...), check_exercise, exercise checkers
-seeds       claims about training made over several seeds (LESSON_SEEDS, TEST_SEEDS)
-plots       plotting helpers           (imports matplotlib)
-widgets     the slider-explorer machinery (imports ipywidgets)
-explore_*   each lesson's explorers, views and helpers
-internal_shift  lesson 06's network experiments (internal covariate shift, noisy batch norm)
-diagrams    draws the diagrams in images/
+bnlib.course       shared machinery, one home each: checks (checked claims, check_exercise),
+                   widgets (explorer Scenes), plots, seeds (claims over seeds), timing,
+                   environment (lesson 00's check), diagrams (images/)
+bnlib.lessons      each lesson's own code: bnlib.lessons.lessonNN for notebook NN, with
+                   ``explore`` (experiments, figures, explorers) and ``exercises`` (checkers)
 
 ``import bnlib`` loads only the NumPy core below; TensorFlow is never
 imported unless ``bnlib.tf_compare`` is.

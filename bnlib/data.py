@@ -5,6 +5,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+__all__ = ["random_images", "Split", "digits", "signal", "true_function", "ShiftedData",
+           "covariate_shift", "SIGNAL_KINDS"]
+
 SIGNAL_KINDS = ("stationary", "step", "drift", "sinusoid")
 
 

@@ -34,6 +34,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402  (after the environment is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bnlib._validate import parse_axis
 
 __all__ = ["set_seed", "keras_batchnorm", "keras_batchnorm_gradients", "keras_moving_stats",
            "tf_nn_batchnorm"]
@@ -60,15 +61,6 @@ def _op_determinism_enabled() -> bool:
     except ImportError:  # moved in a later TF: enabling it again is harmless anyway
         return False
     return bool(is_op_determinism_enabled())
-
-
-def _kept_and_reduced(ndim: int, axis) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Split range(ndim) into (kept axes, reduced axes), both sorted."""
-    kept_list = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
-    kept = tuple(sorted({int(a) % ndim for a in kept_list}))
-    if not kept or 0 in kept:
-        raise ValueError(f"axis must name feature axes to keep, not the batch axis 0; got {axis}")
-    return kept, tuple(a for a in range(ndim) if a not in kept)
 
 
 def _to_columns(x, kept: tuple, reduced: tuple):
@@ -124,7 +116,7 @@ def keras_batchnorm(x, gamma, beta, moving_mean, moving_variance, *, training: b
         The layer's moving statistics after the call.
     """
     x = np.asarray(x, dtype=dtype)
-    kept, reduced = _kept_and_reduced(x.ndim, axis)
+    kept, reduced = parse_axis(x.ndim, axis)
     param_shape = tuple(x.shape[a] for a in kept)
     columns = _to_columns(tf.constant(x), kept, reduced)
     layer = _layer(columns.shape[1], gamma, beta, moving_mean, moving_variance,
@@ -160,7 +152,7 @@ def keras_batchnorm_gradients(x, gamma, beta, dout, *, eps: float = 1e-3, axis=-
     """
     x = tf.constant(np.asarray(x, dtype=dtype))
     dout = tf.constant(np.asarray(dout, dtype=dtype))
-    kept, reduced = _kept_and_reduced(x.ndim, axis)
+    kept, reduced = parse_axis(x.ndim, axis)
     param_shape = tuple(x.shape[a] for a in kept)
     n_features = int(np.prod(param_shape))
     # The moving statistics do not affect training-mode outputs or gradients.
@@ -201,7 +193,7 @@ def keras_moving_stats(batches, *, momentum: float, eps: float = 1e-3, axis=-1,
     layer = param_shape = None
     for batch in batches:
         batch = np.asarray(batch, dtype=dtype)
-        kept, reduced = _kept_and_reduced(batch.ndim, axis)
+        kept, reduced = parse_axis(batch.ndim, axis)
         columns = _to_columns(tf.constant(batch), kept, reduced)
         if layer is None:
             param_shape = tuple(batch.shape[a] for a in kept)

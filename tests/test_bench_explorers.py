@@ -15,11 +15,11 @@ SCRIPT = REPO / "tests" / "benchmarks" / "bench_explorers.py"
 
 
 def factories_in_source():
-    """``module.name`` of every top-level ``def *_explorer`` in bnlib/explore_*.py, read as text."""
+    """``module.name`` of every top-level ``def *_explorer`` in bnlib/lessons/lesson*/explore.py, read as text."""
     found = []
-    for path in sorted((REPO / "bnlib").glob("explore_*.py")):
+    for path in sorted((REPO / "bnlib" / "lessons").glob("lesson*/explore.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        found += [f"{path.stem}.{node.name}" for node in tree.body
+        found += [f"{path.parent.name}.{node.name}" for node in tree.body
                   if isinstance(node, ast.FunctionDef) and node.name.endswith("_explorer")]
     return found
 
@@ -32,9 +32,9 @@ def test_quick_run_prints_a_row_per_explorer():
     out = result.stdout
     assert "median" in out and "p90" in out and "target" in out and "verdict" in out, out
     expected = factories_in_source()
-    assert expected, "no explorer factory found in bnlib/explore_*.py"
-    rows = [line.split()[0] for line in out.splitlines() if line.startswith("explore_")]
+    assert expected, "no explorer factory found in bnlib/lessons/lesson*/explore.py"
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("lesson")]
     assert sorted(set(rows)) == sorted(expected), out
     for line in out.splitlines():
-        if line.startswith("explore_") and "skipped" not in line:
+        if line.startswith("lesson") and "skipped" not in line:
             assert line.rstrip().endswith(("ok", "p90 over target", "SLOW")), line

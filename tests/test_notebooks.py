@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -11,9 +12,10 @@ import nbformat
 import pytest
 
 import bnlib
-from bnlib import checks
+from bnlib.course import checks
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 LESSONS = [p for p in PATHS if not p.name.startswith("00_")]
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -111,8 +113,11 @@ def test_lesson_structure(path):
 
 # The check helpers that return something (a number, a verdict): a bare call as a cell's last
 # line would display it. assert_true returns None.
-CHECK_HELPERS = {name for name in dir(checks) if name.startswith(("assert_", "check_"))
-                 and inspect.signature(getattr(checks, name)).return_annotation not in ("None", None)}
+HELPER_MODULES = [checks] + [importlib.import_module(f"bnlib.lessons.{p.parent.name}.exercises")
+                              for p in sorted(REPO.glob("bnlib/lessons/lesson*/exercises.py"))]
+CHECK_HELPERS = {name for module in HELPER_MODULES for name in dir(module)
+                 if name.startswith(("assert_", "check_"))
+                 and inspect.signature(getattr(module, name)).return_annotation not in ("None", None)}
 
 
 def _last_statement(cell):

@@ -50,7 +50,8 @@
 # %%
 import numpy as np
 
-from bnlib import environment, explore_start, plots
+from bnlib.course import environment, plots
+from bnlib.lessons.lesson00 import exercises, explore
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -77,22 +78,22 @@ print("environment matches the pinned versions")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_start.standardize_explorer()
+explore.standardize_explorer()
 
 # %% [markdown]
 # At the default setting (mean 5, spread 3), checked:
 
 # %%
-from bnlib.checks import assert_below
+from bnlib.course.checks import assert_below
 
-fig, text = explore_start.standardize_view(mean=5.0, scale=3.0)
-x, z = explore_start.standardized_sample(mean=5.0, scale=3.0)
+fig, text = explore.standardize_view(mean=5.0, scale=3.0)
+x, z = explore.standardized_sample(mean=5.0, scale=3.0)
 assert_below("|mean of z|", abs(z.mean()), 1e-12)
 assert_below("|std of z - 1|", abs(z.std() - 1), 1e-12)
 print(text)
 # "whatever you choose": the slider's extreme settings give mean 0, std 1 too
 for m, s in ((-10.0, 0.5), (10.0, 6.0)):
-    _, z = explore_start.standardized_sample(mean=m, scale=s)
+    _, z = explore.standardized_sample(mean=m, scale=s)
     assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12
 print("same at the slider's extremes (mean -10, spread 0.5 and mean 10, spread 6)")
 
@@ -110,14 +111,14 @@ print("same at the slider's extremes (mean -10, spread 0.5 and mean 10, spread 6
 # default), then run the checker.
 
 # %%
-from bnlib import checks
+from bnlib.course import checks
 
 
 def standardize_column(x):
     return None  # replace with your code
 
 
-_ = checks.check_standardize_column(standardize_column)
+_ = exercises.check_standardize_column(standardize_column)
 
 # %% [markdown]
 # ## References

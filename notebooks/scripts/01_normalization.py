@@ -20,8 +20,10 @@
 # %%
 import numpy as np
 
-from bnlib import checks, data, explore_normalization, normalize, plots
-from bnlib.checks import assert_below, assert_close, assert_true
+from bnlib import data, normalize
+from bnlib.course import checks, plots
+from bnlib.lessons.lesson01 import exercises, explore
+from bnlib.course.checks import assert_below, assert_close, assert_true
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -53,14 +55,14 @@ rng = np.random.default_rng(0)
 # %%
 x = data.random_images()
 print("shape", x.shape)
-print(explore_normalization.describe_line("raw", x))
+print(explore.describe_line("raw", x))
 brightness, contrast = x.mean(axis=(1, 2, 3)), x.std(axis=(1, 2, 3))
 print(f"image means span {np.ptp(brightness):.1f}; image stds from "
       f"{contrast.min():.2f} to {contrast.max():.2f}")
 assert x.shape == (30, 32, 32, 1) and np.ptp(brightness) > 50
 
 # %%
-fig = explore_normalization.image_panels(x, "raw images: values spread over about -14 to 67")
+fig = explore.image_panels(x, "raw images: values spread over about -14 to 67")
 
 # %% [markdown]
 # ## Case 1: min-max scaling, one statistic per pixel
@@ -77,7 +79,7 @@ scaled = (x - x_min) / (x_max - x_min)
 scaled_lib, mm_stats = normalize.min_max_scale(x, axis=0)
 print("statistics shape", mm_stats.minimum.shape)
 assert_close("max |by hand - bnlib|", scaled, scaled_lib, 1e-12)
-print(explore_normalization.describe_line("min-max", scaled))
+print(explore.describe_line("min-max", scaled))
 
 # %% [markdown]
 # Every pixel position now has its smallest value at exactly 0 and its largest
@@ -90,7 +92,7 @@ assert_true("every pixel's minimum is 0 and maximum is 1",
             np.allclose(scaled.min(axis=0), 0) and np.allclose(scaled.max(axis=0), 1))
 assert_true("all values lie in [0, 1]", scaled.min() >= 0 and scaled.max() <= 1,
             f"range [{scaled.min():.3f}, {scaled.max():.3f}]")
-fig = explore_normalization.image_panels(scaled, "min-max scaled per pixel: range [0, 1]")
+fig = explore.image_panels(scaled, "min-max scaled per pixel: range [0, 1]")
 
 # %% [markdown]
 # ## Case 2: standardization, one statistic per pixel
@@ -106,7 +108,7 @@ z_lib, std_stats = normalize.standardize(x, axis=0)
 assert_close("max |by hand - bnlib|", z, z_lib, 1e-12)
 assert_below("largest |mean| over the 1,024 pixels", np.abs(z.mean(axis=0)).max(), 1e-12)
 assert_below("largest |variance - 1| over pixels", np.abs(z.var(axis=0) - 1).max(), 1e-12)
-print(explore_normalization.describe_line("standardized", z))
+print(explore.describe_line("standardized", z))
 
 # %% [markdown]
 # The mean is 0 and the variance 1 at **every** pixel, hence overall too. There
@@ -118,7 +120,7 @@ print(explore_normalization.describe_line("standardized", z))
 # %%
 assert_true("standardized values stay within ±sqrt(N - 1)",
             2.0 < np.abs(z).max() <= np.sqrt(29), f"max |z| = {np.abs(z).max():.3f}")
-fig = explore_normalization.image_panels(z, "standardized per pixel: mean 0, variance 1")
+fig = explore.image_panels(z, "standardized per pixel: mean 0, variance 1")
 
 # %% [markdown]
 # ## Do the images still look the same?
@@ -142,12 +144,12 @@ fig = explore_normalization.image_panels(z, "standardized per pixel: mean 0, var
 
 # %%
 assert_true("per pixel, the ranking of the 30 images is unchanged",
-            explore_normalization.order_kept(x, scaled, axis=0)
-            and explore_normalization.order_kept(x, z, axis=0))
-at_one = (explore_normalization.flatten_images(scaled) == 1.0).sum(axis=1)
+            explore.order_kept(x, scaled, axis=0)
+            and explore.order_kept(x, z, axis=0))
+at_one = (explore.flatten_images(scaled) == 1.0).sum(axis=1)
 print(f"after min-max, image {at_one.argmax()} has {at_one.max()} of its 1,024 pixels at exactly 1.0")
 for name, new in (("min-max", scaled), ("standardized", z)):
-    r = explore_normalization.rank_correlation_per_image(x, new)
+    r = explore.rank_correlation_per_image(x, new)
     print(f"{name:<13} rank correlation per image: median {np.median(r):.3f}, "
           f"lowest {r.min():.3f}; images below 0.7 have std <= {contrast[r < 0.7].max():.2f}")
     assert np.median(r) > 0.8 and r.min() < 0.7 and contrast[r < 0.7].max() < 1.1
@@ -178,11 +180,11 @@ assert spread_of_min > 3 * spread_of_mean and spread_of_mean < 0.05 * x.std(axis
 # %%
 scaled_global, _ = normalize.min_max_scale(x, axis=None)
 z_global, _ = normalize.standardize(x, axis=None)
-flat = explore_normalization.flatten_images
+flat = explore.flatten_images
 assert_true("one statistic for all: pixel order inside every image kept",
-            explore_normalization.order_kept(flat(x), flat(scaled_global), axis=1)
-            and explore_normalization.order_kept(flat(x), flat(z_global), axis=1))
-print(explore_normalization.describe_line("global z", z_global))
+            explore.order_kept(flat(x), flat(scaled_global), axis=1)
+            and explore.order_kept(flat(x), flat(z_global), axis=1))
+print(explore.describe_line("global z", z_global))
 
 # %% [markdown]
 # Which to choose is a modelling decision: per-pixel statistics put every input
@@ -220,9 +222,9 @@ assert applied.min() < 0 and outside > 0
 
 # %%
 zs = np.linspace(-6, 6, 1201)
-slopes = {"sigmoid": explore_normalization.sigmoid_grad(zs),
-          "tanh": explore_normalization.tanh_grad(zs)}
-fig = plots.curves(zs, {"sigmoid(z)": explore_normalization.sigmoid(zs), "tanh(z)": np.tanh(zs),
+slopes = {"sigmoid": explore.sigmoid_grad(zs),
+          "tanh": explore.tanh_grad(zs)}
+fig = plots.curves(zs, {"sigmoid(z)": explore.sigmoid(zs), "tanh(z)": np.tanh(zs),
                         "sigmoid'(z)": slopes["sigmoid"], "tanh'(z)": slopes["tanh"]},
                    xlabel="input z", ylabel="value", title="The functions change most at z = 0")
 for slope_line, f_line in zip(fig.axes[0].lines[2:], fig.axes[0].lines[:2]):
@@ -243,18 +245,18 @@ for name, slope in slopes.items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_normalization.saturation_explorer()
+explore.saturation_explorer()
 
 # %% [markdown]
 # At the default setting (sigmoid, standardized inputs), and for comparison the
 # raw image pixels fed straight in:
 
 # %%
-fig, text = explore_normalization.saturation_view("sigmoid", 0.0, 1.0)
+fig, text = explore.saturation_view("sigmoid", 0.0, 1.0)
 print(text)
-sat_std, slope_std = explore_normalization.saturation("sigmoid", 0.0, 1.0)
+sat_std, slope_std = explore.saturation("sigmoid", 0.0, 1.0)
 raw_mean, raw_std = round(float(x.mean()), 1), round(float(x.std()), 1)
-sat_raw, slope_raw = explore_normalization.saturation("sigmoid", raw_mean, raw_std)
+sat_raw, slope_raw = explore.saturation("sigmoid", raw_mean, raw_std)
 print(f"raw pixels N({raw_mean}, {raw_std}^2): saturated {sat_raw:.1%}, "
       f"mean slope {slope_raw:.1%} of the peak")
 print(f"the average slope is {slope_std / slope_raw:.0f} times larger after standardizing")
@@ -286,15 +288,15 @@ assert sat_raw > 0.9 and slope_raw < 0.05 and slope_std / slope_raw > 25
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_normalization.loss_explorer()
+explore.loss_explorer()
 
 # %% [markdown]
 # At the default ratio of 10:
 
 # %%
-fig, text = explore_normalization.loss_view(10.0)
+fig, text = explore.loss_view(10.0)
 print(text)
-(_, raw_steps, raw_k), (_, std_steps, std_k) = explore_normalization.descent_comparison(10.0)
+(_, raw_steps, raw_k), (_, std_steps, std_k) = explore.descent_comparison(10.0)
 assert abs(raw_k / 100 - 1) < 0.1 and std_k < 1.1   # "a condition number near 100"
 assert raw_steps > 200 and std_steps <= 3
 
@@ -310,7 +312,7 @@ assert raw_steps > 200 and std_steps <= 3
 
 # %%
 for ratio in (1.0, 3.0, 10.0, 30.0):
-    (_, s_raw, k_raw), (_, s_std, _) = explore_normalization.descent_comparison(ratio)
+    (_, s_raw, k_raw), (_, s_std, _) = explore.descent_comparison(ratio)
     print(f"ratio {ratio:>4.0f}: condition {k_raw:7.1f}, steps raw {s_raw:5d} "
           f"(3.45 x condition = {3.45 * k_raw:6.0f}), standardized {s_std}")
     assert s_std <= 3 and (ratio == 1.0 or abs(s_raw / (3.45 * k_raw) - 1) < 0.1)
@@ -394,7 +396,7 @@ def min_max_per_pixel(x):
     return None  # replace with your code
 
 
-_ = checks.check_min_max_per_pixel(min_max_per_pixel)
+_ = exercises.check_min_max_per_pixel(min_max_per_pixel)
 
 # %% [markdown]
 # **2. Standardize new data.** Write `standardize_new(x_train, x_new)` that
@@ -406,7 +408,7 @@ def standardize_new(x_train, x_new):
     return None  # replace with your code
 
 
-_ = checks.check_standardize_new(standardize_new)
+_ = exercises.check_standardize_new(standardize_new)
 
 # %% [markdown]
 # **3. The sigmoid's slope.** Write `sigmoid_slope(z)` that returns
@@ -417,7 +419,7 @@ def sigmoid_slope(z):
     return None  # replace with your code
 
 
-_ = checks.check_sigmoid_slope(sigmoid_slope)
+_ = exercises.check_sigmoid_slope(sigmoid_slope)
 
 # %% [markdown]
 # ## References

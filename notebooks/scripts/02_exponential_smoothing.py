@@ -21,8 +21,9 @@
 # %%
 import numpy as np
 
-from bnlib import checks, explore_smoothing, plots
-from bnlib.checks import assert_close
+from bnlib.course import checks, plots
+from bnlib.lessons.lesson02 import exercises, explore
+from bnlib.course.checks import assert_close
 from bnlib.ema import (bias_correct, convert_momentum, effective_window, ema, ema_update,
                        ema_weights, running_mean)
 
@@ -142,7 +143,7 @@ for a in alphas:
 # it settles at $\frac{\alpha}{2-\alpha}\sigma^2$ (sum the squared weights).
 
 # %%
-runs = explore_smoothing.many_runs(alpha=0.1, steps=200, runs=4000, y0=2.0)
+runs = explore.many_runs(alpha=0.1, steps=200, runs=4000, y0=2.0)
 drift_of_mean = np.abs(runs.mean(axis=1) - 2.0).max()
 print(f"largest |average of Y_t over runs - 2| for t = 1..200: {drift_of_mean:.3f} "
       f"(standard error {np.sqrt(0.1 / 1.9 / 4000):.3f})")
@@ -165,7 +166,7 @@ assert abs(runs[-1].var() / (0.1 / 1.9) - 1) < 0.1
 # $\hat Y_1 = X_1$ exactly, and it fades to a division by 1 as $t$ grows.
 
 # %%
-start = explore_smoothing.many_runs(alpha=0.05, steps=100, runs=4000, y0=0.0)
+start = explore.many_runs(alpha=0.05, steps=100, runs=4000, y0=0.0)
 corrected = bias_correct(start, alpha=0.05)
 steps = np.arange(1, 101)
 fig = plots.curves(steps, {"EMA from 0 (average of runs)": start.mean(axis=1),
@@ -194,7 +195,7 @@ for a in (0.2, 0.1, 0.05, 0.01):
     window = int(effective_window(a))
     share = ema_weights(a, window).sum()
     jump = ema(np.ones(1000), a)              # from 0 to a constant 1 at t = 1
-    reach = explore_smoothing.steps_to_reach(jump, 0.0, 1.0, 1 - 1 / np.e) + 1
+    reach = explore.steps_to_reach(jump, 0.0, 1.0, 1 - 1 / np.e) + 1
     print(f"alpha {a:<4}: window {window:3d}, weight of the newest {window:3d} values "
           f"{share:.1%}, steps to cover 63% of a jump {reach}")
     assert 0.63 < share < 0.68 and abs(reach - window) <= 1
@@ -216,17 +217,17 @@ for a in (0.2, 0.1, 0.05, 0.01):
 
 # %%
 freqs = np.linspace(0, 0.5, 201)
-fig = plots.curves(freqs, {f"α = {a}": explore_smoothing.frequency_response(a, freqs)
+fig = plots.curves(freqs, {f"α = {a}": explore.frequency_response(a, freqs)
                            for a in alphas}, logy=True, xlabel="frequency (cycles per step)",
                    ylabel="gain |H(f)|", title="The EMA is a low-pass filter")
 for a in alphas:
-    gain_0, gain_half = explore_smoothing.frequency_response(a, [0.0, 0.5])
-    measured = explore_smoothing.measured_gain(a, 0.05)
+    gain_0, gain_half = explore.frequency_response(a, [0.0, 0.5])
+    measured = explore.measured_gain(a, 0.05)
     print(f"alpha {a}: gain at f=0 {gain_0:.3f}, at f=1/2 {gain_half:.4f} "
           f"(alpha/(2-alpha) = {a / (2 - a):.4f}); at f=0.05 measured {measured:.4f}")
     assert np.isclose(gain_0, 1) and np.isclose(gain_half, a / (2 - a))
-    assert np.isclose(measured, explore_smoothing.frequency_response(a, 0.05), rtol=1e-6)
-gains = explore_smoothing.frequency_response(np.array(alphas), 0.05)
+    assert np.isclose(measured, explore.frequency_response(a, 0.05), rtol=1e-6)
+gains = explore.frequency_response(np.array(alphas), 0.05)
 assert np.all(np.diff(gains) > 0), "smaller alpha should damp a wiggle more"
 
 # %% [markdown]
@@ -237,9 +238,9 @@ assert np.all(np.diff(gains) > 0), "smaller alpha should damp a wiggle more"
 # wave passes nearly untouched.
 
 # %%
-fig, text = explore_smoothing.tracking_view("sinusoid", 0.2)
-x, truth, _, smoothed, _ = explore_smoothing.tracking("sinusoid", 0.2)
-raw_error, smooth_error = (explore_smoothing.rmse(v, truth) for v in (x, smoothed))
+fig, text = explore.tracking_view("sinusoid", 0.2)
+x, truth, _, smoothed, _ = explore.tracking("sinusoid", 0.2)
+raw_error, smooth_error = (explore.rmse(v, truth) for v in (x, smoothed))
 print(f"distance from the true wave (RMSE): observations {raw_error:.3f}, "
       f"EMA at alpha 0.2 {smooth_error:.3f}")
 assert smooth_error < 0.6 * raw_error
@@ -260,7 +261,7 @@ assert smooth_error < 0.6 * raw_error
 # bias-corrected, α = 0.1).
 
 # %%
-errors = {kind: explore_smoothing.tracking(kind, 0.1)[-1] for kind in
+errors = {kind: explore.tracking(kind, 0.1)[-1] for kind in
           ("stationary", "step", "drift", "sinusoid")}
 for kind, (err_mean, err_ema) in errors.items():
     print(f"{kind:<10}: running mean {err_mean:.3f}, EMA {err_ema:.3f}")
@@ -275,7 +276,7 @@ assert all(errors[k][1] < 0.5 * errors[k][0] for k in ("step", "drift", "sinusoi
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_smoothing.tracking_explorer()
+explore.tracking_explorer()
 
 # %% [markdown]
 # At the default setting (the step, α = 0.05), checked: after the jump from 0
@@ -284,10 +285,10 @@ explore_smoothing.tracking_explorer()
 # 2, halfway, by the end of the stream.
 
 # %%
-fig, text = explore_smoothing.tracking_view("step", 0.05)
+fig, text = explore.tracking_view("step", 0.05)
 print(text)
-_, truth, mean_1t, smoothed, _ = explore_smoothing.tracking("step", 0.05)
-lag = explore_smoothing.steps_to_reach(smoothed[250:], 0.0, 4.0, 1 - 1 / np.e)
+_, truth, mean_1t, smoothed, _ = explore.tracking("step", 0.05)
+lag = explore.steps_to_reach(smoothed[250:], 0.0, 4.0, 1 - 1 / np.e)
 print(f"EMA covers 63% of the jump {lag} steps after it; running mean at the end "
       f"{mean_1t[-1]:.2f}")
 assert 10 <= lag <= 30 and abs(mean_1t[-1] - 2.0) < 0.2
@@ -371,7 +372,7 @@ def streaming_mean(x):
     return None  # replace with your code
 
 
-_ = checks.check_streaming_mean(streaming_mean)
+_ = exercises.check_streaming_mean(streaming_mean)
 
 # %% [markdown]
 # **2. A bias-corrected EMA.** Write `ema_corrected(x, alpha)` that runs
@@ -383,7 +384,7 @@ def ema_corrected(x, alpha):
     return None  # replace with your code
 
 
-_ = checks.check_ema_corrected(ema_corrected)
+_ = exercises.check_ema_corrected(ema_corrected)
 
 # %% [markdown]
 # ## References

@@ -19,8 +19,10 @@
 # %%
 import numpy as np
 
-from bnlib import batchnorm, checks, data, explore_forward, plots
-from bnlib.checks import assert_below, assert_close, assert_true
+from bnlib import batchnorm, data
+from bnlib.course import checks, plots
+from bnlib.lessons.lesson03 import exercises, explore
+from bnlib.course.checks import assert_below, assert_close, assert_true
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -194,13 +196,13 @@ diff = assert_close("max |identity output - input|", y_id, x, 1e-12)
 # (the subject of [lesson 04](04_batchnorm_backward.ipynb)):
 
 # %%
-fit = explore_forward.fit_gamma_beta()
-fig = explore_forward.gamma_beta_figure(fit)
+fit = explore.fit_gamma_beta()
+fig = explore.gamma_beta_figure(fit)
 g_end, b_end = fit.gamma[-1], fit.beta[-1]
 print(f"learned gamma {g_end:.2f}, beta {b_end:.2f} (labels drawn with 4 and -4)")
 print(f"cross-entropy: {fit.loss[0]:.3f} at gamma=1, beta=0  ->  {fit.loss[-1]:.3f} learned")
-near_start = explore_forward.fraction_near_zero(fit, 1.0, 0.0)
-near_end = explore_forward.fraction_near_zero(fit, g_end, b_end)
+near_start = explore.fraction_near_zero(fit, 1.0, 0.0)
+near_end = explore.fraction_near_zero(fit, g_end, b_end)
 print(f"examples whose sigmoid input is in [-1, 1]: {near_start:.0%} -> {near_end:.0%}")
 
 # %% [markdown]
@@ -208,8 +210,8 @@ print(f"examples whose sigmoid input is in [-1, 1]: {near_start:.0%} -> {near_en
 # ten draws (seeds 0 to 9; each takes a few milliseconds), checked on every one:
 
 # %%
-fits = [explore_forward.fit_gamma_beta(seed=seed) for seed in range(10)]
-for claim, (holds, detail) in explore_forward.gamma_beta_verdicts(fits).items():
+fits = [explore.fit_gamma_beta(seed=seed) for seed in range(10)]
+for claim, (holds, detail) in explore.gamma_beta_verdicts(fits).items():
     assert_true(claim, holds, detail)
 assert abs(g_end - 3.3) < 0.05 and abs(b_end + 3.3) < 0.05 and abs(near_start - 0.68) < 0.005
 
@@ -332,9 +334,9 @@ assert_true("the output would be beta for any input", np.all(own_x_hat == 0))
 
 # %%
 momenta, n_steps = (0.9, 0.99, 0.999), 2000
-runs = {m: explore_forward.moving_statistics(m, 32, n_steps) for m in momenta}
+runs = {m: explore.moving_statistics(m, 32, n_steps) for m in momenta}
 train_mean = runs[0.99].train_mean
-fig = explore_forward.warmup_figure(runs, train_mean)
+fig = explore.warmup_figure(runs, train_mean)
 for m, run in runs.items():
     gap = abs(run.moving_mean[-1] - train_mean)
     print(f"momentum {m}: moving mean after {n_steps} steps {run.moving_mean[-1]:.3f}, "
@@ -349,7 +351,7 @@ for m, run in runs.items():
 # size of that jitter, whatever the batches were:
 
 # %%
-for claim, (holds, detail) in explore_forward.warmup_verdicts(runs).items():
+for claim, (holds, detail) in explore.warmup_verdicts(runs).items():
     assert_true(claim, holds, detail)
 
 # %% [markdown]
@@ -369,15 +371,15 @@ for claim, (holds, detail) in explore_forward.warmup_verdicts(runs).items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_forward.statistics_explorer()
+explore.statistics_explorer()
 
 # %% [markdown]
 # At the defaults (batch of 32, momentum 0.99), checked:
 
 # %%
-fig, text = explore_forward.statistics_view(batch_size=32, momentum=0.99)
+fig, text = explore.statistics_view(batch_size=32, momentum=0.99)
 print(text)
-run = explore_forward.moving_statistics(0.99, 32, 500)
+run = explore.moving_statistics(0.99, 32, 500)
 spread, predicted = run.batch_mean.std(), np.sqrt(run.train_var / 32)
 assert_true("batch means scatter about sigma/sqrt(B)", abs(spread / predicted - 1) < 0.15,
             f"{spread:.3f} vs {predicted:.3f}")
@@ -395,7 +397,7 @@ diff = assert_below("|moving mean - training-set mean| after 500 steps",
 
 # %%
 for unbiased in (False, True):
-    small = explore_forward.moving_statistics(0.99, 4, 3000, unbiased=unbiased)
+    small = explore.moving_statistics(0.99, 4, 3000, unbiased=unbiased)
     ratio = small.moving_var[1000:].mean() / small.train_var
     print(f"batch of 4, {'unbiased' if unbiased else 'biased'} update: moving variance / "
           f"training-set variance = {ratio:.3f}")
@@ -483,7 +485,7 @@ def batchnorm_train(x, gamma, beta, eps):
     return None  # replace with your code
 
 
-_ = checks.check_batchnorm_train(batchnorm_train)
+_ = exercises.check_batchnorm_train(batchnorm_train)
 
 # %% [markdown]
 # **2. The inference-mode forward pass.** Write
@@ -495,7 +497,7 @@ def batchnorm_inference(x, gamma, beta, moving_mean, moving_variance, eps):
     return None  # replace with your code
 
 
-_ = checks.check_batchnorm_inference(batchnorm_inference)
+_ = exercises.check_batchnorm_inference(batchnorm_inference)
 
 # %% [markdown]
 # **3. The moving statistics.** Write
@@ -508,7 +510,7 @@ def moving_update(moving_mean, moving_variance, x, momentum):
     return None  # replace with your code
 
 
-_ = checks.check_moving_update(moving_update)
+_ = exercises.check_moving_update(moving_update)
 
 # %% [markdown]
 # ## References

@@ -23,8 +23,10 @@ import timeit
 
 import numpy as np
 
-from bnlib import batchnorm, checks, explore_backward, gradcheck, plots
-from bnlib.checks import assert_below, assert_close, assert_true
+from bnlib import batchnorm, gradcheck
+from bnlib.course import checks, plots
+from bnlib.lessons.lesson04 import exercises, explore
+from bnlib.course.checks import assert_below, assert_close, assert_true
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -305,26 +307,26 @@ print(f"staged {t_staged * 1e3:.2f} ms, compact {t_compact * 1e3:.2f} ms per bac
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_backward.backward_explorer()
+explore.backward_explorer()
 
 # %% [markdown]
 # The default view (random dout, batch of 8), then the two special patterns,
 # checked:
 
 # %%
-fig, text = explore_backward.backward_view(pattern="random", batch_size=8)
+fig, text = explore.backward_view(pattern="random", batch_size=8)
 print(text)
-ex = explore_backward.backward_example("random", 8)
+ex = explore.backward_example("random", 8)
 diff = assert_below("|sum of dx| (random dout)", abs(ex.dx.sum()), 1e-12)
 
 # %%
-flat = explore_backward.backward_example("all ones", 8)
+flat = explore.backward_example("all ones", 8)
 assert_below("largest |dx| for dout = all ones", np.abs(flat.dx).max(), 1e-12)
 assert_close("dbeta for dout = all ones equals N", flat.dbeta, 8.0, 1e-12)
-one_hot = explore_backward.backward_example("one-hot", 8)
+one_hot = explore.backward_example("one-hot", 8)
 assert_true("one-hot dout still moves every example's input", np.all(np.abs(one_hot.dx) > 1e-3),
             f"smallest |dx| {np.abs(one_hot.dx).min():.3f}")
-stretch = explore_backward.backward_example("equal to x_hat", 8)
+stretch = explore.backward_example("equal to x_hat", 8)
 assert_true("dout = x_hat gives a nearly zero dx", np.abs(stretch.dx).max() < 0.01 * np.abs(ex.dx).max(),
             f"largest |dx| {np.abs(stretch.dx).max():.4f} vs {np.abs(ex.dx).max():.3f} for random dout")
 
@@ -355,7 +357,7 @@ def bn_backward(dout, x, gamma, eps):
     return None  # replace with your code
 
 
-_ = checks.check_batchnorm_backward(bn_backward)
+_ = exercises.check_batchnorm_backward(bn_backward)
 
 # %% [markdown]
 # **2. Backward in inference mode.** With `training=False` the layer
@@ -368,7 +370,7 @@ def bn_inference_backward(dout, gamma, moving_variance, eps):
     return None  # replace with your code
 
 
-_ = checks.check_inference_backward(bn_inference_backward)
+_ = exercises.check_inference_backward(bn_inference_backward)
 
 # %% [markdown]
 # ## References

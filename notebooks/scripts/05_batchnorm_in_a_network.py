@@ -23,10 +23,12 @@ import itertools
 
 import numpy as np
 
-from bnlib import batchnorm, checks, explore_network, nn, plots
-from bnlib.checks import assert_below, assert_close, assert_true
-from bnlib.explore_network import pct
-from bnlib.seeds import LESSON_SEEDS, spread
+from bnlib import batchnorm, nn
+from bnlib.course import checks, plots
+from bnlib.lessons.lesson05 import exercises, explore
+from bnlib.course.checks import assert_below, assert_close, assert_true
+from bnlib.lessons.lesson05.explore import pct
+from bnlib.course.seeds import LESSON_SEEDS, spread
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -47,7 +49,7 @@ rng = np.random.default_rng(0)
 # cross-entropy. Training is plain minibatch SGD with batches of 60 images.
 
 # %%
-split = explore_network.digits()
+split = explore.digits()
 print(f"train {split.x_train.shape}, test {split.x_test.shape}, pixel range "
       f"[{split.x_train.min():.0f}, {split.x_train.max():.0f}], {np.unique(split.y_train).size} classes")
 plain = nn.MLP((64, 100, 100, 10), norm=None, seed=0)
@@ -150,19 +152,19 @@ print("the bias changes nothing and gets no gradient: beta does its job")
 
 # %%
 settings = dict(lr=0.5, steps=600)
-curves = {label: explore_network.seed_curves(norm, LESSON_SEEDS, **settings)
-          for label, norm in explore_network.NORMS.items()}
-fig = explore_network.curves_figure(
+curves = {label: explore.seed_curves(norm, LESSON_SEEDS, **settings)
+          for label, norm in explore.NORMS.items()}
+fig = explore.curves_figure(
     curves, "64-100-100-10 sigmoid network, lr 0.5: median and range of 3 seeds")
 
 # %% [markdown]
-# `explore_network.speed_up(seeds)` measures the claim on every seed: the
+# `explore.speed_up(seeds)` measures the claim on every seed: the
 # first evaluation step (every 10 steps) at 90% test accuracy, and where both
 # networks stand on the way. The tests run the same function on five other seeds.
 
 # %%
-speed = explore_network.speed_up(LESSON_SEEDS, **settings)
-for label in explore_network.NORMS:
+speed = explore.speed_up(LESSON_SEEDS, **settings)
+for label in explore.NORMS:
     print(f"{label:10s} test accuracy at step 200: {pct(speed.values['at_200'][label])}; "
           f"at step 600: {pct(speed.values['final'][label])}")
 speed.check()
@@ -188,7 +190,7 @@ speed.check()
 # training can become **chaotic**: nudge the initial weights by one part in
 # $10^{15}$ (the size of a rounding error) and the run ends somewhere else
 # entirely. Its result is then luck, and another CPU, which rounds a few
-# products differently, would get another one. `explore_network.sensitivity`
+# products differently, would get another one. `explore.sensitivity`
 # measures this for every run (it trains the run again with the nudge; the
 # last section of the lesson looks at it closely): the plot marks chaotic runs
 # with an x, and the printout gives them a verdict, not a number. This sweep
@@ -197,8 +199,8 @@ speed.check()
 # the explorer below).
 
 # %%
-lr_claim = explore_network.learning_rates(LESSON_SEEDS)
-fig = explore_network.sweep_figure(lr_claim.values["sweeps"], xlabel="learning rate",
+lr_claim = explore.learning_rates(LESSON_SEEDS)
+fig = explore.sweep_figure(lr_claim.values["sweeps"], xlabel="learning rate",
                                    title="ReLU network, 300 steps")
 
 # %%
@@ -235,8 +237,8 @@ lr_claim.check()
 # network for 300 steps at learning rate 1, from the three seeds.
 
 # %%
-init_claim = explore_network.init_scales(LESSON_SEEDS)
-fig = explore_network.sweep_figure(init_claim.values["sweeps"], xlabel="initialization scale s",
+init_claim = explore.init_scales(LESSON_SEEDS)
+fig = explore.sweep_figure(init_claim.values["sweeps"], xlabel="initialization scale s",
                                    title="sigmoid network, lr 1, 300 steps")
 
 # %%
@@ -261,7 +263,7 @@ init_claim.check()
 
 # %%
 input_std = {}
-for s in explore_network.INIT_SCALES:
+for s in explore.INIT_SCALES:
     net = nn.MLP((64, 100, 100, 10), norm="batch", init_scale=s, seed=0)
     net.forward(split.x_train[:60], training=True)
     input_std[s] = [p.std(axis=0).mean() for p in net.pre_activations]
@@ -291,9 +293,9 @@ assert_true("at s = 0.01, epsilon shrinks them below 0.1", max(input_std[0.01]) 
 # eight hidden layers of 50 units, at initialization:
 
 # %%
-deep = explore_network.DEEP_SIZES
+deep = explore.DEEP_SIZES
 ratio = {}
-for label, norm in explore_network.NORMS.items():
+for label, norm in explore.NORMS.items():
     net = nn.MLP(deep, norm=norm, seed=0)
     net.backward(nn.softmax_cross_entropy(net.forward(split.x_train[:60], training=True),
                                           split.y_train[:60])[1])
@@ -308,7 +310,7 @@ assert_true("with batch norm it does not", ratio["batch norm"] > 0.1)
 # hidden layers, learning rate 1, 300 steps, the three seeds:
 
 # %%
-deep_claim = explore_network.depth(LESSON_SEEDS)
+deep_claim = explore.depth(LESSON_SEEDS)
 for label, final in deep_claim.values["final"].items():
     print(f"{label:10s} final test accuracy {pct(final)}")
 deep_claim.check()
@@ -331,7 +333,7 @@ deep_claim.check()
 # (lr 0.3, 300 steps):
 
 # %%
-place = explore_network.placement(LESSON_SEEDS)
+place = explore.placement(LESSON_SEEDS)
 for act, pos in place.values["final"]:
     v = {name: place.values[name][act, pos] for name in ("at_100", "final", "train_loss")}
     print(f"{act:7s} BN {pos:6s}: test accuracy at step 100 {pct(v['at_100'])}, "
@@ -367,14 +369,14 @@ place.check()
 # weights it is another unit, so the curves differ from seed to seed).
 
 # %%
-fig1 = explore_network.figure1_claim(LESSON_SEEDS)
+fig1 = explore.figure1_claim(LESSON_SEEDS)
 hists = fig1.values["histories"]
-fig = explore_network.figure1_figure(hists["plain"], hists["batch norm"], LESSON_SEEDS)
+fig = explore.figure1_figure(hists["plain"], hists["batch norm"], LESSON_SEEDS)
 
 # %%
-for step, label in itertools.product((200, 500, 2000), explore_network.NORMS):
+for step, label in itertools.product((200, 500, 2000), explore.NORMS):
     print(f"step {step:4d}, {label:10s}: test accuracy {pct(fig1.values['accuracy'][label][step])}")
-for label in explore_network.NORMS:
+for label in explore.NORMS:
     moved = np.median(fig1.values["range"][label], axis=0)
     print(f"{label:10s} how far p15 / p50 / p85 moved over training (median of the seeds) "
           f"{np.round(moved, 2)}; drift {spread(fig1.values['drift'][label])} band widths")
@@ -401,11 +403,11 @@ fig1.check()
 # seed 0, and the largest change in the first layer for every seed:
 
 # %%
-trained, _ = explore_network.run("batch", lr=0.5, steps=600, seed=0)
+trained, _ = explore.run("batch", lr=0.5, steps=600, seed=0)
 for k, layer in enumerate(trained.norms, start=1):
     print(f"seed 0, layer {k}: gamma in [{layer.gamma.min():.2f}, {layer.gamma.max():.2f}], "
           f"beta in [{layer.beta.min():.2f}, {layer.beta.max():.2f}]")
-explore_network.gamma_beta_moved(LESSON_SEEDS).check()
+explore.gamma_beta_moved(LESSON_SEEDS).check()
 
 # %% [markdown]
 # At test time the network must switch to **inference mode**: normalize with
@@ -415,7 +417,7 @@ explore_network.gamma_beta_moved(LESSON_SEEDS).check()
 # each test batch with its own statistics:
 
 # %%
-modes = explore_network.inference_modes(LESSON_SEEDS)
+modes = explore.inference_modes(LESSON_SEEDS)
 for name, values in modes.values["modes"].items():
     print(f"{name:20s} test accuracy {pct(values)}")
 alone = trained.forward(split.x_test[:1], training=False)
@@ -438,50 +440,50 @@ modes.check()
 # setting, from seed 0. Training takes longer than a slider can wait (the course aims at
 # 100 ms per update; `make bench` measures it), so each of the 70 slider
 # settings was trained ahead of time with exactly the code this lesson uses,
-# `explore_network.run` (`make tables` trains them again and saves the curves
+# `explore.run` (`make tables` trains them again and saves the curves
 # in `bnlib/explore_network_runs.npz`, with each run's sensitivity to a
 # 1e-15 nudge); the plot follows the sliders at once. The readout gives a
 # chaotic run no numbers, only the verdict "chaotic": its curve is one of many
 # that rounding could have produced.
 # Below, the table is checked against a fresh training. To train a setting
 # yourself, including one the sliders do not offer, call
-# `explore_network.run("batch", lr=0.5, init_scale=2.0)` (`None` instead of
+# `explore.run("batch", lr=0.5, init_scale=2.0)` (`None` instead of
 # `"batch"` for no batch norm; `seed=` for another seed): it returns the model
 # and its history. Things to try: learning rate 10 with and without batch norm;
 # init scale 0.01 or 100; learning rate 30 (even batch norm has limits).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_network.run_explorer()
+explore.run_explorer()
 
 # %% [markdown]
 # The explorer's starting point (learning rate 1, scale 1, batch norm on), and
 # the same run without batch norm:
 
 # %%
-fig, text = explore_network.run_view(lr=1.0, init_scale=1.0, batch_norm=True)
+fig, text = explore.run_view(lr=1.0, init_scale=1.0, batch_norm=True)
 print(text)
-print(explore_network.run_readout("without BN, lr 1, init scale 1",
-                                  *explore_network.explorer_run(1.0, 1.0, False)))
-table_run, table_sensitivity = explore_network.explorer_run(1.0, 1.0, True)
-fresh = explore_network.run("batch", lr=1.0)[1]
+print(explore.run_readout("without BN, lr 1, init scale 1",
+                                  *explore.explorer_run(1.0, 1.0, False)))
+table_run, table_sensitivity = explore.explorer_run(1.0, 1.0, True)
+fresh = explore.run("batch", lr=1.0)[1]
 _ = assert_close("loss curve: the explorer's table vs the fresh training", table_run.loss,
                  fresh.loss, 1e-9)
 assert_true("the starting point is reproducible",
-            table_sensitivity < explore_network.REPRODUCIBLE)
+            table_sensitivity < explore.REPRODUCIBLE)
 
 # %% [markdown]
 # ### Stable and chaotic training
 #
 # The table and the fresh training agree to rounding here. Another CPU may
 # round the last bit of some products differently: does that matter?
-# `explore_network.sensitivity` measures it: it trains a setting again with
+# `explore.sensitivity` measures it: it trains a setting again with
 # every initial weight nudged by one part in $10^{15}$ and returns the largest
 # relative change of the loss curve. At learning rate 10 and 30, on the
 # three seeds:
 
 # %%
-stable = explore_network.stability(LESSON_SEEDS)
+stable = explore.stability(LESSON_SEEDS)
 stable.check()
 
 # %% [markdown]
@@ -530,7 +532,7 @@ def hidden_layer(x, W, gamma, beta):
     return None  # replace with your code
 
 
-checks.check_network_hidden_layer(hidden_layer)
+_ = exercises.check_network_hidden_layer(hidden_layer)
 
 # %% [markdown]
 # **2.** The same layer at test time:
@@ -542,7 +544,7 @@ def inference_layer(x, W, gamma, beta, moving_mean, moving_variance):
     return None  # replace with your code
 
 
-checks.check_network_inference_layer(inference_layer)
+_ = exercises.check_network_inference_layer(inference_layer)
 
 # %% [markdown]
 # **3.** One SGD step for γ and β: given `dout` (the gradient of the loss
@@ -555,7 +557,7 @@ def gamma_beta_step(dout, x_hat, gamma, beta, lr):
     return None  # replace with your code
 
 
-checks.check_network_gamma_beta_step(gamma_beta_step)
+_ = exercises.check_network_gamma_beta_step(gamma_beta_step)
 
 # %% [markdown]
 # ## References

@@ -19,7 +19,9 @@
 # %%
 import numpy as np
 
-from bnlib import checks, data, explore_shift, internal_shift, nn, plots, seeds
+from bnlib import data, nn
+from bnlib.course import checks, plots, seeds
+from bnlib.lessons.lesson06 import exercises, experiments, explore
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -72,10 +74,10 @@ assert abs(d.x_target.mean() - d.x_source.mean()) > 1.2 and abs(same_rule - 0.2)
 # %%
 design = np.stack([d.x_source, np.ones_like(d.x_source)], axis=1)   # columns x, 1
 line = np.linalg.lstsq(design, d.y_source, rcond=None)[0]            # (slope, intercept)
-checks.assert_close("line vs explore_shift.fit_line", line,
-                    explore_shift.fit_line(d.x_source, d.y_source), 1e-10)
-source_mse = explore_shift.mse(line, d.x_source, d.y_source)
-target_mse = explore_shift.mse(line, d.x_target, d.y_target)
+checks.assert_close("line vs explore.fit_line", line,
+                    explore.fit_line(d.x_source, d.y_source), 1e-10)
+source_mse = explore.mse(line, d.x_source, d.y_source)
+target_mse = explore.mse(line, d.x_target, d.y_target)
 print(f"straight line: slope {line[0]:.3f}, intercept {line[1]:.3f}")
 print(f"mean squared error on the source {source_mse:.3f}, on the target {target_mse:.3f} "
       f"({target_mse / source_mse:.1f} times larger)")
@@ -122,10 +124,10 @@ assert rich_target_mse < 0.05   # the noise variance is 0.2**2 = 0.04
 
 # %%
 w = d.target_pdf(d.x_source) / d.source_pdf(d.x_source)
-w_bnlib = explore_shift.importance_weights(d.x_source, d.source_pdf, d.target_pdf)
-checks.assert_close("weights vs explore_shift.importance_weights", w, w_bnlib, 1e-12)
+w_bnlib = explore.importance_weights(d.x_source, d.source_pdf, d.target_pdf)
+checks.assert_close("weights vs explore.importance_weights", w, w_bnlib, 1e-12)
 print(f"mean weight {w.mean():.2f} (its expectation under the source is exactly 1)")
-estimate = np.mean(w * (explore_shift.predict_line(line, d.x_source) - d.y_source) ** 2)
+estimate = np.mean(w * (explore.predict_line(line, d.x_source) - d.y_source) ** 2)
 print(f"weighted source error of the plain line {estimate:.2f} "
       f"vs its true target error {target_mse:.2f}")
 assert abs(w.mean() - 1) < 0.3 and abs(estimate - target_mse) < 0.3 * target_mse
@@ -136,13 +138,13 @@ assert abs(w.mean() - 1) < 0.3 and abs(estimate - target_mse) < 0.3 * target_mse
 # fit, $\min_\theta \sum_i w_i\,(\theta_0 x_i + \theta_1 - y_i)^2$.
 
 # %%
-weighted_line = explore_shift.fit_line(d.x_source, d.y_source, weights=w)
-weighted_target_mse = explore_shift.mse(weighted_line, d.x_target, d.y_target)
-best_target_mse = explore_shift.mse(explore_shift.fit_line(d.x_target, d.y_target),
+weighted_line = explore.fit_line(d.x_source, d.y_source, weights=w)
+weighted_target_mse = explore.mse(weighted_line, d.x_target, d.y_target)
+best_target_mse = explore.mse(explore.fit_line(d.x_target, d.y_target),
                                     d.x_target, d.y_target)
 print(f"target error: plain {target_mse:.3f}, weighted {weighted_target_mse:.3f}, "
       f"best possible line (fit on labelled target data) {best_target_mse:.3f}")
-weighted_source_mse = explore_shift.mse(weighted_line, d.x_source, d.y_source)
+weighted_source_mse = explore.mse(weighted_line, d.x_source, d.y_source)
 print(f"source error: plain {source_mse:.3f}, weighted {weighted_source_mse:.3f}")
 assert weighted_target_mse < target_mse / 10 and weighted_target_mse < 1.1 * best_target_mse
 assert weighted_source_mse > 10 * source_mse
@@ -164,18 +166,18 @@ assert weighted_source_mse > 10 * source_mse
 #   \quad\Longrightarrow\quad w(x) = \frac{p(x)}{1-p(x)} \cdot \frac{n_S}{n_T}.$$
 #
 # The odds, corrected for the sizes of the two pools, are the density ratio.
-# `explore_shift.fit_domain_classifier` is a logistic regression on the
+# `explore.fit_domain_classifier` is a logistic regression on the
 # features $1, x, x^2$ (the log-ratio of two Gaussians is quadratic, so this
 # family fits the task), fitted with Newton's method in a few lines of NumPy.
 
 # %%
-classifier = explore_shift.fit_domain_classifier(d.x_source, d.x_target)
+classifier = explore.fit_domain_classifier(d.x_source, d.x_target)
 for x0 in (0.0, 1.0, 2.0):
     print(f"P(target | x={x0:.0f}) = {classifier(np.array([x0]))[0]:.3f}")
-w_est = explore_shift.odds_weights(classifier(d.x_source), len(d.x_source), len(d.x_target))
+w_est = explore.odds_weights(classifier(d.x_source), len(d.x_source), len(d.x_target))
 corr = np.corrcoef(w, w_est)[0, 1]
-est_line = explore_shift.fit_line(d.x_source, d.y_source, weights=w_est)
-est_target_mse = explore_shift.mse(est_line, d.x_target, d.y_target)
+est_line = explore.fit_line(d.x_source, d.y_source, weights=w_est)
+est_target_mse = explore.mse(est_line, d.x_target, d.y_target)
 print(f"correlation of estimated and true weights {corr:.3f}")
 print(f"target error with estimated weights {est_target_mse:.3f} (plain {target_mse:.3f})")
 assert corr > 0.95 and est_target_mse < target_mse / 10
@@ -188,7 +190,7 @@ assert corr > 0.95 and est_target_mse < target_mse / 10
 # examples the weighted sample is worth.
 
 # %%
-ess = explore_shift.effective_sample_size(w)
+ess = explore.effective_sample_size(w)
 print(f"400 source examples are worth about {ess:.0f} after weighting")
 assert 10 < ess < 20
 
@@ -203,21 +205,21 @@ assert 10 < ess < 20
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_shift.shift_explorer()
+explore.shift_explorer()
 
 # %% [markdown]
 # At the default shift of 1.5 (the figure and numbers below), and the two ends
 # of the slider:
 
 # %%
-fig, text = explore_shift.shift_view(shift=1.5)
+fig, text = explore.shift_view(shift=1.5)
 print(text)
 for s in (0.0, 3.0):
-    r = explore_shift.shift_experiment(s)
+    r = explore.shift_experiment(s)
     e = r["errors"]
     print(f"shift {s:.1f}: target MSE plain {e['plain'][1]:.3f}, weighted {e['known'][1]:.3f}, "
           f"best line {e['best'][1]:.3f}, effective sample size {r['ess']['known']:.1f}")
-e0, e3 = explore_shift.shift_experiment(0.0), explore_shift.shift_experiment(3.0)
+e0, e3 = explore.shift_experiment(0.0), explore.shift_experiment(3.0)
 assert e0["errors"]["known"][1] < e0["errors"]["plain"][1] < 0.2 and e0["ess"]["known"] > 300
 assert e0["errors"]["known"][1] < 1.05 * e0["errors"]["best"][1]
 assert e3["ess"]["known"] < 2 and e3["errors"]["known"][1] > 10 * e3["errors"]["best"][1]
@@ -228,7 +230,7 @@ assert e3["ess"]["known"] < 2 and e3["errors"]["known"][1] > 10 * e3["errors"]["
 # as ratios:
 
 # %%
-rule = {s: explore_shift.weighting_over_seeds(shift=s) for s in (0.0, 1.5, 3.0)}
+rule = {s: explore.weighting_over_seeds(shift=s) for s in (0.0, 1.5, 3.0)}
 for s, r in rule.items():
     print(f"shift {s:.1f}: weighted / plain {seeds.spread(r['vs_plain'])}\n"
           f"           weighted / best line {seeds.spread(r['vs_best'])}\n"
@@ -284,14 +286,14 @@ checks.assert_true("shift 3, every sample: effective sample size under 10, error
 # once), and measure how far each hidden layer's input distribution moves: the
 # mean shift of its 15th, 50th and 85th percentiles, in units of the layer's
 # own width (85th minus 15th percentile) on 500 digits. The seed sets both the
-# network and the nudge; we try five seeds (`internal_shift.SEEDS`), drawn as
+# network and the nudge; we try five seeds (`experiments.SEEDS`), drawn as
 # thin lines, with their median thick.
 
 # %%
-fig, text = explore_shift.compounding_view()
+fig, text = explore.compounding_view()
 print(text)
-plain = internal_shift.compounding_shifts("none")     # shape (seeds, layers)
-normed = internal_shift.compounding_shifts("batch")
+plain = experiments.compounding_shifts("none")     # shape (seeds, layers)
+normed = experiments.compounding_shifts("batch")
 growth, damping = plain[:, -1] / plain[:, 0], plain[:, -1] / normed[:, -1]
 checks.assert_true("every seed, no batch norm: layer 8 moves over twice as far as layer 1",
                    np.all(growth > 2), f"{seeds.spread(growth, '.1f')} times")
@@ -346,14 +348,14 @@ assert np.abs(z.mean(axis=0)).max() < 1e-9 and np.all(np.abs(z.std(axis=0) - 1) 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_shift.layer_input_explorer()
+explore.layer_input_explorer()
 
 # %% [markdown]
 # Unit 0 of seed 0, and the movement of the whole layer (the mean over its 100
 # units of how far the three percentiles moved, in the sigmoid's input units):
 
 # %%
-fig, text = explore_shift.layer_input_view(unit=0)
+fig, text = explore.layer_input_view(unit=0)
 print(text)
 
 # %% [markdown]
@@ -362,9 +364,9 @@ print(text)
 # from each of the five seeds:
 
 # %%
-fig, text = explore_shift.drift_view()
+fig, text = explore.drift_view()
 print(text)
-drift = internal_shift.drift()    # net -> per-seed arrays
+drift = experiments.drift()    # net -> per-seed arrays
 plain, normed = drift["none"], drift["batch"]
 checks.assert_true("every seed: batch norm's drift under 40% of the plain net's",
                    np.all(normed["total"] < 0.4 * plain["total"]),
@@ -406,7 +408,7 @@ checks.assert_true("every seed: at step 50, over 90% of the units have their med
 # step, each unit's output is multiplied by a random scale (between 1/2 and 2),
 # moved by a random offset (between -1 and 1), and jittered per example by noise
 # of a random size (standard deviation up to 0.5); all three are redrawn at every
-# step (`internal_shift.NoisyBatchNorm`; nothing is added at test time). The
+# step (`experiments.NoisyBatchNorm`; nothing is added at test time). The
 # sigmoids of that network see a distribution that jumps around all the time;
 # the third panel of the explorer and the green lines above are that network.
 
@@ -421,9 +423,9 @@ checks.assert_true("every seed: noisy batch norm moves over twice as far per rec
 # stable. How well does it train?
 
 # %%
-acc = internal_shift.accuracies()    # the same runs: net -> {"early", "final"}, per seed
+acc = experiments.accuracies()    # the same runs: net -> {"early", "final"}, per seed
 for net, a in acc.items():
-    print(f"{explore_shift.NETS[net]:>16}, test accuracy: after 300 steps "
+    print(f"{explore.NETS[net]:>16}, test accuracy: after 300 steps "
           f"{seeds.spread(a['early'])}, after 600 {seeds.spread(a['final'])}")
 gap = np.abs(acc["noisy"]["final"] - acc["batch"]["final"])
 checks.assert_true("every seed: noisy and plain batch norm end within 0.04", np.all(gap < 0.04),
@@ -461,9 +463,9 @@ checks.assert_true("every seed: after 600 steps noisy batch norm still leads the
 # network no longer does:
 
 # %%
-fig, text = explore_shift.learning_rate_view(lrs=(0.4, 0.8))
+fig, text = explore.learning_rate_view(lrs=(0.4, 0.8))
 print(text)
-verdicts = internal_shift.learning_rate_verdicts(lrs=(0.4, 0.8))
+verdicts = experiments.learning_rate_verdicts(lrs=(0.4, 0.8))
 print(f"learning rate 0.4, final test accuracy: {seeds.spread(verdicts[0.4]['final'])}")
 checks.assert_true("learning rate 0.4: the plain ReLU net settles on every seed",
                    verdicts[0.4]["settled"].all())
@@ -480,9 +482,9 @@ checks.assert_true("learning rate 0.8: it settles on no seed", not verdicts[0.8]
 # We probe both networks every 10 steps over their first 100 steps.
 
 # %%
-fig, text = explore_shift.landscape_view(lr=0.4, steps=100)
+fig, text = explore.landscape_view(lr=0.4, steps=100)
 print(text)
-smooth = internal_shift.smoothness(lr=0.4, steps=100)    # net -> per-seed means after step 0
+smooth = experiments.smoothness(lr=0.4, steps=100)    # net -> per-seed means after step 0
 for key, name, factor, fmt in (("loss_range", "loss range", 40, ".0f"),
                                ("grad_change", "gradient change", 25, ".0f"),
                                ("beta", "smoothness ratio", 2.5, ".1f")):
@@ -519,7 +521,7 @@ checks.assert_true("every seed: at step 0, batch norm's loss range over 5x the p
 #   changes along the gradient, a "smooth" surface on which it makes no progress:
 
 # %%
-flat = internal_shift.smoothness(nets=("none",), lr=1.0, steps=100, activation="sigmoid")["none"]
+flat = experiments.smoothness(nets=("none",), lr=1.0, steps=100, activation="sigmoid")["none"]
 print(f"sigmoid net without batch norm, learning rate 1:\n  loss range "
       f"{seeds.spread(flat['loss_range'])}\n  test accuracy after 100 steps "
       f"{seeds.spread(flat['accuracy'])}")
@@ -572,7 +574,7 @@ checks.assert_true("every seed: loss range under 0.2 and accuracy at chance (und
 # ## Exercises
 #
 # **1. Weights from a classifier.** Write `my_odds_weights(p_target, n_source, n_target)`
-# (bnlib's own version is `explore_shift.odds_weights`: try without peeking)
+# (bnlib's own version is `explore.odds_weights`: try without peeking)
 # that turns a classifier's probabilities $P(\text{target} \mid x)$ (an array) into
 # importance weights $P_T(x)/P_S(x)$, for pools of `n_source` source and
 # `n_target` target examples.
@@ -582,7 +584,7 @@ def my_odds_weights(p_target, n_source, n_target):
     return None  # replace with your code
 
 
-checks.check_odds_weights(my_odds_weights)
+_ = exercises.check_odds_weights(my_odds_weights)
 
 # %% [markdown]
 # **2. Weighted least squares.** Write `weighted_line(x, y, w)` returning
@@ -595,7 +597,7 @@ def weighted_line(x, y, w):
     return None  # replace with your code
 
 
-checks.check_weighted_line(weighted_line)
+_ = exercises.check_weighted_line(weighted_line)
 
 # %% [markdown]
 # **3. Probing a loss surface along the gradient.** Write
@@ -611,7 +613,7 @@ def gradient_steps(loss, grad, theta, lr, multipliers):
     return None  # replace with your code
 
 
-checks.check_gradient_steps(gradient_steps)
+_ = exercises.check_gradient_steps(gradient_steps)
 
 # %% [markdown]
 # ## References

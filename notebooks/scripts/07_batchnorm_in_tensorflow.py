@@ -19,12 +19,14 @@
 # %%
 import numpy as np
 
-from bnlib import batchnorm, checks, data, explore_keras, normalize, plots, seeds
+from bnlib import batchnorm, data, normalize
+from bnlib.course import checks, plots, seeds, timing
+from bnlib.lessons.lesson07 import exercises, explore
 from bnlib.ema import convert_momentum
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
-tf, keras = explore_keras.tf_keras()   # imports TensorFlow quietly, deterministic ops
+tf, keras = explore.tf_keras()   # imports TensorFlow quietly, deterministic ops
 print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
 
 # %% [markdown]
@@ -197,11 +199,11 @@ assert abs(out_infer.mean() - xb.mean()) < 0.2 and abs(out_infer.mean()) > 4
 # round-off (about 1e-7 per operation, a few 1e-6 after a few hundred steps).
 
 # %%
-batches = explore_keras.random_batches(n_steps=200)       # (200, 32, 5)
+batches = explore.random_batches(n_steps=200)       # (200, 32, 5)
 gamma = rng.uniform(0.5, 2.0, 5).astype(np.float32)
 beta = rng.normal(size=5).astype(np.float32)
 dout = rng.normal(size=(32, 5)).astype(np.float32)
-pairs = explore_keras.side_by_side(batches, gamma, beta, dout)
+pairs = explore.side_by_side(batches, gamma, beta, dout)
 for name, (k_value, b_value) in pairs.items():
     scale = max(1.0, float(np.abs(k_value).max()))
     relative = checks.max_abs_diff(k_value, b_value) / scale
@@ -253,19 +255,19 @@ diff = checks.assert_close("PyTorch-style running variance", torch_like.moving_v
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_keras.momentum_explorer()
+explore.momentum_explorer()
 
 # %% [markdown]
 # At Keras's default 0.99 (batches of 32 from a distribution with mean 3 and
 # variance 4), checked:
 
 # %%
-fig, text = explore_keras.momentum_view(momentum=0.99)
+fig, text = explore.momentum_view(momentum=0.99)
 print(text)
-jitter, predicted = explore_keras.moving_mean_spread(0.99)
-assert explore_keras.warmup_steps(0.99) == 299
+jitter, predicted = explore.moving_mean_spread(0.99)
+assert explore.warmup_steps(0.99) == 299
 assert 0.7 < jitter / predicted < 1.3
-settled = explore_keras.moving_statistics_over_runs(0.99)[1].mean()
+settled = explore.moving_statistics_over_runs(0.99)[1].mean()
 print(f"moving variance at step 500, averaged over 200 runs, {settled:.3f}: "
       "below the true 4, near (31/32)·4 = 3.875")
 assert abs(settled / 3.875 - 1) < 0.03 and settled < 4
@@ -304,7 +306,7 @@ assert abs(settled / 3.875 - 1) < 0.03 and settled < 4
 # %%
 modes = ("default", "trainable_false", "call_training_false", "graph_training_false",
          "base_training_false")
-moved = {mode: explore_keras.fine_tune_changes(mode) for mode in modes}
+moved = {mode: explore.fine_tune_changes(mode) for mode in modes}
 for mode, change in moved.items():
     states = [f"{k}: {'moved' if v > 0 else 'frozen'}" for k, v in change.items()]
     print(f"{mode:22s}", "  ".join(states))
@@ -346,8 +348,8 @@ print("checked: only trainable=False freezes all four vectors")
 # training:
 
 # %%
-counts = {kind: explore_keras.parameter_counts(explore_keras.build_model(kind))
-          for kind in explore_keras.KINDS}
+counts = {kind: explore.parameter_counts(explore.build_model(kind))
+          for kind in explore.KINDS}
 for kind, count in counts.items():
     print(f"{kind:22s} {count}")
 a, b = counts["bn_after_activation"], counts["bn_before_activation"]
@@ -364,12 +366,12 @@ assert a["total"] - b["total"] == 64 + 32 and a["non_trainable"] == b["non_train
 # trained on three seeds (six runs), and we look at the spread.
 
 # %%
-comparison = explore_keras.compare_layouts(seeds.LESSON_SEEDS)
-fig = explore_keras.layouts_figure(comparison)
-for kind in explore_keras.KINDS:
+comparison = explore.compare_layouts(seeds.LESSON_SEEDS)
+fig = explore.layouts_figure(comparison)
+for kind in explore.KINDS:
     print(f"{kind:22s} test accuracy (%): "
           f"{seeds.spread(100 * comparison.test_accuracy[kind], '.1f')}")
-for claim, (holds, detail) in explore_keras.layout_verdicts(comparison).items():
+for claim, (holds, detail) in explore.layout_verdicts(comparison).items():
     checks.assert_true(claim, holds, detail)
 
 # %% [markdown]
@@ -395,15 +397,15 @@ for claim, (holds, detail) in explore_keras.layout_verdicts(comparison).items():
 # batch norm *before* a dense layer (the input layer, or model 1 where BN follows
 # the activation) folds into the **next** dense layer instead, scaling its rows:
 # $W'' = \mathrm{diag}(\gamma/\sigma)\,W$, $b'' = (\beta - \gamma\mu/\sigma)\,W + b$.
-# `explore_keras.fold_model` walks the Keras model and applies whichever fits.
+# `explore.fold_model` walks the Keras model and applies whichever fits.
 
 # %%
 split = data.digits(dtype=np.float32)
-for kind in explore_keras.KINDS:
-    model = explore_keras.train_model(kind).model
-    folded = explore_keras.fold_model(model)
+for kind in explore.KINDS:
+    model = explore.train_model(kind).model
+    folded = explore.fold_model(model)
     p_keras = model.predict(split.x_test, verbose=0)
-    p_folded = explore_keras.dense_stack_forward(folded, split.x_test)
+    p_folded = explore.dense_stack_forward(folded, split.x_test)
     print(f"{kind}: {len(model.layers)} Keras layers -> {len(folded)} dense layers")
     checks.assert_close("  probabilities, folded vs Keras", p_folded, p_keras, 1e-5)
     same = np.mean(p_folded.argmax(axis=1) == p_keras.argmax(axis=1))
@@ -418,10 +420,10 @@ for kind in explore_keras.KINDS:
 # %%
 # NBVAL_IGNORE_OUTPUT
 big = np.tile(split.x_test, (50, 1))
-model = explore_keras.train_model("bn_before_activation").model
-plain = explore_keras.folded_keras_model(explore_keras.fold_model(model))
-t_bn = explore_keras.best_time(lambda: model(big, training=False))
-t_folded = explore_keras.best_time(lambda: plain(big, training=False))
+model = explore.train_model("bn_before_activation").model
+plain = explore.folded_keras_model(explore.fold_model(model))
+t_bn = timing.best_time(lambda: model(big, training=False))
+t_folded = timing.best_time(lambda: plain(big, training=False))
 print(f"with batch norm {1e3 * t_bn:.1f} ms, folded {1e3 * t_folded:.1f} ms, "
       f"speed-up ×{t_bn / t_folded:.1f}")
 
@@ -454,7 +456,7 @@ def fold_bn(W, b, gamma, beta, moving_mean, moving_variance, eps):
     return None  # replace with your code
 
 
-_ = checks.check_fold_bn(fold_bn)
+_ = exercises.check_fold_bn(fold_bn)
 
 # %% [markdown]
 # **2. One Keras moving-statistics step.** Write
@@ -467,7 +469,7 @@ def keras_moving_update(moving_mean, moving_variance, x, momentum):
     return None  # replace with your code
 
 
-_ = checks.check_keras_moving_update(keras_moving_update)
+_ = exercises.check_keras_moving_update(keras_moving_update)
 
 # %% [markdown]
 # ## References

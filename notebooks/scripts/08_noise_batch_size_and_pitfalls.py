@@ -20,7 +20,9 @@
 # %%
 import numpy as np
 
-from bnlib import checks, data, explore_keras, explore_pitfalls, layernorm, nn, plots, seeds
+from bnlib import data, layernorm, nn
+from bnlib.course import checks, plots, seeds, timing
+from bnlib.lessons.lesson08 import exercises, explore
 
 plots.use_course_style()
 rng = np.random.default_rng(0)
@@ -46,31 +48,31 @@ print(f"digits: {len(split.x_train)} training and {len(split.x_test)} test image
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-explore_pitfalls.noise_explorer()
+explore.noise_explorer()
 
 # %% [markdown]
 # At the defaults (batch size 32, dropout rate 0.5), checked:
 
 # %%
-fig, text = explore_pitfalls.noise_view(batch_size=32, dropout_rate=0.5)
+fig, text = explore.noise_view(batch_size=32, dropout_rate=0.5)
 print(text)
-s32 = explore_pitfalls.noise_summary(32)
+s32 = explore.noise_summary(32)
 assert abs(s32["shift_std"] / s32["shift_law"] - 1) < 0.1
 assert abs(s32["scale_std"] / s32["scale_law"] - 1) < 0.25
 assert 0.10 < s32["scale_std"] < 0.14
-assert explore_pitfalls.dropout_noise_std(0.5) > 5 * s32["scale_std"]
+assert explore.dropout_noise_std(0.5) > 5 * s32["scale_std"]
 
 # %% [markdown]
 # The $1/\sqrt{m}$ law holds at every batch size: the measured spread of the batch
 # mean times $\sqrt{m}$ stays at 1.
 
 # %%
-for m in explore_pitfalls.BATCH_GRID:
-    s = explore_pitfalls.noise_summary(m)
+for m in explore.BATCH_GRID:
+    s = explore.noise_summary(m)
     print(f"m = {m:3d}: spread of batch mean {s['shift_std']:.3f}, × sqrt(m) = "
           f"{s['shift_std'] * np.sqrt(m):.2f};  one example's output spread {s['output_std']:.3f}")
     assert abs(s["shift_std"] * np.sqrt(m) - 1) < 0.1
-near_one = np.mean(np.abs(explore_pitfalls.batch_noise(2)["output"]) > 0.9)
+near_one = np.mean(np.abs(explore.batch_noise(2)["output"]) > 0.9)
 print(f"batches of 2: {near_one:.1%} of the normalized values are within 0.1 of ±1")
 assert near_one > 0.8
 
@@ -98,12 +100,12 @@ assert near_one > 0.8
 # checked on every seed. Here five seeds, since each run takes a fraction of a second.
 
 # %%
-reg = explore_pitfalls.regularization_table(explore_pitfalls.REG_SEEDS)
-print("\n".join(explore_pitfalls.regularization_lines(reg)))
-fig = explore_pitfalls.regularization_figure(reg)
+reg = explore.regularization_table(explore.REG_SEEDS)
+print("\n".join(explore.regularization_lines(reg)))
+fig = explore.regularization_figure(reg)
 
 # %%
-for claim in explore_pitfalls.regularization_claims(reg):
+for claim in explore.regularization_claims(reg):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -140,7 +142,7 @@ for claim in explore_pitfalls.regularization_claims(reg):
 # layer and at every point of training.
 
 # %%
-raw, after_bn = explore_pitfalls.noise_to_signal(scales=(0.01, 1.0, 100.0), noise_std=0.1)
+raw, after_bn = explore.noise_to_signal(scales=(0.01, 1.0, 100.0), noise_std=0.1)
 for scale, r, b in zip((0.01, 1.0, 100.0), raw, after_bn):
     print(f"activations of scale {scale:6g}: noise/signal {r:8.3f} raw, {b:.3f} after batch norm")
 assert raw.max() / raw.min() > 1e3 and np.allclose(after_bn, 0.1, rtol=0.01)
@@ -157,8 +159,8 @@ assert raw.max() / raw.min() > 1e3 and np.allclose(after_bn, 0.1, rtol=0.01)
 # %%
 norms = {}
 for scale in (0.5, 1.0, 3.0):
-    plain = norms[f"plain, init {scale}"] = explore_pitfalls.gradient_norms("none", scale)
-    with_bn = norms[f"batch norm, init {scale}"] = explore_pitfalls.gradient_norms("batch", scale)
+    plain = norms[f"plain, init {scale}"] = explore.gradient_norms("none", scale)
+    with_bn = norms[f"batch norm, init {scale}"] = explore.gradient_norms("batch", scale)
     print(f"init scale {scale}: first/last layer gradient ratio  plain {plain[0] / plain[-1]:.1e}"
           f"   with batch norm {with_bn[0] / with_bn[-1]:.2f}")
     assert plain[0] / plain[-1] < 0.02 and 0.3 < with_bn[0] / with_bn[-1] < 3
@@ -185,7 +187,7 @@ legend = fig.axes[0].legend(fontsize=8)
 # is a related, measured account.
 
 # %%
-logits_diff, ratio = explore_pitfalls.scale_invariance(factor=10.0)
+logits_diff, ratio = explore.scale_invariance(factor=10.0)
 checks.assert_below("max |logits change| after W1 *= 10", logits_diff, 1e-5)
 checks.assert_true("every entry of dL/dW1 shrank by exactly 10x",
                    np.allclose(ratio, 0.1, rtol=1e-4),
@@ -212,8 +214,8 @@ assert bn_net.n_params() - plain_net.n_params() == 2 * 200 - 200 and stats == 40
 # %%
 # NBVAL_IGNORE_OUTPUT
 x_big = np.tile(split.x_train, (4, 1))
-t_plain = explore_keras.best_time(lambda: plain_net.forward(x_big, training=True))
-t_bn = explore_keras.best_time(lambda: bn_net.forward(x_big, training=True))
+t_plain = timing.best_time(lambda: plain_net.forward(x_big, training=True))
+t_bn = timing.best_time(lambda: bn_net.forward(x_big, training=True))
 print(f"forward pass on {len(x_big)} rows: plain {1e3 * t_plain:.1f} ms, "
       f"with batch norm {1e3 * t_bn:.1f} ms (×{t_bn / t_plain:.2f})")
 
@@ -223,8 +225,8 @@ print(f"forward pass on {len(x_big)} rows: plain {1e3 * t_plain:.1f} ms, "
 # computes the same thing:
 
 # %%
-trained = explore_pitfalls.trained("batch")
-folded = explore_pitfalls.fold_mlp(trained)
+trained = explore.trained("batch")
+folded = explore.fold_mlp(trained)
 same = checks.assert_close("logits, folded vs batch-norm net (inference mode)",
                            folded.forward(split.x_test, training=False),
                            trained.forward(split.x_test, training=False), 1e-9)
@@ -252,12 +254,12 @@ print(f"the folded net has no normalization layers and {folded.n_params()} param
 # statistics (as in training) against the inference-mode accuracy. Three seeds.
 
 # %%
-small = explore_pitfalls.small_batch_table(seeds.LESSON_SEEDS)   # cached: trains once
-print("\n".join(explore_pitfalls.small_batch_lines(small)))
-fig = explore_pitfalls.small_batch_figure(small)
+small = explore.small_batch_table(seeds.LESSON_SEEDS)   # cached: trains once
+print("\n".join(explore.small_batch_lines(small)))
+fig = explore.small_batch_figure(small)
 
 # %%
-for claim in explore_pitfalls.small_batch_claims(small):
+for claim in explore.small_batch_claims(small):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -288,11 +290,11 @@ for claim in explore_pitfalls.small_batch_claims(small):
 # three seeds each.
 
 # %%
-sorted_runs = explore_pitfalls.sorted_batch_table(seeds.LESSON_SEEDS)
-print("\n".join(explore_pitfalls.sorted_batch_lines(sorted_runs)))
-for claim in explore_pitfalls.sorted_batch_claims(sorted_runs):
+sorted_runs = explore.sorted_batch_table(seeds.LESSON_SEEDS)
+print("\n".join(explore.sorted_batch_lines(sorted_runs)))
+for claim in explore.sorted_batch_claims(sorted_runs):
     checks.assert_true(*claim)
-fig = explore_pitfalls.sorted_batch_figure(sorted_runs)
+fig = explore.sorted_batch_figure(sorted_runs)
 
 # %% [markdown]
 # The mismatch, measured: how far a training batch's first-layer means sit from the
@@ -301,8 +303,8 @@ fig = explore_pitfalls.sorted_batch_figure(sorted_runs)
 # network.
 
 # %%
-print("\n".join(explore_pitfalls.one_class_mismatch_lines(sorted_runs)))
-for claim in explore_pitfalls.one_class_mismatch_claims(sorted_runs):
+print("\n".join(explore.one_class_mismatch_lines(sorted_runs)))
+for claim in explore.one_class_mismatch_claims(sorted_runs):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -323,9 +325,9 @@ for claim in explore_pitfalls.one_class_mismatch_claims(sorted_runs):
 # batch-norm networks trained on shuffled batches above.
 
 # %%
-shift_runs = explore_pitfalls.shift_table(seeds.LESSON_SEEDS)
-print("\n".join(explore_pitfalls.shift_lines(shift_runs)))
-for claim in explore_pitfalls.shift_claims(shift_runs):
+shift_runs = explore.shift_table(seeds.LESSON_SEEDS)
+print("\n".join(explore.shift_lines(shift_runs)))
+for claim in explore.shift_claims(shift_runs):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -340,11 +342,11 @@ for claim in explore_pitfalls.shift_claims(shift_runs):
 # after 30 to 400 steps and compare the two sets of statistics, on three seeds:
 
 # %%
-gain_runs = explore_pitfalls.precise_gain_table(seeds.LESSON_SEEDS)
-print("\n".join(explore_pitfalls.precise_gain_lines(gain_runs)))
-for claim in explore_pitfalls.precise_gain_claims(gain_runs):
+gain_runs = explore.precise_gain_table(seeds.LESSON_SEEDS)
+print("\n".join(explore.precise_gain_lines(gain_runs)))
+for claim in explore.precise_gain_claims(gain_runs):
     checks.assert_true(*claim)
-fig = explore_pitfalls.precise_gain_figure(gain_runs)
+fig = explore.precise_gain_figure(gain_runs)
 
 # %% [markdown]
 # After 30 steps the moving averages still carry much of their starting values
@@ -361,8 +363,8 @@ fig = explore_pitfalls.precise_gain_figure(gain_runs)
 # itself, so only the verdict is printed; the figure of section 5 draws it.)
 
 # %%
-for claim in (explore_pitfalls.adaptation_claims(shift_runs)
-              + explore_pitfalls.precise_rescue_claims(small)):
+for claim in (explore.adaptation_claims(shift_runs)
+              + explore.precise_rescue_claims(small)):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -385,8 +387,8 @@ diff = checks.assert_close("example 0 normalized alone vs inside the batch",
                            alone[0], ln_out[0], 1e-12)
 
 # %%
-print("\n".join(explore_pitfalls.alternative_lines(small)))
-for claim in explore_pitfalls.alternative_claims(small):
+print("\n".join(explore.alternative_lines(small)))
+for claim in explore.alternative_claims(small):
     checks.assert_true(*claim)
 
 # %% [markdown]
@@ -468,7 +470,7 @@ def layer_norm_rows(x, gamma, beta, eps):
     return None  # replace with your code
 
 
-checks.check_layer_norm(layer_norm_rows)
+_ = exercises.check_layer_norm(layer_norm_rows)
 
 # %% [markdown]
 # **2. Group norm.** Write `group_norm_rows(x, gamma, beta, groups, eps)` for x of
@@ -480,7 +482,7 @@ def group_norm_rows(x, gamma, beta, groups, eps):
     return None  # replace with your code
 
 
-checks.check_group_norm(group_norm_rows)
+_ = exercises.check_group_norm(group_norm_rows)
 
 # %% [markdown]
 # ## References

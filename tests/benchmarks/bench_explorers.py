@@ -4,16 +4,16 @@ Run with ``make bench`` or ``python tests/benchmarks/bench_explorers.py``
 (``--quick``: 3 updates of the first control of each explorer, to check the
 script runs; ``--full``: also time a full redraw, i.e. a new figure built
 and drawn whole for the same values, which is what every update cost before
-the explorers became :class:`bnlib.widgets.Scene` s). pytest does not
+the explorers became :class:`bnlib.course.widgets.Scene` s). pytest does not
 collect this file.
 
-Every factory ``*_explorer()`` defined in a ``bnlib/explore_*.py`` module is
+Every factory ``*_explorer()`` defined in a ``bnlib/lessons/lesson*/explore.py`` module is
 found and built outside a kernel with matplotlib's Agg backend and the
 course's plot style. Then, for each control, its ``.value`` is set
 alternately to two valid values (the default and one step away, or another
 option) ``--updates`` times (20 by default); for an explorer with a Run
 button, the button is pressed after each set, as a learner would. Each set runs
-:meth:`bnlib.widgets.Explorer.update` synchronously: the view (compute, and
+:meth:`bnlib.course.widgets.Explorer.update` synchronously: the view (compute, and
 set the new data on the scene's artists), then the PNG frame (restore the
 cached background, draw the live artists, encode), as a learner's kernel
 does before the bytes go to the browser. The table gives
@@ -45,19 +45,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bnlib import plots, widgets  # noqa: E402
+from bnlib.course import plots, widgets  # noqa: E402
 
 TARGET_MS = 100.0
 
 
 def find_factories():
-    """(module name, factory name, function) for every ``*_explorer`` in bnlib/explore_*.py."""
+    """(module name, factory name, function) for every ``*_explorer`` in bnlib/lessons/lesson*/explore.py."""
     found = []
-    for path in sorted((REPO / "bnlib").glob("explore_*.py")):
-        module = importlib.import_module(f"bnlib.{path.stem}")
+    for path in sorted((REPO / "bnlib" / "lessons").glob("lesson*/explore.py")):
+        module = importlib.import_module(f"bnlib.lessons.{path.parent.name}.explore")
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if name.endswith("_explorer") and function.__module__ == module.__name__:
-                found.append((path.stem, name, function))
+                found.append((path.parent.name, name, function))
     return found
 
 

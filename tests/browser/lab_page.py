@@ -1,7 +1,7 @@
 """Drive one notebook in a JupyterLab page: open it, run all cells, read cells, move controls.
 
 Everything is found from what JupyterLab and ipywidgets put in the page, so
-any lesson and any ``bnlib.widgets.Explorer`` is handled the same way:
+any lesson and any ``bnlib.course.widgets.Explorer`` is handled the same way:
 
 - a cell is ``.jp-Notebook .jp-Cell`` (the suite turns JupyterLab's windowing
   off, so the page holds every cell, in notebook order);

@@ -1,0 +1,5 @@
+"""Lesson 01, Normalization: notebooks/01_*.ipynb.
+
+exercises
+explore
+"""

@@ -1,0 +1,367 @@
+"""Lesson 01's computations and explorers: scaling images, saturating units, loss shapes.
+
+Pure functions return numbers or arrays; ``*Scene`` classes draw one figure and
+update it in place; ``*_view`` functions render a new scene and return
+``(fig, text)``; ``*_explorer`` factories bind a scene to sliders.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import contourpy
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import ticker
+from matplotlib.collections import LineCollection
+from scipy.stats import rankdata
+
+from bnlib.course import plots, widgets
+from bnlib.normalize import standardize
+from bnlib.nn import sigmoid
+
+# ---------------------------------------------------------------- images
+
+
+def describe(x) -> dict:
+    """Max, min, mean and variance of every value in ``x`` (any shape), as floats."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"max": float(x.max()), "min": float(x.min()), "mean": float(x.mean()),
+            "var": float(x.var())}
+
+
+def describe_line(name: str, x) -> str:
+    """One printable line with :func:`describe`'s four numbers (3 decimals, no signed zero)."""
+    d = {k: (0.0 if abs(v) < 5e-4 else v) for k, v in describe(x).items()}
+    return (f"{name:<13} max {d['max']:8.3f}  min {d['min']:8.3f}  "
+            f"mean {d['mean']:7.3f}  var {d['var']:8.3f}")
+
+
+def image_panels(images, title: str):
+    """Two example images and a histogram of all values, with labelled axes."""
+    fig = plots.images_and_histogram(images, title=title)
+    fig.axes[-1].set(xlabel="pixel value", ylabel="count (all 30 images)")
+    fig.tight_layout()
+    return fig
+
+
+def ranks(x, axis: int = -1) -> np.ndarray:
+    """Rank of every value along ``axis`` (0 = smallest), tied values sharing their average rank.
+
+    Ties do occur: per-pixel min-max scaling maps each pixel's darkest and brightest
+    image to exactly 0 and 1, so a bright image has many pixels tied at 1.0. Average
+    ranks (``scipy.stats.rankdata``) give the same answer whatever order a sort leaves
+    equal values in; ranks from ``argsort`` would not (that order depends on the CPU's
+    SIMD sort).
+
+    Returns
+    -------
+    ndarray of float, shape of x
+        E.g. ``[10, 30, 20, 30] -> [0, 2.5, 1, 2.5]``.
+    """
+    return rankdata(x, axis=axis) - 1.0
+
+
+def rank_correlation_per_image(a, b) -> np.ndarray:
+    """Spearman rank correlation between image i of ``a`` and image i of ``b``.
+
+    The Pearson correlation of the pixels' :func:`ranks` (tied pixels share their
+    average rank, the usual definition, as ``scipy.stats.spearmanr``).
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (N, ...)
+        Two versions of the same N images.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        1.0 for an image whose pixels keep their order exactly.
+    """
+    ra = ranks(np.reshape(a, (len(a), -1)))
+    rb = ranks(np.reshape(b, (len(b), -1)))
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+
+
+def order_kept(a, b, axis: int) -> bool:
+    """True if every 1-D slice along ``axis`` of ``a`` and ``b`` has the same ordering."""
+    return bool(np.array_equal(ranks(a, axis), ranks(b, axis)))
+
+
+def flatten_images(x) -> np.ndarray:
+    """(N, H, W, C) -> (N, H*W*C): one row of pixel values per image."""
+    return np.reshape(x, (len(x), -1))
+
+
+# ---------------------------------------------------------------- activations
+
+def sigmoid_grad(z):
+    """Derivative of :func:`sigmoid`: s (1 - s), largest (0.25) at z = 0."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh_grad(z):
+    """Derivative of tanh: 1 - tanh(z)^2, largest (1) at z = 0."""
+    return 1.0 - np.tanh(z) ** 2
+
+
+ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_grad, 0.25), "tanh": (np.tanh, tanh_grad, 1.0)}
+SATURATED_BELOW = 0.1  # a unit is saturated when its slope is below 10% of the peak slope
+
+
+@lru_cache(maxsize=4)
+def _standard_normal(n: int, seed: int = 0) -> np.ndarray:
+    values = np.random.default_rng(seed).standard_normal(n)
+    values.flags.writeable = False
+    return values
+
+
+@lru_cache(maxsize=256)
+def saturation(activation: str, mean: float, scale: float, n: int = 20_000, seed: int = 0):
+    """How many units of a layer sit on the flat parts of their activation.
+
+    The layer's inputs (pre-activations) are ``mean + scale * N(0, 1)``.
+
+    Returns
+    -------
+    saturated : float
+        Fraction of units whose slope is below ``SATURATED_BELOW`` times the peak slope.
+    mean_slope : float
+        Mean derivative over the units, as a fraction of the peak slope.
+    """
+    _, grad, peak = ACTIVATIONS[activation]
+    z = mean + scale * _standard_normal(n, seed)
+    slope = grad(z) / peak
+    return float(np.mean(slope < SATURATED_BELOW)), float(slope.mean())
+
+
+class SaturationScene(widgets.Scene):
+    """An activation, its slope, and where a layer's inputs fall on it, on fixed axes."""
+
+    def build(self) -> None:
+        self.zs = np.linspace(-10, 10, 401)
+        self.fig, ax = plt.subplots(figsize=(7, 3.4))
+        # zorder 1 as a stairs patch has by default: a full draw puts it under the lines,
+        # and blitting draws the live artists in registration order, so it is registered first
+        self.inputs = self.live(ax.stairs(np.zeros(60), np.linspace(-10, 10, 61), fill=True,
+                                          alpha=0.35, color="tab:green",
+                                          label="layer inputs (density)"))
+        self.curve = self.live(ax.plot([], [], label=" ")[0])
+        self.slope = self.live(ax.plot([], [], label="slope / peak slope")[0])
+        # live although it never changes: a full draw puts it over the inputs' histogram
+        self.live(ax.axhline(SATURATED_BELOW, color="gray", lw=0.8, ls=":",
+                             label="saturation threshold"))
+        self.title = self.live(ax.set_title(" "))
+        # the legend's order is the old figure's: activation, slope, inputs, threshold
+        handles, labels = ax.get_legend_handles_labels()
+        order = [1, 2, 0, 3]
+        self.legend = self.live(ax.legend([handles[i] for i in order],
+                                          [labels[i] for i in order],
+                                          loc="upper left", fontsize=8))
+        ax.set(xlim=(-10, 10), ylim=(-1.05, 1.05), xlabel="pre-activation z", ylabel="value")
+        self.fig.subplots_adjust(left=0.1, right=0.97, bottom=0.15, top=0.9)
+
+    def update(self, activation: str = "sigmoid", mean: float = 0.0, scale: float = 1.0) -> str:
+        f, grad, peak = ACTIVATIONS[activation]
+        saturated, slope = saturation(activation, mean, scale)
+        self.curve.set_data(self.zs, f(self.zs))
+        self.slope.set_data(self.zs, grad(self.zs) / peak)
+        counts, edges = np.histogram(_standard_normal(2000) * scale + mean, bins=60,
+                                     range=(-10, 10), density=True)
+        self.inputs.set_data(counts, edges)
+        self.title.set_text(f"{activation}: inputs ~ N({mean:g}, {scale:g}²)")
+        self.legend.get_texts()[0].set_text(activation)
+        return (f"{activation}, inputs N({mean:g}, {scale:g}^2): saturated units "
+                f"{saturated:.2%}, mean slope {slope:.1%} of the peak")
+
+
+def saturation_view(activation: str = "sigmoid", mean: float = 0.0, scale: float = 1.0):
+    """The activation, its slope, and where a layer's inputs N(mean, scale^2) fall on it."""
+    return SaturationScene().render(activation=activation, mean=mean, scale=scale)
+
+
+def saturation_explorer() -> widgets.Explorer:
+    """Sliders for the mean and spread of a layer's inputs, and the activation."""
+    return widgets.Explorer(SaturationScene(), {
+        "activation": widgets.choice(["sigmoid", "tanh"], "sigmoid", "activation"),
+        "mean": widgets.slider(0.0, -8.0, 8.0, 0.5, "input mean"),
+        "scale": widgets.slider(1.0, 0.25, 8.0, 0.25, "input spread"),
+    }, title="Where do a layer's inputs land on the activation?")
+
+
+# ---------------------------------------------------------------- loss surfaces
+
+def regression_data(ratio: float, n: int = 200, seed: int = 0):
+    """Two independent features, the first ``ratio`` times wider, and a linear target.
+
+    Returns
+    -------
+    x : ndarray of shape (n, 2)
+        Feature 1 ~ N(0, ratio^2), feature 2 ~ N(0, 1).
+    y : ndarray of shape (n,)
+        y = 1.5 * (feature 1 / ratio) + 1.0 * feature 2 + 0.1 * noise.
+    """
+    u = np.random.default_rng(seed).standard_normal((n, 3))
+    x = u[:, :2] * np.array([ratio, 1.0])
+    return x, 1.5 * u[:, 0] + 1.0 * u[:, 1] + 0.1 * u[:, 2]
+
+
+def quadratic(x, y):
+    """The mean-squared-error loss 0.5 * mean((x w - y)^2) as (Hessian, minimizer, minimum).
+
+    Returns
+    -------
+    hessian : ndarray of shape (D, D)
+        x^T x / n.
+    w_best : ndarray of shape (D,)
+    loss_min : float
+    """
+    n = len(x)
+    hessian = x.T @ x / n
+    w_best = np.linalg.solve(hessian, x.T @ y / n)
+    return hessian, w_best, float(0.5 * np.mean((x @ w_best - y) ** 2))
+
+
+def gradient_descent(x, y, *, tol: float = 1e-6, max_steps: int = 20_000):
+    """Gradient descent from w = 0 with the best fixed learning rate 2 / (l_max + l_min).
+
+    Stops when the excess loss is below ``tol`` times its starting value.
+
+    Returns
+    -------
+    path : ndarray of shape (steps + 1, D)
+        The weights after each step (row 0 is the start).
+    steps : int
+        Steps taken to reach the tolerance (``max_steps`` if never).
+    condition : float
+        l_max / l_min of the Hessian: how elongated the contours are.
+    """
+    hessian, w_best, _ = quadratic(x, y)
+    eig, vecs = np.linalg.eigh(hessian)
+    lr = 2.0 / (eig[-1] + eig[0])
+    # The step w <- w - lr H (w - w_best) multiplies the error's component along
+    # eigenvector i by (1 - lr eig_i); so after k steps the error is known in closed form.
+    c = vecs.T @ (np.zeros(x.shape[1]) - w_best)
+    k = np.arange(max_steps + 1)[:, None]
+    err = c * (1.0 - lr * eig) ** k                     # (max_steps + 1, D), eigen-coordinates
+    excess = 0.5 * (eig * err ** 2).sum(axis=1)
+    done = excess <= tol * excess[0]
+    steps = int(np.argmax(done)) if done.any() else max_steps
+    return w_best + err[:steps + 1] @ vecs.T, steps, float(eig[-1] / eig[0])
+
+
+@lru_cache(maxsize=128)
+def descent_comparison(ratio: float, tol: float = 1e-6):
+    """Gradient descent on raw vs standardized features: (raw, standardized) results."""
+    x, y = regression_data(ratio)
+    return gradient_descent(x, y, tol=tol), gradient_descent(standardize(x)[0], y, tol=tol)
+
+
+# One fixed square window for both panels (equal scales, so shapes are true): it holds the
+# start w = 0, every descent path and every minimum for all ratios 1..30 (weight 1 in [0, 1.5],
+# weight 2 in [0, 1]) and leaves the top-left corner to the legend; fixed limits keep the
+# explorer from redrawing its whole figure on every move.
+LOSS_WINDOW = (-0.45, 1.95), (-0.7, 1.7)
+LOSS_GRID = 60        # loss evaluated on a LOSS_GRID x LOSS_GRID grid for the contours
+LOSS_LEVELS = 12      # about this many contour levels, at round values of log10(loss)
+SHOWN_STEPS = 60      # a descent path is drawn up to this many points
+
+
+def loss_contours(x, y, grid=None):
+    """Contour lines of log10 of the loss 0.5 * mean((x w - y)^2) over :data:`LOSS_WINDOW`.
+
+    Parameters
+    ----------
+    x, y : ndarrays of shape (n, 2) and (n,)
+        The regression problem (see :func:`quadratic`).
+    grid : tuple of two ndarrays, optional
+        The (weight 1, weight 2) meshgrid; a new LOSS_GRID x LOSS_GRID one by default.
+
+    Returns
+    -------
+    lines : list of ndarray of shape (m, 2)
+        The contour lines, one array of points per piece.
+    levels : ndarray
+        log10(loss) of each line, same length as ``lines``.
+    """
+    if grid is None:
+        grid = np.meshgrid(*(np.linspace(*limits, LOSS_GRID) for limits in LOSS_WINDOW))
+    hessian, w_best, loss_min = quadratic(x, y)
+    d = np.stack([grid[0] - w_best[0], grid[1] - w_best[1]], axis=-1)
+    log_loss = np.log10(0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min)
+    # round values strictly inside the range, as matplotlib's contour(levels=12) picks them
+    levels = ticker.MaxNLocator(LOSS_LEVELS + 1).tick_values(log_loss.min(), log_loss.max())
+    levels = levels[(levels > log_loss.min()) & (levels < log_loss.max())]
+    generator = contourpy.contour_generator(*grid, log_loss, line_type="Separate")
+    lines, line_levels = [], []
+    for level in levels:
+        pieces = generator.lines(level)
+        lines += pieces
+        line_levels += [level] * len(pieces)
+    return lines, np.array(line_levels)
+
+
+class LossScene(widgets.Scene):
+    """Loss contours and descent paths for raw and for standardized features, side by side."""
+
+    def build(self) -> None:
+        self.grid = np.meshgrid(*(np.linspace(*limits, LOSS_GRID) for limits in LOSS_WINDOW))
+        self.fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+        self.raw = self._build_panel(axes[0], self.live)
+        # Standardizing divides the scale out: the standardized problem, its descent path and
+        # its step count are the same at every ratio (the tests check it), so that panel is
+        # drawn once, in the static background.
+        standardized = self._build_panel(axes[1], lambda artist: artist)
+        x, y = regression_data(1.0)
+        _, (std_path, std_steps, _) = descent_comparison(1.0)
+        self._update_panel(standardized, standardize(x)[0], y, std_path,
+                           f"standardized: {std_steps} steps")
+        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
+
+    def _build_panel(self, ax, register) -> dict:
+        """One panel's artists, passed to ``register`` in the order a full draw paints them."""
+        panel = {
+            "contours": register(ax.add_collection(
+                LineCollection([], linewidths=0.8, cmap="viridis"), autolim=False)),
+            "path": register(ax.plot([], [], "o-", color="tab:red", ms=2.5, lw=1,
+                                     label=" ")[0]),
+            "minimum": register(ax.plot([], [], "k*", ms=9, label="minimum")[0]),
+            "title": register(ax.set_title(" ")),
+        }
+        panel["legend"] = register(ax.legend(fontsize=8, loc="upper left"))
+        ax.set(xlim=LOSS_WINDOW[0], ylim=LOSS_WINDOW[1], xlabel="weight 1", ylabel="weight 2",
+               aspect="equal")
+        ax.locator_params(nbins=5)   # fewer tick labels: text is most of the drawing time
+        return panel
+
+    def _update_panel(self, panel: dict, x, y, path, title: str) -> None:
+        lines, levels = loss_contours(x, y, self.grid)
+        panel["contours"].set_segments(lines)
+        panel["contours"].set_array(levels)
+        panel["contours"].set_clim(levels.min(), levels.max())
+        panel["path"].set_data(path[:SHOWN_STEPS, 0], path[:SHOWN_STEPS, 1])
+        panel["minimum"].set_data(*([w] for w in quadratic(x, y)[1]))
+        panel["title"].set_text(title)
+        panel["legend"].get_texts()[0].set_text(
+            f"first {SHOWN_STEPS} steps" if len(path) > SHOWN_STEPS else "gradient descent")
+
+    def update(self, ratio: float = 10.0) -> str:
+        (raw_path, raw_steps, raw_k), (_, std_steps, std_k) = descent_comparison(ratio)
+        self._update_panel(self.raw, *regression_data(ratio), raw_path,
+                           f"raw (scale ratio {ratio:g}): {raw_steps} steps")
+        return (f"scale ratio {ratio:g}: condition number {raw_k:.1f} -> {std_k:.2f}; "
+                f"steps to 1e-6 of the starting loss {raw_steps} -> {std_steps}")
+
+
+def loss_view(ratio: float = 10.0):
+    """Loss contours and descent paths for raw and for standardized features."""
+    return LossScene().render(ratio=ratio)
+
+
+def loss_explorer() -> widgets.Explorer:
+    """A slider for the ratio of the two features' scales."""
+    return widgets.Explorer(LossScene(), {
+        "ratio": widgets.slider(10.0, 1.0, 30.0, 1.0, "feature scale ratio", ".0f"),
+    }, title="Elongated vs round loss surface")

@@ -1,0 +1,102 @@
+"""Lesson 03 (Batch norm: forward and inference): the exercise checkers.
+
+Each wraps :func:`bnlib.course.checks.check_exercise` with a reference, cases that
+vary every setting, and the common mistakes it names.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from bnlib.course.checks import check_exercise
+
+
+def _bn_cases(seed: int):
+    """Batches whose features differ in scale; one feature has a tiny spread
+    (0.02), so where eps goes changes the answer visibly."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for n, scales, shifts in ((8, [1.0, 0.02, 5.0], [0.0, 3.0, -2.0]),
+                              (16, [2.0, 0.5, 0.02, 1.0], [1.0, -1.0, 4.0, 0.0])):
+        d = len(scales)
+        x = rng.standard_normal((n, d)) * scales + shifts
+        cases.append((x, rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d), 1e-3))
+    return cases
+
+
+def _bn_train(x, gamma, beta, eps, ddof=0, axis=0):
+    mean = x.mean(axis=axis, keepdims=True)
+    var = x.var(axis=axis, ddof=ddof, keepdims=True)
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+def check_batchnorm_train(answer: Callable) -> bool | None:
+    """Exercise 03a: answer(x, gamma, beta, eps) -> training-mode output, x of shape (N, D)."""
+    def eps_outside(x, gamma, beta, eps):
+        return gamma * (x - x.mean(0)) / (x.std(0) + eps) + beta
+
+    return check_exercise(
+        "batchnorm_train", answer, _bn_train, _bn_cases(3),
+        mistakes=[(lambda x, g, b, e: _bn_train(x, g, b, e, ddof=1),
+                   "your variance divides by N - 1: batch norm uses the biased variance "
+                   "(divide by N, NumPy's default)"),
+                  (eps_outside, "ε must be inside the square root: sqrt(var + ε), "
+                                "not sqrt(var) + ε"),
+                  (lambda x, g, b, e: g * (x - x.mean(0)) / x.std(0) + b,
+                   "add ε to the variance before taking the square root"),
+                  (lambda x, g, b, e: _bn_train(x, g, b, e, axis=1),
+                   "take the statistics over the batch axis 0: one mean and one variance "
+                   "per feature (column), not per example"),
+                  (lambda x, g, b, e: _bn_train(x, 1.0, 0.0, e),
+                   "finish with the scale and shift: gamma * x_hat + beta")])
+
+
+def _bn_inference(x, gamma, beta, moving_mean, moving_variance, eps):
+    return gamma * (x - moving_mean) / np.sqrt(moving_variance + eps) + beta
+
+
+def check_batchnorm_inference(answer: Callable) -> bool | None:
+    """Exercise 03b: answer(x, gamma, beta, moving_mean, moving_variance, eps) -> output."""
+    rng = np.random.default_rng(4)
+    cases = []
+    for n, d in ((6, 3), (1, 4)):  # the second case is a single example
+        x, gamma, beta, eps = _bn_cases(5)[0 if d == 3 else 1]
+        moving_mean = rng.normal(0.0, 2.0, d)
+        moving_variance = rng.uniform(0.0005, 3.0, d)
+        cases.append((x[:n], gamma, beta, moving_mean, moving_variance, eps))
+    return check_exercise(
+        "batchnorm_inference", answer, _bn_inference, cases,
+        mistakes=[(lambda x, g, b, mm, mv, e: _bn_train(x, g, b, e),
+                   "at inference, normalize with the moving statistics, not with the "
+                   "statistics of the batch you were given"),
+                  (lambda x, g, b, mm, mv, e: g * (x - mm) / np.sqrt(mv) + b,
+                   "add ε to the moving variance inside the square root"),
+                  (lambda x, g, b, mm, mv, e: g * (x - mm) / (mv + e) + b,
+                   "moving_variance is a variance: divide by its square root "
+                   "sqrt(moving_variance + ε)"),
+                  (lambda x, g, b, mm, mv, e: _bn_inference(x, 1.0, 0.0, mm, mv, e),
+                   "finish with the learned scale and shift: gamma * x_hat + beta")])
+
+
+def _moving_update(moving_mean, moving_variance, x, momentum, ddof=0):
+    return (momentum * moving_mean + (1 - momentum) * x.mean(0),
+            momentum * moving_variance + (1 - momentum) * x.var(0, ddof=ddof))
+
+
+def check_moving_update(answer: Callable) -> bool | None:
+    """Exercise 03c: answer(moving_mean, moving_variance, x, momentum) -> (new_mean, new_var)."""
+    rng = np.random.default_rng(6)
+    cases = [(rng.normal(0.0, 1.0, x.shape[1]), rng.uniform(0.5, 2.0, x.shape[1]), x, m)
+             for (x, *_), m in zip(_bn_cases(7), (0.99, 0.9))]
+    return check_exercise(
+        "moving_update", answer, _moving_update, cases,
+        mistakes=[(lambda mm, mv, x, m: _moving_update(mm, mv, x, 1 - m),
+                   "Keras's momentum is the weight on the OLD value: "
+                   "new = momentum * old + (1 - momentum) * batch statistic"),
+                  (lambda mm, mv, x, m: _moving_update(mm, mv, x, m, ddof=1),
+                   "update the moving variance with the biased batch variance (divide by N), "
+                   "as Keras does; N - 1 is PyTorch's choice"),
+                  (lambda mm, mv, x, m: (_moving_update(mm, mv, x, m)[0],
+                                         m * mv + (1 - m) * x.std(0)),
+                   "smooth the batch variance, not the standard deviation")])

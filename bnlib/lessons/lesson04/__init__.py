@@ -1,0 +1,5 @@
+"""Lesson 04, Batch norm: backward: notebooks/04_*.ipynb.
+
+exercises
+explore
+"""

@@ -1,0 +1,80 @@
+"""Lesson 01's exercise checkers pass correct answers and name each mistake."""
+from __future__ import annotations
+import numpy as np
+import pytest
+from bnlib.course import checks
+from bnlib.lessons.lesson01 import exercises
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _run(checker, answer, capsys):
+    result = checker(answer)
+    return result, capsys.readouterr().out
+
+
+def _mm_right(x):
+    return (x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0))
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda x: (x - x.min()) / (x.max() - x.min()), "whole batch"),
+    (lambda x: (x - x.min(axis=(1, 2, 3), keepdims=True))
+     / np.ptp(x, axis=(1, 2, 3), keepdims=True), "each image on its own"),
+    (lambda x: (x - x.min(axis=0)) / x.max(axis=0), "divide by the range"),
+    (lambda x: x / (x.max(axis=0) - x.min(axis=0)), "subtract the minimum"),
+])
+def test_min_max_per_pixel_names_mistakes(answer, hint, capsys):
+    result, out = _run(exercises.check_min_max_per_pixel, answer, capsys)
+    assert result is False and hint in out
+
+
+def test_min_max_per_pixel_accepts_correct_and_stub(capsys):
+    assert _run(exercises.check_min_max_per_pixel, _mm_right, capsys)[0] is True
+    result, out = _run(exercises.check_min_max_per_pixel, lambda x: None, capsys)
+    assert result is None and checks.NOT_ATTEMPTED in out
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda tr, new: (new - new.mean(0)) / new.std(0), "new data's own statistics"),
+    (lambda tr, new: (new - tr.mean(0)) / tr.std(0, ddof=1), "population standard deviation"),
+    (lambda tr, new: (new - tr.mean()) / tr.std(), "one mean and std per feature"),
+    (lambda tr, new: (new - tr.mean(0)) / tr.var(0), "not the variance"),
+])
+def test_standardize_new_names_mistakes(answer, hint, capsys):
+    result, out = _run(exercises.check_standardize_new, answer, capsys)
+    assert result is False and hint in out
+
+
+def test_standardize_new_accepts_correct(capsys):
+    from bnlib import normalize
+
+    def answer(x_train, x_new):
+        _, stats = normalize.standardize(x_train, axis=0)
+        return normalize.apply_standardize(x_new, stats)
+
+    assert _run(exercises.check_standardize_new, answer, capsys)[0] is True
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda z: z * (1 - z), "not to z itself"),
+    (lambda z: 1 - _sigmoid(z) ** 2, "pattern of tanh"),
+    (_sigmoid, "the sigmoid itself"),
+    (lambda z: 1 - np.tanh(z) ** 2, "tanh's slope"),
+])
+def test_sigmoid_slope_names_mistakes(answer, hint, capsys):
+    result, out = _run(exercises.check_sigmoid_slope, answer, capsys)
+    assert result is False and hint in out
+
+
+def test_sigmoid_slope_accepts_correct(capsys):
+    assert _run(exercises.check_sigmoid_slope,
+                lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2, capsys)[0] is True
+
+
+@pytest.mark.parametrize("checker", [exercises.check_standardize_new, exercises.check_sigmoid_slope])
+def test_other_01_stubs_are_not_attempted(checker, capsys):
+    result, out = _run(checker, lambda *args: None, capsys)
+    assert result is None and checks.NOT_ATTEMPTED in out

@@ -1,0 +1,91 @@
+"""Lesson 05's exercise checkers: each accepts a correct answer and names each mistake it knows."""
+import numpy as np
+import pytest
+
+from bnlib.course import checks
+from bnlib.batchnorm import batchnorm_forward
+from bnlib.lessons.lesson05 import exercises
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def hidden_layer(x, W, gamma, beta):
+    z = x @ W
+    out = batchnorm_forward(z, gamma, beta, np.zeros_like(gamma), np.ones_like(gamma),
+                            training=True)[0]
+    return _sigmoid(out)
+
+
+def inference_layer(x, W, gamma, beta, moving_mean, moving_variance):
+    return _sigmoid(batchnorm_forward(x @ W, gamma, beta, moving_mean, moving_variance,
+                                      training=False)[0])
+
+
+def gamma_beta_step(dout, x_hat, gamma, beta, lr):
+    return gamma - lr * (dout * x_hat).sum(0), beta - lr * dout.sum(0)
+
+
+CORRECT = [(exercises.check_network_hidden_layer, hidden_layer),
+           (exercises.check_network_inference_layer, inference_layer),
+           (exercises.check_network_gamma_beta_step, gamma_beta_step)]
+
+
+@pytest.mark.parametrize("checker,answer", CORRECT)
+def test_correct_answer_passes(checker, answer, capsys):
+    assert checker(answer) is True
+    assert "passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("checker", [c for c, _ in CORRECT])
+def test_placeholder_is_not_attempted(checker, capsys):
+    assert checker(lambda *args: None) is None
+    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+def _bn(z, mean, var, gamma, beta, eps=1e-3):
+    return gamma * (z - mean) / np.sqrt(var + eps) + beta
+
+
+@pytest.mark.parametrize("answer,hint", [
+    (lambda x, W, g, b: _sigmoid(_bn(x @ W, (x @ W).mean(1, keepdims=True),
+                                     (x @ W).var(1, keepdims=True), g, b)), "over the batch (axis 0)"),
+    (lambda x, W, g, b: _bn(_sigmoid(x @ W), _sigmoid(x @ W).mean(0), _sigmoid(x @ W).var(0), g, b),
+     "then apply the sigmoid"),
+    (lambda x, W, g, b: _sigmoid(g * (x @ W - (x @ W).mean(0)) / ((x @ W).std(0) + 1e-3) + b),
+     "eps goes inside the square root"),
+    (lambda x, W, g, b: _sigmoid(_bn(x @ W, (x @ W).mean(0), (x @ W).var(0), 1.0, 0.0)),
+     "scale by gamma and shift by beta"),
+])
+def test_hidden_layer_mistakes(answer, hint, capsys):
+    assert exercises.check_network_hidden_layer(answer) is False
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer,hint", [
+    (lambda x, W, g, b, m, v: _sigmoid(_bn(x @ W, (x @ W).mean(0), (x @ W).var(0), g, b)),
+     "use the moving mean and variance"),
+    (lambda x, W, g, b, m, v: _sigmoid(g * (x @ W - m) / (v + 1e-3) + b), "not a standard deviation"),
+    (lambda x, W, g, b, m, v: _sigmoid(_bn(x @ W, m, v, g, b, eps=0.0)), "keep eps = 1e-3"),
+])
+def test_inference_layer_mistakes(answer, hint, capsys):
+    assert exercises.check_network_inference_layer(answer) is False
+    assert hint in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer,hint", [
+    (lambda d, xh, g, b, lr: (g - lr * (d * xh).mean(0), b - lr * d.mean(0)), "do not average it again"),
+    (lambda d, xh, g, b, lr: (g + lr * (d * xh).sum(0), b + lr * d.sum(0)), "step against the gradient"),
+    (lambda d, xh, g, b, lr: (g - lr * d.sum(0), b - lr * d.sum(0)), "sum of dout * x_hat"),
+    (lambda d, xh, g, b, lr: (g - lr * (d * xh).sum(1).mean(), b - lr * d.sum(1).mean()),
+     "sum over the batch axis 0"),
+])
+def test_gamma_beta_step_mistakes(answer, hint, capsys):
+    assert exercises.check_network_gamma_beta_step(answer) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_unknown_mistake_gets_the_generic_hint(capsys):
+    assert exercises.check_network_gamma_beta_step(lambda d, xh, g, b, lr: (g * 0, b * 0)) is False
+    assert "differs from the expected one" in capsys.readouterr().out

@@ -1,0 +1,112 @@
+"""Lesson 06's exercise checkers: each accepts a correct answer and names each mistake."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnlib.course import checks
+from bnlib.lessons.lesson06 import exercises
+
+
+def _correct_odds(p, n_source, n_target):
+    return p / (1 - p) * n_source / n_target
+
+
+def _correct_line(x, y, w):
+    # Scale rows by sqrt(w), then ordinary least squares: an independent route.
+    s = np.sqrt(w)
+    design = np.stack([x, np.ones_like(x)], axis=1) * s[:, None]
+    return tuple(np.linalg.lstsq(design, y * s, rcond=None)[0])
+
+
+def _line(x, y, w, transform=lambda w: w):
+    return _correct_line(x, y, transform(w))
+
+
+def test_odds_weights_accepts_correct(capsys):
+    assert exercises.check_odds_weights(_correct_odds) is True
+    assert "passed" in capsys.readouterr().out
+
+
+def test_odds_weights_not_attempted(capsys):
+    assert exercises.check_odds_weights(lambda p, ns, nt: None) is None
+    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda p, ns, nt: p / (1 - p), "multiply by n_source / n_target"),
+    (lambda p, ns, nt: p / (1 - p) * nt / ns, "upside down"),
+    (lambda p, ns, nt: (1 - p) / p * ns / nt, "that is P_S / P_T"),
+    (lambda p, ns, nt: p * ns / nt, "not the probability p itself"),
+])
+def test_odds_weights_names_mistakes(wrong, hint, capsys):
+    assert exercises.check_odds_weights(wrong) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_weighted_line_accepts_correct(capsys):
+    assert exercises.check_weighted_line(_correct_line) is True
+    assert "passed" in capsys.readouterr().out
+
+
+def test_weighted_line_not_attempted(capsys):
+    assert exercises.check_weighted_line(lambda x, y, w: None) is None
+    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda x, y, w: _line(x, y, w, np.ones_like), "the weights are ignored"),
+    (lambda x, y, w: _line(x, y, w, np.square), "you weighted twice"),
+    (lambda x, y, w: _line(x, y, w, np.reciprocal), "the weights are inverted"),
+    (lambda x, y, w: _correct_line(x, y, w)[::-1], "(slope, intercept) in that order"),
+])
+def test_weighted_line_names_mistakes(wrong, hint, capsys):
+    assert exercises.check_weighted_line(wrong) is False
+    assert hint in capsys.readouterr().out
+
+
+def test_weighted_line_generic_failure(capsys):
+    assert exercises.check_weighted_line(lambda x, y, w: (0.0, 0.0)) is False
+    assert "differs from the expected" in capsys.readouterr().out
+
+
+def _correct_steps(loss, grad, theta, lr, multipliers):
+    g = grad(theta)
+    losses, changes = [loss(theta)], []
+    for k in multipliers:
+        point = theta - k * lr * g
+        losses.append(loss(point))
+        changes.append(np.sqrt(np.sum((grad(point) - g) ** 2)))
+    return max(losses) - min(losses), max(changes)
+
+
+def _steps(loss, grad, theta, lr, multipliers, *, sign=-1, scale=True, start=True, diff=True):
+    g = grad(theta)
+    points = [theta + sign * k * (lr if scale else 1) * g for k in multipliers]
+    losses = [loss(p) for p in points] + ([loss(theta)] if start else [])
+    if diff:
+        changes = [np.sqrt(np.sum((grad(p) - g) ** 2)) for p in points]
+    else:
+        changes = [abs(np.sqrt(np.sum(grad(p) ** 2)) - np.sqrt(np.sum(g ** 2))) for p in points]
+    return max(losses) - min(losses), max(changes)
+
+
+def test_gradient_steps_accepts_correct(capsys):
+    assert exercises.check_gradient_steps(_correct_steps) is True
+    assert "passed" in capsys.readouterr().out
+
+
+def test_gradient_steps_not_attempted(capsys):
+    assert exercises.check_gradient_steps(lambda *args: None) is None
+    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options, hint", [
+    ({"start": False}, "include the starting point"),
+    ({"sign": 1}, "step against the gradient"),
+    ({"scale": False}, "multiply by lr too"),
+    ({"diff": False}, "not the difference of the norms"),
+])
+def test_gradient_steps_names_mistakes(options, hint, capsys):
+    assert exercises.check_gradient_steps(lambda *a: _steps(*a, **options)) is False
+    assert hint in capsys.readouterr().out
