@@ -67,7 +67,7 @@ def feature_maps(seed: int = 0, channels: int = 8) -> np.ndarray:
 
 NORM_KINDS = ("batch", "per-pixel", "layer", "instance", "group")
 # the axes of (N, H, W, G, C/G) each kind averages over (G = 1 group except for group norm)
-_REDUCED = {"batch": (0, 1, 2, 4), "per-pixel": (0,), "layer": (1, 2, 3, 4),
+_REDUCED = {"batch": (0, 1, 2), "per-pixel": (0,), "layer": (1, 2, 3, 4),
             "instance": (1, 2, 4), "group": (1, 2, 4)}
 
 
@@ -104,12 +104,9 @@ def statistics(x, kind: str, groups: int = 4):
     axes = _REDUCED[kind]
     mean, var = xg.mean(axis=axes), xg.var(axis=axes)
     count = int(np.prod([xg.shape[a] for a in axes]))
-    if kind in ("batch", "per-pixel"):   # channel groups of one: back to C channels
-        mean, var = mean.reshape(mean.shape[:-2] + (c,)), var.reshape(var.shape[:-2] + (c,))
-    elif kind == "instance":
-        mean, var = mean.reshape(n, c), var.reshape(n, c)
-    else:
-        mean, var = mean.reshape(n, g), var.reshape(n, g)
+    kept = {"batch": (c,), "per-pixel": (h, w, c), "layer": (n,), "instance": (n, c),
+            "group": (n, g)}[kind]
+    mean, var = mean.reshape(kept), var.reshape(kept)
     return mean, var, count
 
 
@@ -145,6 +142,7 @@ def normalize_by_formula(x, kind: str, groups: int = 4, eps: float = EPS) -> np.
     elif kind == "instance":
         shape = (n, 1, 1, c)
     else:   # one value per example (layer) or per example and group: repeat over the group
+        mean, var = mean.reshape(n, -1), var.reshape(n, -1)
         per = c // mean.shape[1]
         mean, var = np.repeat(mean, per, axis=1), np.repeat(var, per, axis=1)
         shape = (n, 1, 1, c)
@@ -158,98 +156,146 @@ SPATIAL_SIZES = tuple(range(1, 9))
 BATCH_GRID = (2, 4, 8, 16, 32, 64, 128, 256)
 N_BATCHES = 2000                 # random batches per setting
 CENTRE = (3, 3)                  # the pixel every central crop contains
+TABLE_SEEDS_NOISE = (0, 1, 2, 3, 4)   # random convolutions the noise claims are checked on
 
 
-def crop(size: int, seed: int = 0) -> np.ndarray:
-    """Channel NOISE_CHANNEL of :func:`feature_maps`, cropped to the central size x size pixels.
+def crop(size: int, channel: int = NOISE_CHANNEL, seed: int = 0) -> np.ndarray:
+    """One channel of :func:`feature_maps`, cropped to the central size x size pixels.
 
     Returns ndarray of shape (1347, size, size).
     """
     if size not in SPATIAL_SIZES:
         raise ValueError(f"size must be one of {SPATIAL_SIZES}; got {size!r}")
     lo = (8 - size) // 2
-    return feature_maps(seed)[:, lo:lo + size, lo:lo + size, NOISE_CHANNEL]
+    return feature_maps(seed)[:, lo:lo + size, lo:lo + size, channel]
 
 
 @lru_cache(maxsize=None)
-def population(size: int, seed: int = 0) -> tuple:
+def population(size: int, channel: int = NOISE_CHANNEL, seed: int = 0) -> tuple:
     """(mean, std) of the crop's values over the whole training set."""
-    values = crop(size, seed)
+    values = crop(size, channel, seed)
     return float(values.mean()), float(values.std())
 
 
 @lru_cache(maxsize=None)
-def example_image(seed: int = 0) -> int:
+def example_image(channel: int = NOISE_CHANNEL, seed: int = 0) -> int:
     """The training image whose centre pixel sits closest to one std above the mean (full map)."""
-    values = crop(8, seed)
-    mean, std = population(8, seed)
+    values = crop(8, channel, seed)
+    mean, std = population(8, channel, seed)
     return int(np.argmin(np.abs(values[:, CENTRE[0], CENTRE[1]] - (mean + std))))
 
 
 @lru_cache(maxsize=None)
-def batch_noise(batch_size: int, size: int, n_batches: int = N_BATCHES, seed: int = 0) -> dict:
+def batch_noise(batch_size: int, size: int, channel: int = NOISE_CHANNEL, seed: int = 0,
+                n_batches: int = N_BATCHES) -> dict:
     """The batch statistics of one channel over random batches of ``batch_size`` images.
 
-    Each batch holds :func:`example_image` and ``batch_size - 1`` images drawn with
-    replacement; its statistics pool the ``batch_size * size**2`` values of the
-    channel's central crops.
+    A batch's statistics pool the ``batch_size * size**2`` values of the channel's
+    central crops. Images are drawn with replacement (so the spread of the batch
+    mean is exactly the images' spread over sqrt(N)). ``seed`` picks the random
+    convolution of :func:`feature_maps` (and seeds the batches).
 
     Returns
     -------
     dict with arrays of shape (n_batches,):
-        "shift": (batch mean - population mean) / population std;
-        "scale": population std / sqrt(batch variance + eps);
-        "output": the centre pixel of the example image normalized with the batch
-        statistics (what training mode computes for it);
+        "shift": (batch mean - population mean) / population std, over batches of
+        ``batch_size`` random images;
+        "scale": population std / sqrt(batch variance + eps), same batches;
+        "output": the centre pixel of :func:`example_image` normalized with the
+        statistics of batches made of that image and ``batch_size - 1`` random others
+        (what training mode computes for it);
     and floats "ideal": that pixel normalized with the population statistics
-    (about what inference mode computes), "count": values per statistic.
+    (about what inference mode computes), "count": values per statistic,
+    "image_spread": std of the per-image means of the crop, in population stds.
     """
-    values = crop(size)
+    values = crop(size, channel, seed)
     m1 = values.mean(axis=(1, 2))
     m2 = (values * values).mean(axis=(1, 2))
-    mean, std = population(size)
-    rows = np.random.default_rng([seed, batch_size, size]).integers(
+    mean, std = population(size, channel, seed)
+    rows = np.random.default_rng([seed, batch_size, size, channel]).integers(
         0, len(values), size=(n_batches, batch_size))
-    rows[:, 0] = example_image()
-    b_mean = m1[rows].mean(axis=1)
-    b_var = np.maximum(m2[rows].mean(axis=1) - b_mean * b_mean, 0.0)
-    pixel = values[example_image(), CENTRE[0] - (8 - size) // 2, CENTRE[1] - (8 - size) // 2]
+
+    def moments(r):
+        b_mean = m1[r].mean(axis=1)
+        return b_mean, np.maximum(m2[r].mean(axis=1) - b_mean * b_mean, 0.0)
+
+    b_mean, b_var = moments(rows)
+    example = example_image(channel, seed)
+    rows[:, 0] = example
+    o_mean, o_var = moments(rows)
+    lo = (8 - size) // 2
+    pixel = values[example, CENTRE[0] - lo, CENTRE[1] - lo]
     return {"shift": (b_mean - mean) / std, "scale": std / np.sqrt(b_var + EPS),
-            "output": (pixel - b_mean) / np.sqrt(b_var + EPS),
+            "output": (pixel - o_mean) / np.sqrt(o_var + EPS),
             "ideal": float((pixel - mean) / np.sqrt(std ** 2 + EPS)),
-            "count": batch_size * size * size}
+            "count": batch_size * size * size, "image_spread": float(m1.std() / std)}
 
 
-def noise_summary(batch_size: int, size: int) -> dict:
-    """The numbers the noise explorer prints for one setting.
+def noise_summary(batch_size: int, size: int, channel: int = NOISE_CHANNEL,
+                  seed: int = 0) -> dict:
+    """The numbers the noise explorer prints for one setting (see :func:`batch_noise`).
 
-    "spread": std of the batch mean in population stds; "per_image_law" 1/sqrt(N)
-    (one independent value per image); "iid_law" 1/sqrt(N * size**2) (every value
-    independent); "effective": 1 / spread**2, the number of independent values the
-    batch mean is worth; "output_spread": std across batches of the example pixel's
-    training-mode output; "ideal" and "count" as in :func:`batch_noise`.
+    Returns
+    -------
+    dict with
+        "spread": std of the batch mean across batches, in population stds;
+        "per_image_law": 1/sqrt(N), the spread if each image gave one value (a dense layer);
+        "iid_law": 1/sqrt(N * size**2), the spread if all N * H * W values were independent;
+        "image_law": image_spread / sqrt(N), the spread the images' own averages predict;
+        "effective": 1 / spread**2, how many independent values the batch mean is worth;
+        "scale_spread": std across batches of population std / batch std;
+        "output_spread": std across batches of the example pixel's training-mode output;
+        "near_unit": fraction of batches in which that output is within 0.1 of +1 or -1;
+        "ideal", "count", "image_spread": as in :func:`batch_noise`.
     """
-    r = batch_noise(int(batch_size), int(size))
+    r = batch_noise(int(batch_size), int(size), int(channel), int(seed))
     spread = float(r["shift"].std())
     return {"spread": spread, "per_image_law": float(1 / np.sqrt(batch_size)),
-            "iid_law": float(1 / np.sqrt(r["count"])), "effective": 1.0 / spread ** 2,
-            "output_spread": float(r["output"].std()), "ideal": r["ideal"],
-            "count": r["count"]}
+            "iid_law": float(1 / np.sqrt(r["count"])),
+            "image_law": r["image_spread"] / float(np.sqrt(batch_size)),
+            "effective": 1.0 / spread ** 2, "scale_spread": float(r["scale"].std()),
+            "output_spread": float(r["output"].std()),
+            "near_unit": float(np.mean(np.abs(np.abs(r["output"]) - 1.0) < 0.1)),
+            "ideal": r["ideal"], "count": r["count"], "image_spread": r["image_spread"]}
 
 
 def noise_readout(batch_size: int, size: int) -> str:
-    """The noise explorer's two lines for one setting."""
+    """The noise explorer's three lines for one setting."""
     s = noise_summary(batch_size, size)
     return (f"N = {batch_size} images x {size}x{size} positions = {s['count']} values per "
-            f"channel statistic; spread of the batch mean {s['spread']:.3f} std "
-            f"(1/sqrt(N) = {s['per_image_law']:.3f}, 1/sqrt(N*H*W) = {s['iid_law']:.3f}): "
-            f"worth {s['effective']:.0f} independent values\n"
-            f"the example pixel: {s['ideal']:.2f} at inference, {s['ideal']:.2f} "
-            f"± {s['output_spread']:.3f} in training (spread across batches)")
+            f"channel statistic; spread of the batch mean: {s['spread']:.3f} std\n"
+            f"  laws: one value per image 1/sqrt(N) = {s['per_image_law']:.3f}; "
+            f"{s['count']} independent values {s['iid_law']:.3f}; the images' own averages "
+            f"{s['image_spread']:.3f}/sqrt(N) = {s['image_law']:.3f}\n"
+            f"the centre pixel of one image: {s['ideal']:.2f} at inference, "
+            f"{s['ideal']:.2f} ± {s['output_spread']:.3f} in training (across batches)")
+
+
+def noise_claim(seeds=TABLE_SEEDS_NOISE, channels=range(8), batch_sizes=(2, 16)) -> dict:
+    """How a channel's batch statistics on full 8x8 maps compare with the laws, everywhere.
+
+    For every random convolution (seed) and channel, at each batch size of ``batch_sizes``.
+
+    Returns
+    -------
+    dict of ndarrays of shape (len(seeds), len(channels), len(batch_sizes)):
+        "to_iid": spread of the batch mean / 1/sqrt(N * 64) (1: as if all values were
+        independent);
+        "to_per_image": spread / 1/sqrt(N) (1: as if each image gave one value);
+        "output_spread": the spread of one pixel's training-mode output.
+    """
+    out = {"to_iid": [], "to_per_image": [], "output_spread": []}
+    for seed in seeds:
+        rows = [[noise_summary(n, 8, c, seed) for n in batch_sizes] for c in channels]
+        out["to_iid"].append([[r["spread"] / r["iid_law"] for r in row] for row in rows])
+        out["to_per_image"].append([[r["spread"] / r["per_image_law"] for r in row]
+                                    for row in rows])
+        out["output_spread"].append([[r["output_spread"] for r in row] for row in rows])
+    return {name: np.array(values) for name, values in out.items()}
 
 
 HIST_RANGE, HIST_BINS = (-2.0, 3.0), 100
-NOISE_YLIM = (0.004, 1.5)
+NOISE_YLIM = (0.0015, 1.5)
 
 
 class NoiseScene(widgets.Scene):
@@ -326,11 +372,27 @@ def run(batch_norm: bool, lr: float, seed: int = 0, *, steps: int = 400, batch_s
         momentum: float = 0.9, eval_every: int = 25):
     """Train the lesson's CNN on the digits; return ``(model, history)`` (cached, read-only).
 
+    ``history.recorded`` holds the :func:`relu_census` at every evaluation.
+
     The seed sets the weights and the minibatch order. momentum 0.9 (not Keras's 0.99,
     whose moving averages need about 300 steps to warm up: lesson 07) keeps the
     test accuracy of these 400-step runs a fair picture of the weights.
     """
     return _train(batch_norm, lr, seed, steps, batch_size, momentum, eval_every)
+
+
+PROBE = 256                      # training images the ReLU census looks at
+
+
+def relu_census(model: cnn.CNN) -> dict:
+    """Fraction of each layer's ReLU inputs that are positive on the first PROBE training
+    images, in inference mode: {"alive1": ..., "alive2": ..., "alive3": ...}.
+
+    0 for a layer means every unit of it outputs 0 on every image (dead ReLUs).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        model.forward(digit_images().x_train[:PROBE], training=False)
+    return {f"alive{i + 1}": float(np.mean(z > 0)) for i, z in enumerate(model.pre_activations)}
 
 
 def _train(batch_norm, lr, seed, steps, batch_size, momentum, eval_every, nudge: float = 0.0):
@@ -339,7 +401,7 @@ def _train(batch_norm, lr, seed, steps, batch_size, momentum, eval_every, nudge:
     for p in model.params():
         p *= 1.0 + nudge
     history = nn.train(model, digit_images(), steps=steps, batch_size=batch_size, lr=lr,
-                       seed=seed, eval_every=eval_every)
+                       seed=seed, eval_every=eval_every, record=relu_census)
     return model, history
 
 
@@ -394,7 +456,7 @@ def write_run_table(path=RUN_TABLE) -> None:
     """Train every setting of :func:`table_settings` with :func:`run`; save the histories.
 
     Saved per run: the loss of each step, the evaluation steps, the test
-    accuracies and the diverged flag; also the grid and, as ``run_<name>``, the
+    accuracies, the ReLU census and the diverged flag; also the grid and, as ``run_<name>``, the
     settings of :func:`run_defaults`, so a table made with other settings is
     recognized. Compressed .npz, no pickled objects.
     """
@@ -408,6 +470,8 @@ def write_run_table(path=RUN_TABLE) -> None:
         eval_step=_padded([h.eval_step for h in hists], -1),
         test_accuracy=_padded([h.test_accuracy for h in hists], np.nan),
         diverged=[h.diverged for h in hists],
+        **{f"recorded_{name}": _padded([h.recorded[name] for h in hists], np.nan)
+           for name in hists[0].recorded},
         **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()})
 
 
@@ -426,11 +490,13 @@ def run_table(path=RUN_TABLE) -> dict:
                       f"run `python -m bnlib.lessons.lesson09.explore`")
         return {}
     keys = zip(t["lr"].tolist(), t["batch_norm"].tolist(), t["seed"].tolist())
+    recorded = {name[len("recorded_"):]: t[name] for name in t if name.startswith("recorded_")}
     rows = zip(keys, t["n_steps"], t["loss"], t["n_evals"], t["eval_step"], t["test_accuracy"],
-               t["diverged"])
+               t["diverged"], range(len(t["lr"])))
     return {key: nn.History(step=np.arange(1, n + 1), loss=loss[:n], eval_step=evals[:m],
-                            test_accuracy=acc[:m], diverged=bool(div))
-            for key, n, loss, m, evals, acc, div in rows}
+                            test_accuracy=acc[:m], diverged=bool(div),
+                            recorded={name: values[i, :m] for name, values in recorded.items()})
+            for key, n, loss, m, evals, acc, div, i in rows}
 
 
 def history(batch_norm: bool, lr: float, seed: int, *, fresh: bool = False) -> nn.History:
@@ -483,6 +549,13 @@ def lr_claim(seeds=TABLE_SEEDS, lrs=LR_GRID, *, fresh: bool = False) -> dict:
     """
     return {label: np.array([[final_loss(history(bn, lr, s, fresh=fresh)) for lr in lrs]
                              for s in seeds])
+            for label, bn in (("plain", False), ("batch norm", True))}
+
+
+def relu_claim(seeds=TABLE_SEEDS, *, lr: float = 3.0, fresh: bool = False) -> dict:
+    """The ReLU census at the end of training, per variant: ndarray (n_seeds, 3 layers)."""
+    return {label: np.array([[history(bn, lr, s, fresh=fresh).recorded[f"alive{i}"][-1]
+                              for i in (1, 2, 3)] for s in seeds])
             for label, bn in (("plain", False), ("batch norm", True))}
 
 
