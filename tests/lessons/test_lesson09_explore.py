@@ -322,6 +322,9 @@ def test_claim_at_lr_3_batch_norm_trains_and_the_plain_relus_die():
     assert losses["plain"].min() > ex.STUCK_LOSS
     alive = ex.relu_claim(seeds.TEST_SEEDS, lr=3.0, fresh=True)
     assert alive["plain"][:, 2].max() < 0.01 and alive["batch norm"].min() > 0.1
+    lr3 = ex.precise_claim(seeds.TEST_SEEDS, lr=3.0, fresh=True)
+    assert lr3["precise"].min() >= 0.9
+    assert np.argmin(lr3["inference"]) == np.argmax(lr3["precise"] - lr3["inference"])
 
 
 @pytest.mark.slow
@@ -335,6 +338,34 @@ def test_claim_batch_norm_trains_over_a_wider_range_of_learning_rates():
 
 
 # ---------------------------------------------------------------- 4. folding
+
+def test_precise_accuracy_uses_the_training_set_statistics():
+    model = ex.run(True, 0.3, 0)[0]
+    before = [n.moving_mean.copy() for n in model.norms]
+    acc = ex.precise_accuracy_of(model)
+    for n, mean in zip(model.norms, before):       # the model itself is left alone
+        np.testing.assert_array_equal(n.moving_mean, mean)
+    # by hand: a copy whose layers take their moving statistics from one pass, momentum 0
+    from bnlib import conv
+    x = ex.digit_images().x_train
+    z, _ = conv.conv2d_forward(x, model.kernels[0])
+    probe = ex.make_model(True)
+    for mine, theirs in zip(probe.params(), model.params()):
+        mine[...] = theirs
+    for n in probe.norms:
+        n.momentum = 0.0
+    probe.forward(x, training=True)
+    np.testing.assert_allclose(probe.norms[0].moving_mean, z.mean(axis=(0, 1, 2)), atol=1e-12)
+    test = ex.digit_images()
+    assert acc == nn.accuracy(probe, test.x_test, test.y_test)
+    plain = ex.run(False, 0.3, 0)[0]
+    assert ex.precise_accuracy_of(plain) == nn.accuracy(plain, test.x_test, test.y_test)
+
+
+def test_precise_accuracy_in_the_table_equals_a_fresh_computation():
+    assert ex.precise_accuracy(True, 0.3, 0) == pytest.approx(
+        ex.precise_accuracy(True, 0.3, 0, fresh=True), abs=1e-12), STALE
+
 
 def test_fold_cnn_equals_the_network_in_inference_mode():
     model = ex.run(True, 0.3, 0)[0]
