@@ -328,7 +328,7 @@ assert_true("at step 400 both end within 5 points of each other (median)",
 # %% [markdown]
 # With batch norm the network learns much faster at this rate: after 100 steps
 # every batch-norm seed has a lower loss than every plain seed. By step 400 the
-# plain network has caught up on test accuracy. (The thin lines show how much
+# plain network has nearly caught up on test accuracy. (The thin lines show how much
 # a single run can jump around; a claim from one seed would be a coin toss.)
 #
 # ### Which learning rates does each network train at?
@@ -390,8 +390,8 @@ assert_true("with batch norm every layer keeps more than 10% of them active",
 # every layer, whatever the steps did to the weights.
 #
 # At learning rate 3 the batch-norm runs have a low training loss, yet their
-# test accuracy jumps from one evaluation to the next (the explorer below shows
-# it), ending as low as 74% on one seed. Inference mode normalizes with the
+# test accuracy can jump from one evaluation to the next (the explorer below
+# shows it); one seed here ends at 74%. Inference mode normalizes with the
 # moving averages, and when the weights move this fast the averages describe the
 # network of some steps ago. Replace them by *precise* statistics of the final
 # network, one pass over the training set (lesson 08), and the test accuracy
@@ -401,9 +401,9 @@ assert_true("with batch norm every layer keeps more than 10% of them active",
 lr3 = explore.precise_claim(explore.TABLE_SEEDS, lr=3.0)
 print(f"batch norm, lr 3: test accuracy with the moving statistics {seeds.spread(lr3['inference'])}")
 print(f"{'':16s}  with precise statistics    {seeds.spread(lr3['precise'])}")
-assert_true("with precise statistics every seed reaches 90%", lr3["precise"].min() >= 0.9)
-assert_true("and the worst seed gains the most",
-            np.argmin(lr3["inference"]) == np.argmax(lr3["precise"] - lr3["inference"]))
+assert_true("with precise statistics every seed reaches 95%", lr3["precise"].min() >= 0.95)
+assert_true("and no seed loses more than a point by the switch",
+            np.all(lr3["precise"] >= lr3["inference"] - 0.01))
 
 # %% [markdown]
 # The table is the code's output, not a copy: a fresh training of the batch-norm
@@ -577,14 +577,17 @@ for name, (with_bn, without) in timings.items():
 #   example instead.
 # - A channel statistic pools N·H·W values, but the pixels of one image are not
 #   independent: its noise is the spread of the images' averages over √N. On
-#   the digits it is at most about what N·H·W independent values give, so batches
-#   of 2 with 8×8 maps are steadier than a dense layer's batches of 64.
+#   the digits it is at most about 1.2 times what N·H·W independent values give,
+#   so the batch mean of 2 images with 8×8 maps wanders less than a dense layer's
+#   over 64 examples.
 # - Spatial batch norm is ordinary batch norm of the (N·H·W, C) matrix of pixels:
 #   `axis=-1` in bnlib and Keras. The convolution itself is an im2col matrix
 #   product; both backward passes check against numerical gradients.
 # - On a small CNN, over five seeds: batch norm learns much faster at the same
-#   rate and trains over a learning-rate range of 0.1 to 3, where the plain
-#   network trains at 0.3 to 1; each step costs more.
+#   rate and trains on every seed at learning rates from 0.1 to 3, where the
+#   plain network does so only at 0.3; at 3 the plain network's ReLUs die. Each
+#   step costs more, and at large rates the moving statistics can lag behind the
+#   weights (precise statistics repair it).
 # - Keras's `Conv2D` + `BatchNormalization()` compute what bnlib computes;
 #   channels-first data needs `BatchNormalization(axis=1)`.
 # - At inference, fold batch norm into the convolution: scale each *output*

@@ -144,7 +144,8 @@ def main(argv=None) -> int:
         mb = n * h * w * c_in * 4 / 1e6
         for i, (name, (fwd, fwd_bwd)) in enumerate(times.items()):
             label = (f"({n}, {h}, {w}, {c_in} -> {c_out})", f"{mb:.2f}") if i == 0 else ("", "")
-            print(f"{label[0]:<26}{label[1]:>7}  {name:<20}{fwd * 1e3:>12.3f}{fwd_bwd * 1e3:>12.3f}")
+            print(f"{label[0]:<26}{label[1]:>7}  {name:<20}{fwd * 1e3:>12.3f}"
+                  f"{fwd_bwd * 1e3:>12.3f}")
         ratio = times["bnlib"][1] / times["Keras tf.function"][1]
         print(f"{'':<33}bnlib fwd+bwd / Keras fwd+bwd = {ratio:.2f}")
         print()

@@ -16,7 +16,8 @@ from bnlib.lessons.lesson09 import diagram
 from bnlib.lessons.lesson09 import explore as ex
 
 REPO = Path(__file__).resolve().parents[2]
-STALE = "lesson 09's run table does not match the code: run `python -m bnlib.lessons.lesson09.explore`"
+STALE = ("lesson 09's run table does not match the code: "
+         "run `python -m bnlib.lessons.lesson09.explore`")
 
 
 @pytest.fixture(autouse=True)
@@ -323,8 +324,8 @@ def test_claim_at_lr_3_batch_norm_trains_and_the_plain_relus_die():
     alive = ex.relu_claim(seeds.TEST_SEEDS, lr=3.0, fresh=True)
     assert alive["plain"][:, 2].max() < 0.01 and alive["batch norm"].min() > 0.1
     lr3 = ex.precise_claim(seeds.TEST_SEEDS, lr=3.0, fresh=True)
-    assert lr3["precise"].min() >= 0.9
-    assert np.argmin(lr3["inference"]) == np.argmax(lr3["precise"] - lr3["inference"])
+    assert lr3["precise"].min() >= 0.95
+    assert np.all(lr3["precise"] >= lr3["inference"] - 0.01)
 
 
 @pytest.mark.slow

@@ -171,8 +171,8 @@ def check_channels_first_batchnorm(answer: Callable) -> bool | None:
     return check_exercise("channels_first_batchnorm", answer, reference, cases, mistakes=[
         (_or_none(channels_last_habit), "in (N, C, H, W) the channels are axis 1: average over "
                               "axes (0, 2, 3) (Keras: BatchNormalization(axis=1))"),
-        (_or_none(flat_gamma), "gamma and beta of shape (C,) broadcast along the LAST axis (W): reshape "
-                     "them to (1, C, 1, 1)"),
+        (_or_none(flat_gamma), "gamma and beta of shape (C,) broadcast along the LAST axis "
+                               "(W): reshape them to (1, C, 1, 1)"),
         (eps_outside, "ε must be inside the square root: sqrt(var + ε)"),
         (unbiased, "use the biased variance (divide by N·H·W, np.var's default)"),
         (lambda x, g, b, e: reference(x, g, b, 1e-3), EPS_HINT),
