@@ -83,14 +83,18 @@ notebooks: $(STAMP)
 
 images: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m bnlib.course.diagrams images
+	MPLBACKEND=Agg $(BIN)/python -m bnlib.lessons.lesson09.diagram images
 
-# Train again every setting of lesson 05's network explorer (70 runs, ~20 s) and save
-# them in bnlib/lessons/lesson05/runs.npz: after changing the training code.
+# Train again the explorer tables after changing the training code: lesson 05's 70 settings
+# with their 1e-15-nudge sensitivities (runs.npz, ~35 s of CPU) and lesson 09's 60 CNN runs
+# (~190 s), each saved in its lesson package.
 tables: $(STAMP)
 	$(BIN)/python -m bnlib.lessons.lesson05.explore
+	$(BIN)/python -m bnlib.lessons.lesson09.explore
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py
+	$(BIN)/python tests/benchmarks/bench_conv.py
 	$(BIN)/python tests/benchmarks/bench_explorers.py
 
 # The course as a static book in _site/ (not committed; open _site/index.html): Sphinx with

@@ -11,6 +11,7 @@ batchnorm       the reference: forward, backward, the BatchNorm layer, folding i
 batchnorm_fast  the same for (N, D) training batches, unchecked; tested against the reference
 layernorm       layer norm and group norm, the batch-independent alternatives
 gradcheck       numerical gradients and relative error
+conv, cnn       2-D convolution (NHWC) forward/backward, folding into it; a small CNN
 nn              a from-scratch MLP with optional batch norm (FastBatchNorm), its training loop,
                 ``sigmoid``, and saved states (``MLP.state``/``load_state``, ``restore_on_exit``)
 data            generated and shipped data sets

@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["use_course_style", "images_and_histogram", "curves", "STYLE"]
+__all__ = ["use_course_style", "images_and_histogram", "curves", "smooth", "STYLE"]
 
 # axes.axisbelow: the grid under every artist, so a scene's live artists, blitted on top of
 # the static background, give the same pixels as a full draw (see bnlib.course.widgets.Scene)
@@ -66,3 +66,12 @@ def curves(x, series: dict, *, xlabel: str = "", ylabel: str = "", title: str = 
         ax.set_yscale("log")
     ax.legend()
     return fig
+
+
+def smooth(values, window: int = 20) -> np.ndarray:
+    """Trailing moving average (shorter window at the start), same length as ``values``."""
+    values = np.asarray(values, dtype=float)
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    n = np.arange(1, len(values) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)

@@ -25,8 +25,9 @@
 # %%
 import numpy as np
 
-from bnlib import batchnorm, conv, data, nn, plots, seeds
-from bnlib.checks import assert_below, assert_close, assert_true
+from bnlib import batchnorm, conv, data, nn
+from bnlib.course import plots, seeds, timing
+from bnlib.course.checks import assert_below, assert_close, assert_true
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.lessons.lesson09 import exercises, explore
 
@@ -563,7 +564,7 @@ timings = {"Keras, eager": (lambda: keras_bn(big, training=False),
            "bnlib": (lambda: trained.forward(big[:1800], training=False),
                      lambda: folded.forward(big[:1800], training=False))}
 for name, (with_bn, without) in timings.items():
-    t_bn, t_folded = explore.best_time(with_bn, 3), explore.best_time(without, 3)
+    t_bn, t_folded = timing.best_time(with_bn, 3), timing.best_time(without, 3)
     print(f"{name:20s} with batch norm {1e3 * t_bn:7.1f} ms, folded {1e3 * t_folded:7.1f} ms, "
           f"speed-up x{t_bn / t_folded:.2f}")
 

@@ -8,6 +8,7 @@ import pytest
 from bnlib.lessons.lesson05 import explore as en
 from bnlib import nn
 from bnlib.course.seeds import LESSON_SEEDS, TEST_SEEDS
+from bnlib.course import plots
 
 
 def _history(p15, p50, p85):
@@ -90,7 +91,7 @@ def test_claim_collects_checks_and_reports_failures(capsys):
 def test_smooth_is_a_trailing_mean():
     x = np.arange(10.0) ** 2
     expected = [x[max(0, i - 2):i + 1].mean() for i in range(10)]
-    np.testing.assert_allclose(en.smooth(x, window=3), expected)
+    np.testing.assert_allclose(plots.smooth(x, window=3), expected)
 
 
 def test_sigmoid_input_percentiles_use_batch_statistics_and_restore_moving_ones():

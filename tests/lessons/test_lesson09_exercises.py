@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnlib import checks
+from bnlib.course import checks
 from bnlib.lessons.lesson09 import exercises
 
 

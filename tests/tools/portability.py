@@ -44,21 +44,22 @@ OPENBLAS_LEVEL_OF = {"prescott": 0, "core2": 0, "penryn": 0, "dunnington": 0, "n
 NUMPY_LEVELS = [("X86_V4", "AVX512_ICL", "AVX512_SPR"), ("X86_V3",)]
 
 NUDGE_STARTUP = '''\
-# Portability check: nudge every MLP's initial weights by a relative 1e-15.
+# Portability check: nudge every model's initial weights by a relative 1e-15.
 import numpy as _np
-from bnlib import nn as _nn
-
-_init = _nn.MLP.__init__
+from bnlib import cnn as _cnn, nn as _nn
 
 
-def _nudged_init(self, *args, **kwargs):
-    _init(self, *args, **kwargs)
-    rng = _np.random.default_rng(12345)
-    for W in self.weights:
-        W *= 1 + 1e-15 * rng.standard_normal(W.shape)
+def _nudging(init, weights):
+    def nudged_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        rng = _np.random.default_rng(12345)
+        for W in weights(self):
+            W *= 1 + 1e-15 * rng.standard_normal(W.shape)
+    return nudged_init
 
 
-_nn.MLP.__init__ = _nudged_init
+_nn.MLP.__init__ = _nudging(_nn.MLP.__init__, lambda m: m.weights)
+_cnn.CNN.__init__ = _nudging(_cnn.CNN.__init__, lambda m: [*m.kernels, m.W])
 '''
 
 PROBE = '''\

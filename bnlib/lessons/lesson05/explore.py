@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlib import data, nn
-from bnlib.course import checks, widgets
+from bnlib.course import checks, plots, widgets
 from bnlib.course.seeds import LESSON_SEEDS, diverged, spread
 
 SIZES = (64, 100, 100, 10)          # the lesson's default network
@@ -409,15 +409,6 @@ def stability(seeds=LESSON_SEEDS) -> Claim:
     return claim
 
 
-def smooth(values, window: int = 20) -> np.ndarray:
-    """Trailing moving average (shorter window at the start), same length as ``values``."""
-    values = np.asarray(values, dtype=float)
-    c = np.cumsum(np.insert(values, 0, 0.0))
-    n = np.arange(1, len(values) + 1)
-    lo = np.maximum(n - window, 0)
-    return (c[n] - c[lo]) / (n - lo)
-
-
 def _band(ax, x, ys, label, color=None):
     """Median line over seeds (rows of ``ys``) and a shaded band from the lowest to the highest."""
     ys = np.asarray(ys, dtype=float)
@@ -436,7 +427,7 @@ def curves_figure(results: dict, title: str = ""):
     """
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
     for label, (step, loss, eval_step, acc) in results.items():
-        _band(ax1, step, [smooth(row) for row in np.atleast_2d(loss)], label)
+        _band(ax1, step, [plots.smooth(row) for row in np.atleast_2d(loss)], label)
         _band(ax2, eval_step, np.atleast_2d(acc), label)
     ax1.set(xlabel="SGD step", ylabel="training loss (20-step mean)", title="loss", yscale="log")
     ax2.set(xlabel="SGD step", ylabel="test accuracy", title="test accuracy", ylim=(0, 1))
@@ -852,7 +843,7 @@ class RunScene(widgets.Scene):
     def update(self, lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True) -> str:
         h, sens = explorer_run(lr, init_scale, batch_norm)
         label = f"{'with' if batch_norm else 'without'} BN, lr {lr:g}, init scale {init_scale:g}"
-        self.lines[0].set_data(h.step, smooth(h.loss))
+        self.lines[0].set_data(h.step, plots.smooth(h.loss))
         self.lines[1].set_data(h.eval_step, h.test_accuracy)
         for legend in self.legends:
             legend.get_texts()[0].set_text(label)

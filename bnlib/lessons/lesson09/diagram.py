@@ -18,7 +18,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
-from bnlib.diagrams import DPI, RC
+from bnlib.course.diagrams import DPI, RC
 
 FILENAME = "norm-axes.png"
 N, C, HW = 4, 6, 5                 # cells drawn along each axis

@@ -1,6 +1,6 @@
 """Lesson 09 (batch norm in convolutional networks): the exercise checkers.
 
-Each wraps :func:`bnlib.checks.check_exercise` with a reference, cases that vary
+Each wraps :func:`bnlib.course.checks.check_exercise` with a reference, cases that vary
 every setting (batch size, spatial size, channels, eps, gamma and beta) and the
 common mistakes it names.
 """
@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from bnlib.checks import check_exercise
+from bnlib.course.checks import check_exercise
 
 
 EPS_HINT = ("use the eps you are given: the cases vary it (1e-3 is only Keras's default)")

@@ -32,7 +32,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bnlib import cnn, conv, nn, widgets
+from bnlib import cnn, conv, nn
+from bnlib.course import plots, widgets
 from bnlib.batchnorm import batchnorm_forward
 from bnlib.data import Split
 from bnlib.layernorm import group_norm_forward
@@ -559,15 +560,6 @@ def histories(batch_norm: bool, lr: float, seeds=TABLE_SEEDS, *, fresh: bool = F
     return [history(batch_norm, lr, s, fresh=fresh) for s in seeds]
 
 
-def smooth(values, window: int = 20) -> np.ndarray:
-    """Trailing moving average (a shorter window at the start), same length as ``values``."""
-    values = np.asarray(values, dtype=float)
-    c = np.cumsum(np.insert(values, 0, 0.0))
-    n = np.arange(1, len(values) + 1)
-    lo = np.maximum(n - window, 0)
-    return (c[n] - c[lo]) / (n - lo)
-
-
 def speed_claim(seeds=TABLE_SEEDS, *, lr: float = 0.3, step: int = 100,
                 fresh: bool = False) -> dict:
     """Test accuracy and training loss at ``step`` of a learning rate both networks train at.
@@ -630,7 +622,7 @@ def curves_figure(lr: float = 0.3, seeds=TABLE_SEEDS):
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.3))
     for label, bn, color in (("plain", False, "tab:orange"), ("batch norm", True, "tab:blue")):
         hs = histories(bn, lr, seeds)
-        _band(ax0, hs[0].step, [smooth(h.loss) for h in hs], color, f"{label} (median)")
+        _band(ax0, hs[0].step, [plots.smooth(h.loss) for h in hs], color, f"{label} (median)")
         _band(ax1, hs[0].eval_step, [h.test_accuracy for h in hs], color, f"{label} (median)")
     ax0.set(xlabel="SGD step", ylabel="training loss (20-step mean)", yscale="log",
             title=f"loss, lr {lr:g}, {len(seeds)} seeds")
@@ -724,7 +716,7 @@ class TrainScene(widgets.Scene):
     def update(self, lr: float = 0.3) -> str:
         for bn in (False, True):
             hs = histories(bn, lr)
-            for kind, xs, ys in (("loss", [h.step for h in hs], [smooth(h.loss) for h in hs]),
+            for kind, xs, ys in (("loss", [h.step for h in hs], [plots.smooth(h.loss) for h in hs]),
                                  ("accuracy", [h.eval_step for h in hs],
                                   [h.test_accuracy for h in hs])):
                 thin, thick = self.lines[bn, kind]
@@ -768,16 +760,6 @@ def fold_cnn(model: cnn.CNN) -> cnn.CNN:
                 norm.moving_mean, norm.moving_variance, norm.eps)
     plain.W, plain.b = model.W.copy(), model.b.copy()
     return plain
-
-
-def best_time(fn, repeats: int = 5) -> float:
-    """Shortest wall time of ``repeats`` calls of ``fn()``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 if __name__ == "__main__":
