@@ -12,9 +12,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["describe", "as_float_array", "check_shape", "in_dtype", "check_real", "check_int", "check_bool",
-           "check_choice", "check_layer_shape", "check_float_dtype", "check_seed", "check_labels", "check_eps",
-           "check_momentum", "check_alpha", "check_axis_spec", "parse_axis"]
+__all__ = ["describe", "as_float_array", "check_shape", "in_dtype", "check_real", "check_int",
+           "check_bool", "check_choice", "check_layer_shape", "check_float_dtype", "check_seed",
+           "check_labels", "check_eps", "check_momentum", "check_alpha", "check_axis_spec",
+           "parse_axis"]
 
 
 def describe(value) -> str:
@@ -23,12 +24,6 @@ def describe(value) -> str:
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _all_finite(arr: np.ndarray) -> bool:
-    # A sum is finite only if every entry is (NaN and inf propagate), and adding is
-    # faster than np.isfinite; a sum that overflows falls back to the exact test.
-    return bool(np.isfinite(np.add.reduce(arr, axis=None)) or np.isfinite(arr).all())
 
 
 def as_float_array(name: str, value, *, ndim: int | tuple[int, ...] | None = None,
@@ -71,7 +66,7 @@ def as_float_array(name: str, value, *, ndim: int | tuple[int, ...] | None = Non
                              f"got shape {arr.shape} ({arr.ndim} dimensions)")
     if min_ndim is not None and arr.ndim < min_ndim:
         raise ValueError(f"{name} must have at least {min_ndim} dimensions; got shape {arr.shape}")
-    if arr.size and not _all_finite(arr):
+    if not np.isfinite(arr).all():
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must contain only finite values; got {bad} NaN or infinite "
                          f"entries out of {arr.size}")

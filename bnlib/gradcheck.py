@@ -55,10 +55,10 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dou
         worst = float(np.max(np.abs(step - 2.0 * h))) / (2.0 * h)
         if worst > _STEP_TOLERANCE:
             biggest = float(np.max(np.abs(x)))
+            suggested = max(biggest, 1.0) * np.sqrt(np.finfo(x.dtype).eps)
             raise ValueError(f"h must be large enough to survive rounding next to x in {x.dtype}: "
                              f"with |x| up to {biggest:.1e}, the step 2h = {2 * h:.1e} is off by "
-                             f"{worst:.0%}; try h of about "
-                             f"{max(biggest, 1.0) * np.sqrt(np.finfo(x.dtype).eps):.0e}; got h={h:g}")
+                             f"{worst:.0%}; try h of about {suggested:.0e}; got h={h:g}")
     grad = np.zeros_like(x)
     for i in np.ndindex(x.shape):
         saved = x[i]
@@ -78,13 +78,16 @@ def numerical_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dou
 
 def _loss(f, x: np.ndarray, dout: np.ndarray):
     fx = f(x)
+    try:
+        kind = np.asarray(fx).dtype.kind
+    except (TypeError, ValueError):
+        kind = "O"
+    if kind not in "biuf":
+        raise ValueError(f"f must return an array of real numbers; got {describe(fx)}")
     if np.shape(fx) != dout.shape and dout.ndim:
         raise ValueError(f"dout must have the shape of f(x), {np.shape(fx)} (or be a number); "
                          f"got {dout.shape}")
-    try:
-        return np.sum(fx * dout)
-    except TypeError:
-        raise ValueError(f"f must return an array of numbers; got {describe(fx)}") from None
+    return np.sum(fx * dout)
 
 
 def rel_error(a, b) -> float:

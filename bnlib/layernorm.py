@@ -43,7 +43,7 @@ class GroupNormCache(NamedTuple):
 
 def _grouped(x: np.ndarray, groups: int) -> np.ndarray:
     """View x (N, ..., C) as (N, positions, groups, C // groups)."""
-    return x.reshape(x.shape[0], -1, groups, x.shape[-1] // groups)
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:-1])), groups, x.shape[-1] // groups)
 
 
 def _check_groups(groups, channels: int) -> int:

@@ -53,12 +53,20 @@ def _axes(x: np.ndarray, axis) -> tuple:
     return axes
 
 
-def _check_spread(spread: np.ndarray, axis, what: str) -> None:
-    flat = spread == 0
-    if np.any(flat):
-        raise ValueError(f"x must vary along axis {axis!r} (the transform divides by its {what}); "
-                         f"got {int(np.count_nonzero(flat))} of {spread.size} positions with "
-                         f"zero {what} (constant values)")
+def _check_spread(spread: np.ndarray, axis, what: str, x: np.ndarray, axes: tuple) -> None:
+    """Raise if x is constant at some position, or if its spread rounds to 0 in x's dtype."""
+    with np.errstate(over="ignore"):
+        constant = np.ptp(x, axis=axes, keepdims=True) == 0
+    if np.any(constant):  # whatever the rounding of the mean made of the std
+        raise ValueError(f"x must vary along axis {axis!r} (the transform divides by its "
+                         f"{what}); got {int(np.count_nonzero(constant))} of {constant.size} "
+                         f"positions with zero {what} (constant values)")
+    unresolved = spread == 0
+    if np.any(unresolved):
+        raise ValueError(f"x must vary by more than {x.dtype} can resolve along axis {axis!r} "
+                         f"(the transform divides by its {what}); got "
+                         f"{int(np.count_nonzero(unresolved))} positions whose {what} rounds to 0 "
+                         f"in {x.dtype} (use float64)")
 
 
 def _stats_arrays(stats, names: tuple, cls, x: np.ndarray) -> list:
@@ -79,13 +87,18 @@ def _stats_arrays(stats, names: tuple, cls, x: np.ndarray) -> list:
 
 
 def _scale(x: np.ndarray, shift: np.ndarray, spread) -> np.ndarray:
-    """(x - shift) / spread in x's dtype; in float64 where x's dtype overflows; finite."""
+    """(x - shift) / spread() in x's dtype, finite.
+
+    Where that overflows (float32 data far apart, or float64 near its limit),
+    computed again in float64 from halves, ``(x / 2 - shift / 2) / spread(half=True)``,
+    which cannot overflow; a result that x's dtype cannot hold is refused.
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         scale = spread()
         out = (x - shift) / scale
         if not (np.isfinite(scale).all() and np.isfinite(out).all()):
-            out = ((x.astype(np.float64) - shift.astype(np.float64))
-                   / spread(np.float64)).astype(x.dtype)
+            out = ((0.5 * x.astype(np.float64) - 0.5 * shift.astype(np.float64))
+                   / spread(half=True)).astype(x.dtype)
     if not np.isfinite(out).all():
         raise ValueError(f"x must give transformed values that {x.dtype} can hold; got "
                          f"{int(out.size - np.count_nonzero(np.isfinite(out)))} that overflow "
@@ -113,7 +126,7 @@ def min_max_scale(x, axis=0) -> tuple[np.ndarray, MinMaxStats]:
     axes = _axes(x, axis)
     stats = MinMaxStats(x.min(axis=axes, keepdims=True), x.max(axis=axes, keepdims=True))
     with np.errstate(over="ignore"):
-        _check_spread(stats.maximum - stats.minimum, axis, "range")
+        _check_spread(stats.maximum - stats.minimum, axis, "range", x, axes)
     return apply_min_max(x, stats), stats
 
 
@@ -124,8 +137,19 @@ def apply_min_max(x, stats: MinMaxStats) -> np.ndarray:
     if np.any(maximum <= minimum):
         raise ValueError(f"stats.maximum must be > stats.minimum everywhere; got "
                          f"{int(np.count_nonzero(maximum <= minimum))} positions where it is not")
-    return _scale(x, minimum, lambda dtype=None: (maximum - minimum) if dtype is None
-                  else maximum.astype(dtype) - minimum.astype(dtype))
+    return _scale(x, minimum, lambda half=False: maximum - minimum if not half
+                  else 0.5 * maximum.astype(np.float64) - 0.5 * minimum.astype(np.float64))
+
+
+def _needs_rescaling(x: np.ndarray, axes: tuple, stats: StandardStats) -> bool:
+    """True if NumPy's mean or std overflowed, or the std underflowed to 0 for data that vary."""
+    if not (np.isfinite(stats.mean).all() and np.isfinite(stats.std).all()):
+        return True
+    flat = stats.std == 0
+    if not flat.any():
+        return False
+    with np.errstate(over="ignore"):
+        return bool((np.ptp(x, axis=axes, keepdims=True)[flat] > 0).any())
 
 
 def standardize(x, axis=0) -> tuple[np.ndarray, StandardStats]:
@@ -148,14 +172,17 @@ def standardize(x, axis=0) -> tuple[np.ndarray, StandardStats]:
         ``mean`` and ``std`` with the reduced axes kept as size 1.
 
     The statistics are NumPy's ``mean`` and ``std``; where they overflow the
-    dtype of x (float32 values of 1e30 have a variance of 1e60), they are
-    computed again in float64 from x scaled by its largest magnitude.
+    dtype of x (float32 values of 1e30 have a variance of 1e60), or where the
+    variance underflows to 0 although x varies (float64 values of 1e-289),
+    they are computed again in float64 from x scaled by its largest magnitude.
     """
     x = as_float_array("x", x, min_ndim=1)
     axes = _axes(x, axis)
+    work = x.astype(np.float32) if x.dtype == np.float16 else x  # float16 squares underflow
     with np.errstate(over="ignore", invalid="ignore"):
-        stats = StandardStats(x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True))
-    if not (np.isfinite(stats.mean).all() and np.isfinite(stats.std).all()):
+        stats = StandardStats(work.mean(axis=axes, keepdims=True).astype(x.dtype),
+                              work.std(axis=axes, keepdims=True).astype(x.dtype))
+    if _needs_rescaling(x, axes, stats):
         x64 = x.astype(np.float64)
         scale = np.max(np.abs(x64), axis=axes, keepdims=True)
         scale[scale == 0] = 1.0
@@ -163,7 +190,7 @@ def standardize(x, axis=0) -> tuple[np.ndarray, StandardStats]:
             stats = StandardStats(
                 (scale * np.mean(x64 / scale, axis=axes, keepdims=True)).astype(x.dtype),
                 (scale * np.std(x64 / scale, axis=axes, keepdims=True)).astype(x.dtype))
-    _check_spread(stats.std, axis, "standard deviation")
+    _check_spread(stats.std, axis, "standard deviation", x, axes)
     return apply_standardize(x, stats), stats
 
 
@@ -174,4 +201,4 @@ def apply_standardize(x, stats: StandardStats) -> np.ndarray:
     if np.any(std <= 0):
         raise ValueError(f"stats.std must be > 0 everywhere; got "
                          f"{int(np.count_nonzero(std <= 0))} entries <= 0")
-    return _scale(x, mean, lambda dtype=None: std if dtype is None else std.astype(dtype))
+    return _scale(x, mean, lambda half=False: std if not half else 0.5 * std.astype(np.float64))

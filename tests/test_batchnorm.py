@@ -453,7 +453,8 @@ def test_one_value_per_statistic_in_training_mode_raises(shape, axis):
         batchnorm_forward(x, gamma, beta, mm, mv, training=True, axis=axis)
 
 
-@pytest.mark.parametrize("shape, axis", [((1, 2, 2, 3), -1), ((1, 5, 3), -1), ((1, 2, 3, 4), (1, 3))])
+@pytest.mark.parametrize("shape, axis", [((1, 2, 2, 3), -1), ((1, 5, 3), -1),
+                                         ((1, 2, 3, 4), (1, 3))])
 def test_one_image_in_training_mode_is_normalized_over_its_positions(shape, axis):
     """One (1, H, W, C) image has H * W values per channel: enough, as in Keras."""
     x, gamma, beta, mm, mv = make_case(shape, axis)
