@@ -9,6 +9,9 @@ ValueError rather than returned as inf.
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 __all__ = ["accurate_sum", "moments", "working_dtype"]
@@ -38,24 +41,29 @@ def accurate_sum(a: np.ndarray, axes: tuple) -> np.ndarray:
     """
     if a.dtype == np.float16:
         a = a.astype(np.float32)
+    if a.size == 0 or axes != tuple(range(len(axes))) or not a.flags.c_contiguous:
+        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
     keep_shape = tuple(1 if ax in axes else n for ax, n in enumerate(a.shape))
-    features = int(np.prod(keep_shape))
-    if a.size == 0:
-        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
+    features = math.prod(keep_shape)
     rows = a.size // features
-    k = max(d for d in range(1, max(1, _WIDE // features) + 1) if rows % d == 0)
-    if axes != tuple(range(len(axes))) or not a.flags.c_contiguous or rows // k > _WIDE:
+    k = next(d for d in range(min(max(1, _WIDE // features), rows), 0, -1) if rows % d == 0)
+    if rows // k > _WIDE:
         return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
-    with np.errstate(over="ignore", invalid="ignore"):
-        partial = a.reshape(rows // k, k * features).sum(axis=0)
+    partial = a.reshape(rows // k, k * features).sum(axis=0)  # (callers silence overflow)
     total = partial.reshape(k, features).sum(axis=0, dtype=np.float64).reshape(keep_shape)
     if a.dtype != np.float64 and not np.isfinite(total).all():  # float32 partial sums overflowed
         return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
     return total
 
 
+@functools.lru_cache(maxsize=64)
+def _first(ndim: int, axes: tuple) -> tuple:
+    """The index of the first value along ``axes`` (kept as size 1)."""
+    return tuple(slice(0, 1) if a in axes else slice(None) for a in range(ndim))
+
+
 def _shifted_moments(x: np.ndarray, axes: tuple, m: int):
-    x0 = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    x0 = x[_first(x.ndim, axes)]
     shifted = x - x0
     shifted_mean = accurate_sum(shifted, axes) / m
     x_mu = shifted - shifted_mean.astype(x.dtype)
@@ -69,7 +77,8 @@ def moments(x: np.ndarray, axes: tuple):
     Parameters
     ----------
     x : ndarray of float
-        Finite values (the callers check).
+        Finite values (the callers check, and silence NumPy's overflow warnings
+        with ``np.errstate``: an overflow is detected here and handled).
     axes : tuple of int
         The axes to reduce; together they must hold at least one value.
 
@@ -95,14 +104,13 @@ def moments(x: np.ndarray, axes: tuple):
     to half a float32 step at 1e4 (5e-4, a twentieth of the spread), and so
     is every x - mean.
     """
-    m = int(np.prod([x.shape[a] for a in axes]))
+    m = math.prod(x.shape[a] for a in axes)
     work = x.astype(np.float32) if x.dtype == np.float16 else x
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, var, x_mu = _shifted_moments(work, axes, m)
+    mean, var, x_mu = _shifted_moments(work, axes, m)  # (callers silence overflow warnings)
+    finite = np.isfinite(mean).all() and np.isfinite(var).all()
+    if not finite and work.dtype != np.float64:
+        mean, var, x_mu = _shifted_moments(x.astype(np.float64), axes, m)
         finite = np.isfinite(mean).all() and np.isfinite(var).all()
-        if not finite and work.dtype != np.float64:
-            mean, var, x_mu = _shifted_moments(x.astype(np.float64), axes, m)
-            finite = np.isfinite(mean).all() and np.isfinite(var).all()
     if not finite:
         with np.errstate(over="ignore"):
             spread = float(np.max(x)) - float(np.min(x))

@@ -139,7 +139,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
                          f"Use training=False to normalize a single example.")
 
     if training:
-        mean, var, x_mu = moments(x, reduced)         # biased variance; x_mu = x - mean
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, var, x_mu = moments(x, reduced)     # biased variance; x_mu = x - mean
         var_for_moving = var * m / (m - 1) if unbiased_moving_variance else var
         with np.errstate(over="ignore"):
             moving_mean = ema_step(moving_mean, mean, momentum).astype(x.dtype, copy=False)

@@ -14,6 +14,7 @@ equals Keras ``LayerNormalization()``).
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -43,7 +44,7 @@ class GroupNormCache(NamedTuple):
 
 def _grouped(x: np.ndarray, groups: int) -> np.ndarray:
     """View x (N, ..., C) as (N, positions, groups, C // groups)."""
-    return x.reshape(x.shape[0], int(np.prod(x.shape[1:-1])), groups, x.shape[-1] // groups)
+    return x.reshape(x.shape[0], math.prod(x.shape[1:-1]), groups, x.shape[-1] // groups)
 
 
 def _check_groups(groups, channels: int) -> int:
@@ -91,15 +92,19 @@ def group_norm_forward(x, gamma, beta, groups: int, eps: float = 1e-3):
     beta = in_dtype("beta", as_float_array("beta", beta), x.dtype)
     check_shape("gamma", gamma, (c,), "the number of channels (last axis of x)")
     check_shape("beta", beta, (c,), "the number of channels (last axis of x)")
-    per_group = int(np.prod(x.shape[1:-1])) * (c // groups)
+    per_group = math.prod(x.shape[1:-1]) * (c // groups)
     if per_group < 2:
         raise ValueError(f"x must give each group at least 2 values to normalize (one value "
                          f"normalizes to 0); got shape {x.shape} with {groups} groups, "
                          f"{per_group} value per group")
-    xg = _grouped(x, groups)
-    mean, var, x_mu = moments(xg, (1, 3))
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x_mu.dtype, copy=False)
+    xg = _grouped(x, groups)  # (N, positions, groups, C // groups)
     with np.errstate(over="ignore", invalid="ignore"):
+        if xg.shape[1] == 1:  # (N, C): each group is one contiguous run, the fast reduction
+            _, var, x_mu = moments(xg[:, 0], (2,))
+            var, x_mu = var[:, None], x_mu[:, None]
+        else:
+            _, var, x_mu = moments(xg, (1, 3))
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(x_mu.dtype, copy=False)
         x_hat = (x_mu * inv_std).reshape(x.shape)
         out = (gamma.astype(x_mu.dtype, copy=False) * x_hat
                + beta.astype(x_mu.dtype, copy=False)).astype(x.dtype, copy=False)
@@ -193,10 +198,13 @@ class GroupNorm:
 
     def __call__(self, x, *, training: bool) -> np.ndarray:
         """Normalize each example (the same in training and inference)."""
-        x = as_float_array("x", x)
-        if x.ndim < 2 or x.shape[-1] != self.gamma.size:
+        try:
+            shape = np.shape(x)  # group_norm_forward checks the values
+        except ValueError:  # a ragged list: as_float_array explains
+            shape = as_float_array("x", x).shape
+        if len(shape) < 2 or shape[-1] != self.gamma.size:
             raise ValueError(f"x must have shape (N, {self.gamma.size}) or (N, ..., "
-                             f"{self.gamma.size}), the layer's channels last; got shape {x.shape}")
+                             f"{self.gamma.size}), the layer's channels last; got shape {shape}")
         out, self._cache = group_norm_forward(x, self.gamma, self.beta, self.groups, self.eps)
         return out
 

@@ -554,15 +554,16 @@ def sgd_step(model: MLP, lr: float) -> None:
     """
     _check_model(model)
     lr = check_real("lr", lr, minimum=0, open_min=True, hint=", e.g. 0.1")
-    for name, _, g in model._entries():
+    entries = model._entries()
+    for name, _, g in entries:
         if g is None:
             raise ValueError(f"model must have gradients from model.backward before sgd_step; "
                              f"got none yet for {name}")
-    _sgd_step(model, lr)
+    _sgd_step(model, lr, entries)
 
 
-def _sgd_step(model: MLP, lr: float) -> None:
-    for _, p, g in model._entries():
+def _sgd_step(model: MLP, lr: float, entries=None) -> None:
+    for _, p, g in model._entries() if entries is None else entries:
         p -= lr * g
 
 
