@@ -161,7 +161,7 @@ def check_bool(name: str, value) -> bool:
 
 def check_choice(name: str, value, choices: tuple) -> None:
     """Raise unless ``value`` is one of ``choices`` (compared without NumPy broadcasting)."""
-    if not any(type(value) is type(c) and value == c for c in choices):
+    if not any(isinstance(value, type(c)) and value == c for c in choices):
         raise ValueError(f"{name} must be one of {choices}; got {describe(value)}")
 
 
