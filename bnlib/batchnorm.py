@@ -16,8 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bnlib._validate import as_float_array, check_eps, check_momentum, check_shape, parse_axis
-from bnlib.ema import ema_update
+from bnlib._stats import accurate_sum, moments, working_dtype
+from bnlib._validate import (as_float_array, check_axis_spec, check_bool, check_eps,
+                             check_float_dtype, check_layer_shape, check_momentum, check_shape,
+                             in_dtype, parse_axis)
+from bnlib.ema import ema_step
 
 __all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward", "BatchNorm",
            "fold_into_dense"]
@@ -44,70 +47,28 @@ class BatchNormCache(NamedTuple):
     training: bool
 
 
-# ---------------------------------------------------------------- accurate statistics
-# The numerical care lives here, so that the forward and backward passes below
-# read like the formulas: _sum adds accurately (float32 included), _moments
-# uses it for the batch mean and variance.
-
-_WIDE = 2048  # the most columns of the wide view, and the most values one column adds
-
-
-def _sum(a: np.ndarray, axes: tuple) -> np.ndarray:
-    """Sum of ``a`` over ``axes`` (kept as size 1), in float64, accurate for float32 input.
-
-    A float32 running sum of a million numbers keeps only about four of its
-    seven digits, because each addition rounds to the precision of the
-    running total. So when the summed axes lead (features last, the usual
-    case), ``a`` is viewed as a wide (rows / k, k * features) matrix, k the
-    largest divisor of rows with k * features <= 2048 (k = 512 for 262,144
-    rows of 4 channels). Each column then adds only rows / k numbers in a's
-    dtype, and the k partial sums of each feature are added in float64. This
-    is also the fast way to sum a narrow channel axis. When the columns would
-    still be longer than 2048, or for another layout, NumPy sums with a
-    float64 accumulator instead. Either way the result is float64.
-    """
-    keep_shape = tuple(1 if ax in axes else n for ax, n in enumerate(a.shape))
-    features = int(np.prod(keep_shape))
-    rows = a.size // features
-    k = max(d for d in range(1, max(1, _WIDE // features) + 1) if rows % d == 0)
-    if axes != tuple(range(len(axes))) or not a.flags.c_contiguous or rows // k > _WIDE:
-        return np.sum(a, axis=axes, dtype=np.float64, keepdims=True)
-    partial = a.reshape(rows // k, k * features).sum(axis=0)
-    return partial.reshape(k, features).sum(axis=0, dtype=np.float64).reshape(keep_shape)
-
-
-def _moments(x: np.ndarray, axes: tuple):
-    """Batch mean and biased variance over ``axes``, and x - mean, accurate in float32.
-
-    Returns
-    -------
-    mean, var : float64 ndarray, ``axes`` kept as size 1
-    x_mu : ndarray, shape and dtype of x
-        x - mean.
-
-    The statistics are computed from x - x0, x0 the first example: the shift
-    moves the mean by x0 and leaves the variance unchanged, float32 subtracts
-    nearby numbers exactly, and the sums (by :func:`_sum`) then add small
-    numbers. x - mean is formed as (x - x0) - (mean - x0), from the small
-    shifted mean. Without the shift, for float32 data at 1e4 +- 1e-2, the
-    mean rounded to float32 is off by up to half a float32 step at 1e4
-    (5e-4, a twentieth of the spread), and so is every x - mean.
-    """
-    m = x.size // int(np.prod([n for a, n in enumerate(x.shape) if a not in axes]))
-    x0 = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
-    shifted = x - x0
-    shifted_mean = _sum(shifted, axes) / m
-    x_mu = shifted - shifted_mean.astype(x.dtype)
-    var = _sum(x_mu * x_mu, axes) / m
-    return x0 + shifted_mean, var, x_mu
-
-
 def _param(name: str, value, x: np.ndarray, kept: tuple) -> np.ndarray:
     """Validate a per-feature vector and reshape it to broadcast against x."""
     expected = tuple(x.shape[a] for a in kept)
-    arr = as_float_array(name, value).astype(x.dtype, copy=False)
+    arr = in_dtype(name, as_float_array(name, value), x.dtype)
     check_shape(name, arr, expected, f"the sizes of the kept axes {kept} of x")
     return arr.reshape([x.shape[a] if a in kept else 1 for a in range(x.ndim)])
+
+
+def _check_finite_statistic(name: str, value: np.ndarray, dtype) -> None:
+    if not np.isfinite(value).all():
+        raise ValueError(f"x must have a batch {name} that {np.dtype(dtype).name} can hold (the "
+                         f"moving statistics are stored in the dtype of x, up to "
+                         f"{np.finfo(dtype).max:.2e}); got a batch {name} that overflows it: "
+                         f"rescale x or use float64")
+
+
+def _check_finite_output(out: np.ndarray, x: np.ndarray) -> None:
+    if out.size and not np.isfinite(out).all():
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+        raise ValueError(f"x, gamma and beta must give an output that {out.dtype} can hold "
+                         f"(up to {np.finfo(out.dtype).max:.2e}); got {bad} overflowing entries "
+                         f"(largest |x| {np.abs(x).max():.2e})")
 
 
 # ---------------------------------------------------------------- batch norm
@@ -120,7 +81,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
     Parameters
     ----------
     x : array_like of shape (N, D), (N, H, W, C) or any (N, ...)
-        A batch. Integer input is converted to float64.
+        A batch. Integer input (and lists) are converted to float64; float16
+        is computed in float32 and returned as float16.
     gamma, beta : array_like of the kept-axes shape, e.g. (D,) or (C,)
         Learned scale and shift.
     moving_mean, moving_variance : array_like of the kept-axes shape
@@ -145,36 +107,60 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, training:
         Pass to :func:`batchnorm_backward`.
     new_moving_mean, new_moving_variance : ndarray of the kept-axes shape
         Updated in training mode, returned unchanged in inference mode.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, and in training mode for fewer than 2 values per
+        statistic (m = x.size / gamma.size: a batch of one (N, D) example is
+        refused, one (1, H, W, C) image is not) or a batch variance that the
+        dtype of x cannot hold.
     """
     x = as_float_array("x", x)
     kept, reduced = parse_axis(x.ndim, axis)
+    training = check_bool("training", training)
     eps, momentum = check_eps(eps), check_momentum(momentum)
+    unbiased_moving_variance = check_bool("unbiased_moving_variance", unbiased_moving_variance)
     gamma, beta, moving_mean, moving_variance = (
         _param(name, value, x, kept) for name, value in (
             ("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean),
             ("moving_variance", moving_variance)))
     if np.any(moving_variance < 0):
-        raise ValueError("moving_variance must be >= 0 everywhere; got a negative entry")
-    if training and x.shape[0] < 2:
-        raise ValueError(f"training mode needs a batch of at least 2 examples to compute batch "
-                         f"statistics; got a batch of {x.shape[0]} (x shape {x.shape}). "
+        raise ValueError(f"moving_variance must be >= 0 everywhere; got "
+                         f"{int(np.count_nonzero(moving_variance < 0))} negative entries")
+    if gamma.size == 0:
+        raise ValueError(f"x must have at least one feature on the kept axes {kept}; got shape "
+                         f"{x.shape}")
+    m = x.size // gamma.size                          # values behind each statistic
+    if training and m < 2:
+        raise ValueError(f"x must hold at least 2 values per statistic in training mode (here "
+                         f"m = x.size / gamma.size, the values averaged for each feature); got "
+                         f"a batch of {x.shape[0]} (x shape {x.shape}, m = {m}). "
                          f"Use training=False to normalize a single example.")
 
     if training:
-        mean, var, x_mu = _moments(x, reduced)        # biased variance; x_mu = x - mean
-        m = x.size // gamma.size                      # values behind each statistic
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, var, x_mu = moments(x, reduced)     # biased variance; x_mu = x - mean
         var_for_moving = var * m / (m - 1) if unbiased_moving_variance else var
-        moving_mean = ema_update(moving_mean, mean, momentum).astype(x.dtype, copy=False)
-        moving_variance = ema_update(moving_variance, var_for_moving,
-                                     momentum).astype(x.dtype, copy=False)
+        with np.errstate(over="ignore"):
+            moving_mean = ema_step(moving_mean, mean, momentum).astype(x.dtype, copy=False)
+            moving_variance = ema_step(moving_variance, var_for_moving,
+                                       momentum).astype(x.dtype, copy=False)
+        _check_finite_statistic("variance", moving_variance, x.dtype)
     else:
-        var = moving_variance
-        x_mu = x - moving_mean
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-    x_hat = x_mu * inv_std
-    out = gamma * x_hat + beta
+        work = working_dtype(x.dtype)
+        var = moving_variance.astype(work, copy=False)
+        with np.errstate(over="ignore"):
+            x_mu = x.astype(work, copy=False) - moving_mean.astype(work, copy=False)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x_mu.dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_hat = x_mu * inv_std
+        out = gamma.astype(x_mu.dtype, copy=False) * x_hat + beta.astype(x_mu.dtype, copy=False)
+        out = out.astype(x.dtype, copy=False)
+    _check_finite_output(out, x)
 
-    cache = BatchNormCache(x_hat, inv_std, gamma, reduced, training)
+    cache = BatchNormCache(x_hat.astype(x.dtype, copy=False), inv_std.astype(x.dtype, copy=False),
+                           gamma, reduced, training)
     param_shape = tuple(x.shape[a] for a in kept)
     return out, cache, moving_mean.reshape(param_shape), moving_variance.reshape(param_shape)
 
@@ -201,20 +187,34 @@ def batchnorm_backward(dout, cache: BatchNormCache):
     -------
     dx : ndarray, shape of x
     dgamma, dbeta : ndarray of the kept-axes shape
+        All three in the dtype of x (float16 is computed in float32).
     """
+    if not isinstance(cache, BatchNormCache):
+        raise ValueError(f"cache must be the BatchNormCache returned by batchnorm_forward; got "
+                         f"{type(cache).__name__}")
     x_hat, inv_std, gamma, reduced, training = cache
     dout = as_float_array("dout", dout)
     check_shape("dout", dout, x_hat.shape, "the shape of x in the forward pass")
     dtype = x_hat.dtype
-    dbeta = _sum(dout, reduced).astype(dtype)
-    dgamma = _sum(dout * x_hat, reduced).astype(dtype)
-    if training:
-        m = x_hat.size // dbeta.size
-        dx = gamma * inv_std / m * (m * dout - dbeta - x_hat * dgamma)
-    else:
-        dx = gamma * inv_std * dout
+    work = working_dtype(dtype)
+    if work != dtype:
+        x_hat, inv_std, gamma = (a.astype(work) for a in (x_hat, inv_std, gamma))
+        dout = dout.astype(work, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dbeta = accurate_sum(dout, reduced).astype(work)
+        dgamma = accurate_sum(dout * x_hat, reduced).astype(work)
+        if training:
+            m = x_hat.size // dbeta.size
+            dx = gamma * inv_std / m * (m * dout - dbeta - x_hat * dgamma)
+        else:
+            dx = gamma * inv_std * dout
+        dx, dgamma, dbeta = (a.astype(dtype, copy=False) for a in (dx, dgamma, dbeta))
+    if not (np.isfinite(dgamma).all() and np.isfinite(dbeta).all() and np.isfinite(dx).all()):
+        raise ValueError(f"dout must give gradients that {dtype} can hold (up to "
+                         f"{np.finfo(dtype).max:.2e}); got gradients that overflow (largest "
+                         f"|dout| {np.abs(dout).max():.2e})")
     param_shape = tuple(n for a, n in enumerate(x_hat.shape) if a not in reduced)
-    return dx.astype(dtype, copy=False), dgamma.reshape(param_shape), dbeta.reshape(param_shape)
+    return dx, dgamma.reshape(param_shape), dbeta.reshape(param_shape)
 
 
 class BatchNorm:
@@ -242,11 +242,14 @@ class BatchNorm:
 
     def __init__(self, shape, *, momentum: float = 0.99, eps: float = 1e-3, axis=-1,
                  unbiased_moving_variance: bool = False, dtype=np.float64):
-        shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+        shape = check_layer_shape("shape", shape)
         self.momentum = check_momentum(momentum)
         self.eps = check_eps(eps)
+        check_axis_spec(axis)
         self.axis = axis
-        self.unbiased_moving_variance = unbiased_moving_variance
+        self.unbiased_moving_variance = check_bool("unbiased_moving_variance",
+                                                   unbiased_moving_variance)
+        dtype = check_float_dtype("dtype", dtype)
         self.gamma = np.ones(shape, dtype)
         self.beta = np.zeros(shape, dtype)
         self.moving_mean = np.zeros(shape, dtype)
@@ -256,6 +259,11 @@ class BatchNorm:
 
     def __call__(self, x, *, training: bool) -> np.ndarray:
         """Normalize a batch; in training mode also update the moving statistics."""
+        x = as_float_array("x", x)
+        kept, _ = parse_axis(x.ndim, self.axis)
+        if tuple(x.shape[a] for a in kept) != self.gamma.shape:
+            raise ValueError(f"x must have sizes {self.gamma.shape} on the kept axes {kept} (the "
+                             f"layer's shape); got shape {x.shape}")
         out, self._cache, self.moving_mean, self.moving_variance = batchnorm_forward(
             x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
             training=training, momentum=self.momentum, eps=self.eps, axis=self.axis,
@@ -265,7 +273,8 @@ class BatchNorm:
     def backward(self, dout) -> np.ndarray:
         """Return dx for the last call and store ``dgamma`` and ``dbeta``."""
         if self._cache is None:
-            raise ValueError("backward called before any forward call")
+            raise ValueError("backward must follow a forward call (it needs that call's cache); "
+                             "got no forward call yet")
         dx, self.dgamma, self.dbeta = batchnorm_backward(dout, self._cache)
         return dx
 
@@ -299,6 +308,16 @@ def fold_into_dense(W, b, gamma, beta, moving_mean, moving_variance, eps: float 
         vectors[name] = as_float_array(name, value)
         check_shape(name, vectors[name], (d_out,), "the number of columns of W")
     if np.any(vectors["moving_variance"] < 0):
-        raise ValueError("moving_variance must be >= 0 everywhere; got a negative entry")
-    scale = vectors["gamma"] / np.sqrt(vectors["moving_variance"] + check_eps(eps))
-    return W * scale, (vectors["b"] - vectors["moving_mean"]) * scale + vectors["beta"]
+        raise ValueError(f"moving_variance must be >= 0 everywhere; got "
+                         f"{int(np.count_nonzero(vectors['moving_variance'] < 0))} negative "
+                         f"entries")
+    eps = check_eps(eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = vectors["gamma"] / np.sqrt(vectors["moving_variance"] + eps)
+        W_folded = W * scale
+        b_folded = (vectors["b"] - vectors["moving_mean"]) * scale + vectors["beta"]
+    if not (np.isfinite(W_folded).all() and np.isfinite(b_folded).all()):
+        raise ValueError(f"W and the batch-norm parameters must give folded weights that "
+                         f"{W_folded.dtype} can hold; got an overflow (largest |gamma / sigma| "
+                         f"{np.abs(scale).max():.2e}, largest |W| {np.abs(W).max():.2e})")
+    return W_folded, b_folded

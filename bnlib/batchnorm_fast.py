@@ -7,17 +7,19 @@ trains on, where the reference's argument checks cost more than the
 arithmetic. Read the reference to learn batch norm; this module only
 changes how the same formulas are evaluated:
 
-* no validation: x must be a finite float (N, D) array, the parameters
-  (D,) arrays of its dtype, and N >= 2 in training mode;
+* no validation: x must be a finite float32 or float64 (N, D) array, the
+  parameters (D,) arrays of its dtype, N >= 2 in training mode, and the
+  batch variance within the dtype's range (:meth:`bnlib.nn.MLP.forward` and
+  :func:`bnlib.nn.train` check their input once per call, not per step);
 * the sums are NumPy's own (``np.add.reduce`` and ``einsum`` over axis 0),
   which are accurate enough for float64 and for the few dozen rows of a
   minibatch, not for a float32 batch of a million rows (use the reference);
 * intermediate arrays are reused in place: ``x - mean`` becomes x_hat, and
   dx is built in one buffer.
 
-The moving statistics go through :func:`bnlib.ema.ema_update`, like the
-reference's. :class:`bnlib.nn.FastBatchNorm` is the layer built on these two
-functions.
+The moving statistics follow the rule of :func:`bnlib.ema.ema_update`, like
+the reference's (through its unchecked step, :func:`bnlib.ema.ema_step`).
+:class:`bnlib.nn.FastBatchNorm` is the layer built on these two functions.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bnlib.ema import ema_update
+from bnlib.ema import ema_step
 
 __all__ = ["FastCache", "batchnorm_forward_fast", "batchnorm_backward_fast"]
 
@@ -67,10 +69,10 @@ def batchnorm_forward_fast(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
         x_mu = x - mean
         var = np.einsum("ij,ij->j", x_mu, x_mu) / n
         inv_std = 1.0 / np.sqrt(var + eps)
-        moving_mean = ema_update(moving_mean, mean, momentum)
-        moving_variance = ema_update(moving_variance,
-                                     var * n / (n - 1) if unbiased_moving_variance else var,
-                                     momentum)
+        moving_mean = ema_step(moving_mean, mean, momentum)
+        moving_variance = ema_step(moving_variance,
+                                   var * n / (n - 1) if unbiased_moving_variance else var,
+                                   momentum)
     else:
         inv_std = 1.0 / np.sqrt(moving_variance + eps)
         x_mu = x - moving_mean

@@ -5,8 +5,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["random_images", "Split", "digits", "signal", "true_function", "ShiftedData",
-           "covariate_shift", "SIGNAL_KINDS"]
+from bnlib._validate import check_choice, check_float_dtype, check_int, check_real, check_seed
+
+__all__ = ["SIGNAL_KINDS", "random_images", "Split", "digits", "signal", "true_function",
+           "ShiftedData", "covariate_shift"]
 
 SIGNAL_KINDS = ("stationary", "step", "drift", "sinusoid")
 
@@ -21,6 +23,9 @@ def random_images(seed: int = 678, n: int = 30, size: int = 32) -> np.ndarray:
     -------
     ndarray of shape (n, size, size, 1), float64
     """
+    check_seed("seed", seed)
+    n = check_int("n", n, minimum=1, hint=" (the number of images)")
+    size = check_int("size", size, minimum=1, hint=" (the side of an image in pixels)")
     rng = np.random.default_rng(seed)
     offsets = rng.integers(0, 60, size=n).reshape(n, 1, 1, 1)
     scales = rng.integers(1, 5, size=n).reshape(n, 1, 1, 1)
@@ -44,8 +49,10 @@ def digits(seed: int = 0, test_fraction: float = 0.25, dtype=np.float64) -> Spli
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    test_fraction = check_real("test_fraction", test_fraction, minimum=0, maximum=1,
+                               open_min=True, open_max=True)
+    dtype = check_float_dtype("dtype", dtype)
     bunch = load_digits()
     x = (bunch.data / 16.0).astype(dtype)
     x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target, test_size=test_fraction,
@@ -74,6 +81,10 @@ def signal(kind: str, n: int = 500, *, noise: float = 1.0, seed: int = 0):
     truth : ndarray of shape (n,)
         The underlying mean at each step.
     """
+    check_choice("kind", kind, SIGNAL_KINDS)
+    check_int("n", n, minimum=1, hint=" (the length of the stream)")
+    check_real("noise", noise, minimum=0, hint=" (a standard deviation)")
+    check_seed("seed", seed)
     t = np.arange(n, dtype=np.float64)
     shapes = {
         "stationary": lambda: np.full(n, 2.0),
@@ -81,10 +92,6 @@ def signal(kind: str, n: int = 500, *, noise: float = 1.0, seed: int = 0):
         "drift": lambda: 5.0 * t / max(n - 1, 1),
         "sinusoid": lambda: 3.0 * np.sin(2 * np.pi * t / (n / 4)),
     }
-    if kind not in shapes:
-        raise ValueError(f"kind must be one of {SIGNAL_KINDS}; got {kind!r}")
-    if n < 1:
-        raise ValueError(f"n must be a positive length; got {n}")
     truth = shapes[kind]()
     x = truth + noise * np.random.default_rng(seed).standard_normal(n)
     return x, truth
@@ -123,6 +130,11 @@ def covariate_shift(shift: float = 1.5, n_source: int = 400, n_target: int = 400
         x arrays of shape (n,), y arrays of shape (n,), and the two input
         densities as functions (for importance weights P_T(x) / P_S(x)).
     """
+    shift = check_real("shift", shift)
+    n_source = check_int("n_source", n_source, minimum=1)
+    n_target = check_int("n_target", n_target, minimum=1)
+    noise = check_real("noise", noise, minimum=0, hint=" (a standard deviation)")
+    check_seed("seed", seed)
     rng = np.random.default_rng(seed)
     src = (0.0, 0.7)
     tgt = (float(shift), 0.5)

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnlib._validate import as_float_array, check_alpha, check_momentum
+from bnlib._validate import (as_float_array, check_alpha, check_choice, check_int,
+                             check_momentum, check_real)
 
-__all__ = ["CONVENTIONS", "running_mean", "ema", "ema_weights", "bias_correct",
-           "effective_window", "ema_update", "convert_momentum"]
+__all__ = ["CONVENTIONS", "MAX_WEIGHTS", "running_mean", "ema", "ema_weights", "bias_correct",
+           "effective_window", "ema_update", "ema_step", "convert_momentum"]
+
+MAX_WEIGHTS = 10**8  # the most weights ema_weights returns (800 MB of float64)
 
 CONVENTIONS = {
     "keras": "weight on the old value: new = m * old + (1 - m) * batch",
@@ -43,6 +46,8 @@ def running_mean(x) -> np.ndarray:
     """
     x = as_float_array("x", x, min_ndim=1)
     y = np.empty_like(x)
+    if not len(x):
+        return y  # an empty stream has no means
     current = np.zeros_like(x[0])
     for t, value in enumerate(x, start=1):
         current = (1.0 - 1.0 / t) * current + value / t
@@ -71,7 +76,12 @@ def ema(x, alpha: float, y0=0.0) -> np.ndarray:
     x = as_float_array("x", x, min_ndim=1)
     alpha = check_alpha(alpha)
     y = np.empty_like(x)
-    y0 = np.asarray(y0, dtype=x.dtype)
+    y0_checked = as_float_array("y0", y0)
+    with np.errstate(over="ignore"):
+        y0 = y0_checked.astype(x.dtype)
+    if not np.isfinite(y0).all():
+        raise ValueError(f"y0 must fit in {x.dtype}, the dtype of x; got values up to "
+                         f"{np.abs(y0_checked).max():.2e}")
     if y0.ndim and y0.shape != x.shape[1:]:
         raise ValueError(f"y0 must be a number or have the shape of one value of the stream, "
                          f"{x.shape[1:]}; got shape {y0.shape}")
@@ -94,9 +104,9 @@ def ema_weights(alpha: float, t: int) -> np.ndarray:
         ``w[tau] = alpha * (1 - alpha) ** tau``; they sum to 1 - (1 - alpha)^t.
     """
     alpha = check_alpha(alpha)
-    if int(t) < 1:
-        raise ValueError(f"t must be a positive number of steps; got {t}")
-    return alpha * (1.0 - alpha) ** np.arange(int(t))
+    t = check_int("t", t, minimum=1, maximum=MAX_WEIGHTS,
+                  hint=" (a positive number of steps; one weight per step)")
+    return alpha * (1.0 - alpha) ** np.arange(t)
 
 
 def bias_correct(y, alpha: float) -> np.ndarray:
@@ -112,11 +122,22 @@ def bias_correct(y, alpha: float) -> np.ndarray:
     -------
     ndarray of the same shape
         y_t / (1 - (1 - alpha)^t) for t = 1..T.
+
+    The divisor is computed as -expm1(t * log1p(-alpha)), which keeps its
+    digits for a tiny alpha (1 - (1 - 1e-300)^t rounds to 0).
     """
     y = as_float_array("y", y, min_ndim=1)
     alpha = check_alpha(alpha)
     t = np.arange(1, y.shape[0] + 1).reshape((-1,) + (1,) * (y.ndim - 1))
-    return y / (1.0 - (1.0 - alpha) ** t)
+    with np.errstate(divide="ignore"):  # alpha = 1: log1p(-1) = -inf, and the divisor is 1
+        divisor = -np.expm1(t * np.log1p(-alpha))
+    with np.errstate(over="ignore"):
+        out = y / divisor
+    if not np.isfinite(out).all():
+        raise ValueError(f"y must be small enough that y / (1 - (1 - alpha)^t) fits in "
+                         f"{out.dtype}; got an overflow (alpha={alpha:g} divides the first "
+                         f"value by {divisor.flat[0]:.2e})")
+    return out
 
 
 def effective_window(alpha: float) -> float:
@@ -125,8 +146,40 @@ def effective_window(alpha: float) -> float:
 
 
 def ema_update(old, new, momentum: float):
-    """One moving-average step in the Keras convention: momentum * old + (1 - momentum) * new."""
+    """One moving-average step in the Keras convention: momentum * old + (1 - momentum) * new.
+
+    Parameters
+    ----------
+    old : float or array_like
+        The moving value.
+    new : float or array_like, broadcastable to the shape of ``old``
+        The new observation (e.g. a batch mean).
+    momentum : float in [0, 1)
+        Weight on the old value.
+
+    Returns
+    -------
+    float or ndarray of the shape of ``old``
+    """
     momentum = check_momentum(momentum)
+    old_arr, new_arr = as_float_array("old", old), as_float_array("new", new)
+    try:
+        shape = np.broadcast_shapes(old_arr.shape, new_arr.shape)
+    except ValueError:
+        shape = None
+    if shape != old_arr.shape:
+        raise ValueError(f"new must have the shape of old, {old_arr.shape} (or broadcast to it); "
+                         f"got shape {new_arr.shape}")
+    with np.errstate(over="ignore"):
+        out = ema_step(old_arr, new_arr, momentum)
+    if not np.isfinite(out).all():
+        raise ValueError(f"old and new must give an average that {out.dtype} can hold; got an "
+                         f"overflow")
+    return out[()] if out.ndim == 0 else out
+
+
+def ema_step(old, new, momentum: float):
+    """:func:`ema_update` without the checks, for callers that checked (a float momentum)."""
     return momentum * old + (1.0 - momentum) * new
 
 
@@ -149,10 +202,7 @@ def convert_momentum(value: float, *, source: str, target: str) -> float:
         The setting that gives the same smoother in the ``target`` convention.
     """
     for name, convention in (("source", source), ("target", target)):
-        if convention not in CONVENTIONS:
-            raise ValueError(f"{name} must be one of {sorted(CONVENTIONS)}; got {convention!r}")
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"value must be a momentum in [0, 1]; got {value}")
+        check_choice(name, convention, tuple(sorted(CONVENTIONS)))
+    value = check_real("value", value, minimum=0, maximum=1, hint=" (a momentum)")
     weight_on_old = value if source != "pytorch" else 1.0 - value
     return weight_on_old if target != "pytorch" else 1.0 - weight_on_old

@@ -11,6 +11,12 @@ Everything is vectorized NumPy (float64 by default). The matrices are small,
 so :func:`train` runs BLAS on one thread: on a shared, busy machine, OpenBLAS's
 threads make such tiny products slower, not faster.
 
+The public entry points (:class:`MLP`, :meth:`MLP.forward`, :meth:`MLP.backward`,
+:func:`softmax_cross_entropy`, :func:`accuracy`, :func:`sgd_step`, :func:`train`)
+check their arguments once per call and raise a ``ValueError`` that names the
+bad one; the steps inside :func:`train` run unchecked (``MLP._forward`` and
+friends), so the checks cost nothing per step.
+
 Public API: :func:`sigmoid`, :class:`FastBatchNorm`, :class:`MLP` (with
 :meth:`MLP.state` / :meth:`MLP.load_state` to save and restore a model),
 :func:`restore_on_exit`, :func:`softmax_cross_entropy`, :func:`accuracy`,
@@ -27,6 +33,7 @@ True
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -35,6 +42,9 @@ import numpy as np
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
+from bnlib._validate import (as_float_array, check_axis_spec, check_bool, check_choice,
+                             check_eps, check_float_dtype, check_int, check_labels,
+                             check_momentum, check_real, check_seed, describe)
 from bnlib.batchnorm import BatchNorm
 from bnlib.batchnorm_fast import batchnorm_backward_fast, batchnorm_forward_fast
 
@@ -50,13 +60,14 @@ def sigmoid(z):
     """The logistic sigmoid 1 / (1 + exp(-z)), elementwise, without overflow for large |z|.
 
     The network's sigmoid activation; its slope is s * (1 - s) with s = sigmoid(z).
+    ``z`` must be finite (a number, a list or an array).
     """
-    return expit(z)
+    return expit(as_float_array("z", z))
 
 
 def _activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "sigmoid":
-        return sigmoid(z)
+        return expit(z)
     if name == "tanh":
         return np.tanh(z)
     return np.maximum(z, 0.0)
@@ -83,6 +94,7 @@ class FastBatchNorm(BatchNorm):
 
     def __init__(self, shape, *, momentum: float = 0.99, eps: float = 1e-3, axis=-1,
                  unbiased_moving_variance: bool = False, dtype=np.float64):
+        check_axis_spec(axis)
         if axis not in (-1, 1):
             raise ValueError(f"FastBatchNorm normalizes (N, D) input per feature (axis=-1); "
                              f"got axis={axis!r}: use bnlib.batchnorm.BatchNorm for other axes")
@@ -98,9 +110,27 @@ class FastBatchNorm(BatchNorm):
 
     def backward(self, dout) -> np.ndarray:
         if self._cache is None:
-            raise ValueError("backward called before any forward call")
+            raise ValueError("backward must follow a forward call (it needs that call's cache); "
+                             "got no forward call yet")
         dx, self.dgamma, self.dbeta = batchnorm_backward_fast(dout, self._cache)
         return dx
+
+
+def _check_sizes(sizes) -> tuple:
+    expected = ("a sequence of at least two positive integers, input to output widths, e.g. "
+                "(64, 100, 10)")
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        raise ValueError(f"sizes must be {expected}; got {describe(sizes)}") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must be {expected}; got {describe(sizes)}")
+    for s in sizes:
+        check_int("sizes", s, minimum=1, hint=f" (every width of {describe(sizes)})")
+    return tuple(int(s) for s in sizes)
+
+
+_LAYER_INTERFACE = ("__call__", "backward", "gamma", "beta")
 
 
 class MLP:
@@ -121,14 +151,14 @@ class MLP:
     norm_position : {"before", "after"}
         Normalize the pre-activation (dense -> norm -> activation; that dense
         layer has no bias) or the activation's output (dense -> activation -> norm).
-    init_scale : float
+    init_scale : float > 0
         Weights are drawn from N(0, init_scale**2 / fan_in); 1 is LeCun's scaling.
         Biases start at 0.
-    seed : int
+    seed : int >= 0
         Seed of the weight initialization.
     momentum, eps : float
         Passed to each BatchNorm layer (Keras convention and defaults).
-    dtype : numpy dtype, default float64
+    dtype : np.float32 or np.float64, default float64
 
     Attributes
     ----------
@@ -144,33 +174,39 @@ class MLP:
     def __init__(self, sizes, *, activation: str = "sigmoid", norm=None,
                  norm_position: str = "before", init_scale: float = 1.0, seed: int = 0,
                  momentum: float = 0.99, eps: float = 1e-3, dtype=np.float64):
-        sizes = tuple(int(s) for s in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list at least an input and an output width, all "
-                             f">= 1, e.g. (64, 100, 10); got {sizes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
-        if norm_position not in NORM_POSITIONS:
-            raise ValueError(f"norm_position must be one of {NORM_POSITIONS}; "
-                             f"got {norm_position!r}")
-        if not (norm is None or norm == "batch" or callable(norm)):
+        sizes = _check_sizes(sizes)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("norm_position", norm_position, NORM_POSITIONS)
+        if not (norm is None or (isinstance(norm, str) and norm == "batch")
+                or (callable(norm) and not isinstance(norm, str))):
             raise ValueError(f"norm must be None, 'batch' or a callable make_norm(width); "
-                             f"got {norm!r}")
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be > 0; got {init_scale}")
+                             f"got {describe(norm)}")
+        init_scale = check_real("init_scale", init_scale, minimum=0, open_min=True,
+                                hint=" (1 is LeCun's scaling)")
+        check_seed("seed", seed)
+        momentum, eps = check_momentum(momentum), check_eps(eps)
+        self.dtype = check_float_dtype("dtype", dtype)
+        if self.dtype == np.float16:
+            raise ValueError("dtype must be np.float32 or np.float64 (the training path is not "
+                             "written for float16); got float16")
         self.sizes = sizes
         self.activation = activation
         self.norm_position = norm_position
-        self.dtype = np.dtype(dtype)
         rng = np.random.default_rng(seed)
         n_hidden = len(sizes) - 2
         if norm is None:
             self.norms = [None] * n_hidden
-        elif norm == "batch":
+        elif isinstance(norm, str):
             self.norms = [FastBatchNorm(w, momentum=momentum, eps=eps, dtype=self.dtype)
                           for w in sizes[1:-1]]
         else:
             self.norms = [norm(w) for w in sizes[1:-1]]
+            for w, layer in zip(sizes[1:-1], self.norms):
+                missing = [a for a in _LAYER_INTERFACE if not hasattr(layer, a)]
+                if missing:
+                    raise ValueError(f"norm must return a layer with __call__(x, *, training), "
+                                     f"backward(dout), gamma and beta; got norm({w}) = "
+                                     f"{describe(layer)}, without {', '.join(missing)}")
         self.weights, self.biases = [], []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             std = init_scale / np.sqrt(fan_in)
@@ -188,12 +224,28 @@ class MLP:
         """Number of hidden layers."""
         return len(self.sizes) - 2
 
+    def _has_norms(self) -> bool:
+        return any(n is not None for n in self.norms)
+
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
+        """x as a finite (N, sizes[0]) array of the model's dtype."""
+        x = as_float_array(name, x)
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"{name} must have shape (N, {self.sizes[0]}), one row of "
+                             f"{self.sizes[0]} inputs per example; got {x.shape}")
+        return np.asarray(x, dtype=self.dtype)
+
     def forward(self, x, *, training: bool) -> np.ndarray:
         """Logits for a batch.
 
         Parameters
         ----------
         x : array_like of shape (N, sizes[0])
+            Finite values; lists and integers are accepted. In training mode
+            with normalization layers, N >= 1. (A batch-norm layer normalizes a
+            training batch of one example to beta: every example then gets the
+            same logits, which lesson 05 shows; :func:`train` refuses
+            ``batch_size=1`` for such a model.)
         training : bool
             Passed to the normalization layers: True uses (and updates) batch
             statistics, False uses the moving statistics.
@@ -201,10 +253,18 @@ class MLP:
         Returns
         -------
         ndarray of shape (N, sizes[-1])
+            Not checked: a diverged model can give non-finite logits, which
+            :func:`softmax_cross_entropy` and :func:`accuracy` refuse.
         """
-        h = np.asarray(x, dtype=self.dtype)
-        if h.ndim != 2 or h.shape[1] != self.sizes[0]:
-            raise ValueError(f"x must have shape (N, {self.sizes[0]}); got {h.shape}")
+        training = check_bool("training", training)
+        h = self._check_x(x)
+        if training and h.shape[0] == 0 and self._has_norms():
+            raise ValueError(f"x must hold at least one example in training mode (the "
+                             f"normalization layers need batch statistics); got shape {h.shape}")
+        return self._forward(h, training)
+
+    def _forward(self, h: np.ndarray, training: bool) -> np.ndarray:
+        """:meth:`forward` without the checks: h is a finite (N, sizes[0]) array of self.dtype."""
         self._inputs, self.pre_activations, self.activations = [], [], []
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             self._inputs.append(h)
@@ -226,11 +286,31 @@ class MLP:
     def backward(self, dlogits, *, input_grad: bool = True):
         """Backpropagate dL/dlogits through the last forward pass; store every gradient.
 
-        Returns dL/dx, shape (N, sizes[0]); None with ``input_grad=False``
-        (training does not need it, and it costs a matrix product per step).
+        Parameters
+        ----------
+        dlogits : array_like of shape (N, sizes[-1])
+            Finite, N the batch size of the last forward pass.
+        input_grad : bool
+            False skips dL/dx (training does not need it, and it costs a matrix
+            product per step).
+
+        Returns
+        -------
+        ndarray of shape (N, sizes[0]), dL/dx; None with ``input_grad=False``.
         """
         if not self._inputs:
-            raise ValueError("backward called before forward")
+            raise ValueError("backward must follow a forward call (it uses that call's "
+                             "values); got no forward call yet")
+        input_grad = check_bool("input_grad", input_grad)
+        d = as_float_array("dlogits", dlogits)
+        expected = (self._inputs[0].shape[0], self.sizes[-1])
+        if d.shape != expected:
+            raise ValueError(f"dlogits must have shape {expected}, the logits of the last "
+                             f"forward call; got {d.shape}")
+        return self._backward(d, input_grad)
+
+    def _backward(self, dlogits, input_grad: bool):
+        """:meth:`backward` without the checks."""
         d = np.asarray(dlogits, dtype=self.dtype)
         for i in range(len(self.weights) - 1, -1, -1):
             if i < self.n_hidden:
@@ -308,41 +388,63 @@ class MLP:
         Weights, biases, gamma and beta are overwritten in place (code holding
         them sees the restored values); the moving statistics are replaced by
         copies of the saved ones (the saved state stays reusable). The state
-        must come from a model of the same architecture.
+        must come from a model of the same architecture, and hold finite values.
         """
+        if not (isinstance(state, Mapping) and all(k in state for k in _STATE_KEYS)):
+            raise ValueError(f"state must be a dict from MLP.state(), with keys {_STATE_KEYS}; "
+                             f"got {describe(state)}")
         saved = list(zip(state["weights"], state["biases"]))
         if len(saved) != len(self.weights) or len(state["norms"]) != len(self.norms):
-            raise ValueError(f"state has {len(saved)} dense layers and {len(state['norms'])} "
-                             f"norm layers; this model has {len(self.weights)} and "
-                             f"{len(self.norms)}")
+            raise ValueError(f"state must come from a model of this architecture, with "
+                             f"{len(self.weights)} dense layers and {len(self.norms)} norm "
+                             f"layers; got {len(saved)} and {len(state['norms'])}")
         for i, ((W, b), (W_saved, b_saved)) in enumerate(zip(zip(self.weights, self.biases),
                                                              saved)):
-            _copy_into(f"W{i + 1}", W, W_saved)
+            _check_saved(f"W{i + 1}", W, W_saved)
             if (b is None) != (b_saved is None):
-                raise ValueError(f"state and model disagree on whether layer {i + 1} has a bias")
+                raise ValueError(f"state must match the model on whether layer {i + 1} has a "
+                                 f"bias; got {'none' if b_saved is None else 'a bias'}")
             if b is not None:
-                _copy_into(f"b{i + 1}", b, b_saved)
+                _check_saved(f"b{i + 1}", b, b_saved)
         for i, (norm, norm_saved) in enumerate(zip(self.norms, state["norms"]), start=1):
             if (norm is None) != (norm_saved is None):
-                raise ValueError(f"state and model disagree on whether hidden layer {i} is "
-                                 f"normalized")
+                raise ValueError(f"state must match the model on whether hidden layer {i} is "
+                                 f"normalized; got {describe(norm_saved)}")
+            if norm is not None:
+                for name, value in norm_saved.items():
+                    if name in ("gamma", "beta"):
+                        _check_saved(f"{name}{i}", getattr(norm, name), value)
+                    else:
+                        as_float_array(f"state {name}{i}", value)
+        # Everything checked: now copy (a bad state leaves the model as it was).
+        for (W, b), (W_saved, b_saved) in zip(zip(self.weights, self.biases), saved):
+            W[...] = W_saved
+            if b is not None:
+                b[...] = b_saved
+        for norm, norm_saved in zip(self.norms, state["norms"]):
             if norm is None:
                 continue
             for name, value in norm_saved.items():
                 if name in ("gamma", "beta"):
-                    _copy_into(f"{name}{i}", getattr(norm, name), value)
+                    getattr(norm, name)[...] = value
                 else:
                     setattr(norm, name, np.array(value, copy=True))
 
 
 _NORM_STATE = ("gamma", "beta", "moving_mean", "moving_variance")
+_STATE_KEYS = ("weights", "biases", "norms")
 
 
-def _copy_into(name: str, target: np.ndarray, value: np.ndarray) -> None:
-    if np.shape(value) != target.shape:
-        raise ValueError(f"saved {name} has shape {np.shape(value)}; the model's has shape "
-                         f"{target.shape}")
-    target[...] = value
+def _check_saved(name: str, target: np.ndarray, value) -> None:
+    arr = as_float_array(f"state {name}", value)
+    if arr.shape != target.shape:
+        raise ValueError(f"state {name} must have the model's shape {target.shape}; got "
+                         f"{arr.shape}")
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, MLP):
+        raise ValueError(f"model must be a bnlib.nn.MLP; got {describe(model)}")
 
 
 @contextmanager
@@ -357,6 +459,7 @@ def restore_on_exit(model: MLP):
     >>> float(model.norms[0].moving_mean.max())
     0.0
     """
+    _check_model(model)
     saved = model.state()
     try:
         yield model
@@ -370,8 +473,9 @@ def softmax_cross_entropy(logits, y):
     Parameters
     ----------
     logits : array_like of shape (N, K)
+        Finite, N >= 1 and K >= 1.
     y : array_like of int, shape (N,)
-        Class labels in 0..K-1.
+        Class labels in 0..K-1 (integers: not floats, not booleans).
 
     Returns
     -------
@@ -380,10 +484,22 @@ def softmax_cross_entropy(logits, y):
     dlogits : ndarray of shape (N, K)
         (softmax(logits) - onehot(y)) / N.
     """
-    logits = np.asarray(logits)
-    y = np.asarray(y)
-    if logits.ndim != 2 or y.shape != (logits.shape[0],):
-        raise ValueError(f"logits must be (N, K) and y (N,); got {logits.shape} and {y.shape}")
+    logits = as_float_array("logits", logits)
+    if logits.ndim != 2 or 0 in logits.shape:
+        raise ValueError(f"logits must have shape (N, K) with N >= 1 examples and K >= 1 "
+                         f"classes; got {logits.shape}")
+    y = check_labels("y", y, *logits.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss, dlogits = _softmax_cross_entropy(logits, y)
+    if not np.isfinite(loss):
+        raise ValueError("logits must differ by less than the float range within each row (the "
+                         "loss of a label whose logit is 1e308 below the largest overflows); "
+                         f"got a loss of {loss}")
+    return loss, dlogits
+
+
+def _softmax_cross_entropy(logits: np.ndarray, y: np.ndarray):
+    """:func:`softmax_cross_entropy` without the checks."""
     n = logits.shape[0]
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1))
@@ -395,17 +511,59 @@ def softmax_cross_entropy(logits, y):
 
 
 def accuracy(model: MLP, x, y) -> float:
-    """Fraction of examples whose largest logit is the label (inference mode)."""
+    """Fraction of examples whose largest logit is the label (inference mode).
+
+    Parameters
+    ----------
+    model : MLP
+    x : array_like of shape (N, sizes[0]), N >= 1
+    y : array_like of int, shape (N,), labels in 0..sizes[-1]-1
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, and if the model's logits are NaN (its weights have
+        diverged): such a model has no accuracy.
+    """
+    _check_model(model)
+    x = model._check_x(x)
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one example; got shape {x.shape}")
+    y = check_labels("y", y, x.shape[0], model.sizes[-1])
     with np.errstate(over="ignore", invalid="ignore"):
-        logits = model.forward(x, training=False)
+        logits = model._forward(x, False)
+    nan_rows = int(np.count_nonzero(np.isnan(logits).any(axis=1)))
+    if nan_rows:
+        raise ValueError(f"model must give logits that are numbers to be scored; got NaN logits "
+                         f"for {nan_rows} of {len(x)} examples (its weights have diverged)")
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+def _accuracy(model: MLP, x, y) -> float:
+    """:func:`accuracy` without the checks (NaN logits count as wrong or right by argmax)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = model._forward(np.asarray(x, dtype=model.dtype), False)
     return float(np.mean(np.argmax(logits, axis=1) == np.asarray(y)))
 
 
 def sgd_step(model: MLP, lr: float) -> None:
-    """One plain gradient-descent update, in place: p -= lr * grad, for every parameter."""
-    for _, p, g in model._entries():
+    """One plain gradient-descent update, in place: p -= lr * grad, for every parameter.
+
+    ``lr`` must be a finite number > 0; the model must have gradients (call
+    :meth:`MLP.backward` first).
+    """
+    _check_model(model)
+    lr = check_real("lr", lr, minimum=0, open_min=True, hint=", e.g. 0.1")
+    entries = model._entries()
+    for name, _, g in entries:
         if g is None:
-            raise ValueError("no gradient yet: call model.backward first")
+            raise ValueError(f"model must have gradients from model.backward before sgd_step; "
+                             f"got none yet for {name}")
+    _sgd_step(model, lr, entries)
+
+
+def _sgd_step(model: MLP, lr: float, entries=None) -> None:
+    for _, p, g in model._entries() if entries is None else entries:
         p -= lr * g
 
 
@@ -443,6 +601,7 @@ class History:
 
     def accuracy_at(self, step: int) -> float:
         """Test accuracy at the first evaluation at or after ``step`` (0 if none: diverged)."""
+        step = check_int("step", step, minimum=0)
         idx = np.searchsorted(self.eval_step, step, side="left")  # the first >= step
         return float(self.test_accuracy[idx]) if idx < len(self.eval_step) else 0.0
 
@@ -454,16 +613,55 @@ def _all_finite(model: MLP) -> bool:
 def batch_indices(n: int, steps: int, batch_size: int, seed: int = 0) -> np.ndarray:
     """Minibatch indices for ``steps`` steps: epochs of seeded shuffles, concatenated.
 
+    Parameters
+    ----------
+    n : int >= 1
+        Number of training examples.
+    steps : int >= 0
+    batch_size : int in 1..n
+    seed : int >= 0
+
     Returns
     -------
     ndarray of int, shape (steps, batch_size)
     """
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples")
+    n = check_int("n", n, minimum=1, hint=" (the number of training examples)")
+    steps = check_int("steps", steps, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n,
+                           hint=" (at most the number of training examples)")
+    check_seed("seed", seed)
+    return _batch_indices(n, steps, batch_size, seed)
+
+
+def _batch_indices(n: int, steps: int, batch_size: int, seed) -> np.ndarray:
+    if steps == 0:
+        return np.zeros((0, batch_size), dtype=np.int64)
     rng = np.random.default_rng(seed)
     epochs = -(-steps * batch_size // n)
     order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
     return order[:steps * batch_size].reshape(steps, batch_size)
+
+
+def _check_split(split, model: MLP):
+    """The four arrays of a train/test split, checked against the model."""
+    names = ("x_train", "y_train", "x_test", "y_test")
+    if not all(hasattr(split, name) for name in names):
+        raise ValueError(f"split must have x_train, y_train, x_test and y_test (a "
+                         f"bnlib.data.Split); got {describe(split)}")
+    out = []
+    for part in ("train", "test"):
+        x = model._check_x(getattr(split, f"x_{part}"), f"split.x_{part}")
+        if x.shape[0] == 0:
+            raise ValueError(f"split.x_{part} must hold at least one example; got shape "
+                             f"{x.shape}")
+        y = check_labels(f"split.y_{part}", getattr(split, f"y_{part}"), x.shape[0],
+                         model.sizes[-1])
+        out += [x, y]
+    return out
+
+
+def _has_batch_statistics(model: MLP) -> bool:
+    return any(isinstance(n, BatchNorm) for n in model.norms)
 
 
 def train(model: MLP, split, *, steps: int, batch_size: int = 60, lr: float = 0.1,
@@ -476,15 +674,18 @@ def train(model: MLP, split, *, steps: int, batch_size: int = 60, lr: float = 0.
     model : MLP
         Trained in place.
     split : bnlib.data.Split
-        x_train (N, D), y_train (N,), x_test, y_test.
-    steps : int
+        x_train (N, D), y_train (N,), x_test, y_test: finite inputs with
+        D = model.sizes[0], integer labels in 0..model.sizes[-1]-1.
+    steps : int >= 0
         Number of SGD steps.
-    batch_size : int
-    lr : float
+    batch_size : int in 1..N
+        At least 2 for a model with batch norm (a batch of one is normalized
+        to beta, and no gradient reaches the layers below).
+    lr : float > 0
         Learning rate.
-    seed : int
+    seed : int >= 0
         Seed of the minibatch order.
-    eval_every : int
+    eval_every : int >= 1
         Evaluate test accuracy (and call ``record``) every this many steps,
         plus before the first step and after the last.
     record : callable, optional
@@ -499,30 +700,61 @@ def train(model: MLP, split, *, steps: int, batch_size: int = 60, lr: float = 0.
 
     Notes
     -----
+    The arguments are checked once, here; the steps run unchecked.
     ``diverged`` flags only a non-finite loss (or non-finite weights). With
     bounded activations and the stable softmax, a too-large learning rate
     more often leaves the loss finite but stuck near chance (ln 10 for 10
     classes): judge "trains or not" by the test accuracy.
     """
-    idx = batch_indices(len(split.x_train), steps, batch_size, seed)
-    x_train = np.asarray(split.x_train, dtype=model.dtype)
+    _check_model(model)
+    x_train, y_train, x_test, y_test = _check_split(split, model)
+    steps = check_int("steps", steps, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1, maximum=len(x_train),
+                           hint=f" (at most the {len(x_train)} training examples)")
+    if batch_size < 2 and _has_batch_statistics(model):
+        raise ValueError("batch_size must be at least 2 for a model with batch norm (a batch of "
+                         "one is normalized to beta, and no gradient reaches the layers "
+                         "below); got 1")
+    lr = check_real("lr", lr, minimum=0, open_min=True, hint=", e.g. 0.1")
+    check_seed("seed", seed)
+    eval_every = check_int("eval_every", eval_every, minimum=1)
+    if record is not None and not callable(record):
+        raise ValueError(f"record must be None or a function record(model) -> dict; got "
+                         f"{describe(record)}")
+    idx = _batch_indices(len(x_train), steps, batch_size, seed)
     with threadpool_limits(1, user_api="blas"):
-        return _train_loop(model, split, x_train, idx, lr, eval_every, record)
+        return _train_loop(model, (x_train, y_train, x_test, y_test), idx, lr, eval_every,
+                           record)
 
 
-def _train_loop(model, split, x_train, idx, lr, eval_every, record) -> History:
+def _recorded_values(values) -> dict:
+    if not isinstance(values, Mapping):
+        raise ValueError(f"record must return a dict of name -> number; got {describe(values)}")
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"record must return a dict of name -> number; got {name!r}: "
+                             f"{describe(value)}") from None
+    return out
+
+
+def _train_loop(model, arrays, idx, lr, eval_every, record) -> History:
+    """The SGD steps of :func:`train`, unchecked: ``arrays`` are the checked split."""
+    x_train, y_train, x_test, y_test = arrays
     steps = len(idx)
     losses = np.empty(steps)
     eval_steps, accs, recorded = [], [], {}
 
     def evaluate(step):
         eval_steps.append(step)
-        accs.append(accuracy(model, split.x_test, split.y_test))
+        accs.append(_accuracy(model, x_test, y_test))
         if record is not None:
             with np.errstate(over="ignore", invalid="ignore"):
-                values = record(model)
+                values = _recorded_values(record(model))
             for name, value in values.items():
-                recorded.setdefault(name, []).append(float(value))
+                recorded.setdefault(name, []).append(value)
 
     evaluate(0)
     done, diverged = 0, False
@@ -530,20 +762,20 @@ def _train_loop(model, split, x_train, idx, lr, eval_every, record) -> History:
         for t in range(steps):
             rows = idx[t]
             try:
-                logits = model.forward(x_train[rows], training=True)
+                logits = model._forward(x_train[rows], True)
             except ValueError:  # a norm layer refuses non-finite input: weights blew up
                 if _all_finite(model):
                     raise
                 diverged = True
                 break
-            loss, dlogits = softmax_cross_entropy(logits, split.y_train[rows])
+            loss, dlogits = _softmax_cross_entropy(logits, y_train[rows])
             losses[t] = loss
             done = t + 1
             if not np.isfinite(loss):
                 diverged = True
                 break
-            model.backward(dlogits, input_grad=False)
-            sgd_step(model, lr)
+            model._backward(dlogits, False)
+            _sgd_step(model, lr)
             if done % eval_every == 0 or done == steps:
                 if not _all_finite(model):
                     diverged = True

@@ -376,7 +376,7 @@ def test_backward_matches_the_staged_chain_rule(shape, axis, training):
 
 
 def test_layer_backward_before_forward_raises():
-    with pytest.raises(ValueError, match="backward called before any forward"):
+    with pytest.raises(ValueError, match="^backward must follow a forward call"):
         BatchNorm(3).backward(np.ones((2, 3)))
 
 
@@ -443,11 +443,28 @@ def test_negative_moving_variance_raises():
         _call(False, moving_variance=np.array([1.0, -0.5, 1.0]))
 
 
-@pytest.mark.parametrize("shape, axis", [((1, 3), -1), ((1, 2, 2, 3), -1)])
-def test_batch_of_one_in_training_mode_raises(shape, axis):
+@pytest.mark.parametrize("shape, axis", [((1, 3), -1), ((1, 2, 2, 3), (1, 2, 3)),
+                                         ((1, 4, 1, 3), (1, 3))])
+def test_one_value_per_statistic_in_training_mode_raises(shape, axis):
+    """The rule counts values per statistic: one (N, D) example, or one image per pixel."""
     x, gamma, beta, mm, mv = make_case(shape, axis)
-    with pytest.raises(ValueError, match=r"batch of 1 \(x shape"):
+    with pytest.raises(ValueError, match=r"^x must hold at least 2 values per statistic .* "
+                                         r"got a batch of 1 \(x shape .*m = 1\)"):
         batchnorm_forward(x, gamma, beta, mm, mv, training=True, axis=axis)
+
+
+@pytest.mark.parametrize("shape, axis", [((1, 2, 2, 3), -1), ((1, 5, 3), -1),
+                                         ((1, 2, 3, 4), (1, 3))])
+def test_one_image_in_training_mode_is_normalized_over_its_positions(shape, axis):
+    """One (1, H, W, C) image has H * W values per channel: enough, as in Keras."""
+    x, gamma, beta, mm, mv = make_case(shape, axis)
+    out, cache, _, _ = batchnorm_forward(x, gamma, beta, mm, mv, training=True, axis=axis)
+    np.testing.assert_allclose(out, reference_forward(x, gamma, beta, axis, 1e-3), rtol=1e-12,
+                               atol=1e-12)
+    dout = np.random.default_rng(5).normal(size=shape)
+    for got, want in zip(batchnorm_backward(dout, cache),
+                         reference_backward(dout, x, gamma, mm, mv, axis, 1e-3, True)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("eps", [0.0, -1e-3, np.nan, np.inf])
@@ -467,9 +484,9 @@ def test_momentum_outside_unit_interval_raises(momentum):
     ((4, 3), 0, "must not include the batch axis 0"),
     ((4, 3), -2, "must not include the batch axis 0"),
     ((4, 2, 2, 3), (0, 3), "must not include the batch axis 0"),
-    ((4, 3), 2, "axis 2 is out of range"),
-    ((4, 2, 2, 3), (1, 4), "axis 4 is out of range"),
-    ((4, 3), -3, "axis -3 is out of range"),
+    ((4, 3), 2, "got axis 2 out of range"),
+    ((4, 2, 2, 3), (1, 4), "got axis 4 out of range"),
+    ((4, 3), -3, "got axis -3 out of range"),
     ((4, 3), (), "axis must name at least one"),
 ])
 def test_bad_axis_raises(shape, axis, pattern):

@@ -4,7 +4,7 @@ import inspect
 
 import pytest
 
-CORE = ["_validate", "normalize", "ema", "batchnorm", "batchnorm_fast", "layernorm",
+CORE = ["_validate", "_stats", "normalize", "ema", "batchnorm", "batchnorm_fast", "layernorm",
         "gradcheck", "nn"]
 
 

@@ -109,7 +109,7 @@ def test_digits_split_depends_on_seed():
 
 @pytest.mark.parametrize("test_fraction", [0.0, 1.0, -0.2, 1.5])
 def test_digits_bad_test_fraction_raises(test_fraction):
-    with pytest.raises(ValueError, match=r"^test_fraction must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"^test_fraction must be a finite number in \(0, 1\)"):
         data.digits(test_fraction=test_fraction)
 
 
@@ -168,7 +168,7 @@ def test_signal_bad_kind_raises(kind):
 
 @pytest.mark.parametrize("n", [0, -5])
 def test_signal_bad_length_raises(n):
-    with pytest.raises(ValueError, match="^n must be a positive length"):
+    with pytest.raises(ValueError, match="^n must be an integer >= 1"):
         signal("stationary", n=n)
 
 

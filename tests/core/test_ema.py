@@ -198,7 +198,7 @@ def test_ema_update_bad_momentum_raises(momentum):
 
 @pytest.mark.parametrize("t", [0, -3])
 def test_ema_weights_bad_t_raises(t):
-    with pytest.raises(ValueError, match="^t must be a positive number"):
+    with pytest.raises(ValueError, match="^t must be an integer >= 1"):
         ema_weights(0.1, t)
 
 
@@ -213,7 +213,7 @@ def test_convert_momentum_bad_convention_raises(source, target, bad):
 
 @pytest.mark.parametrize("value", [-0.01, 1.5])
 def test_convert_momentum_value_outside_unit_interval_raises(value):
-    with pytest.raises(ValueError, match=r"^value must be a momentum in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^value must be a finite number in \[0, 1\] \(a momentum\)"):
         convert_momentum(value, source="keras", target="pytorch")
 
 

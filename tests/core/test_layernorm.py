@@ -66,7 +66,9 @@ def test_gradients_match_numerical(shape, groups):
     _, cache = layernorm.group_norm_forward(x, gamma, beta, groups)
     dx, dgamma, dbeta = layernorm.group_norm_backward(dout, cache)
     f = lambda v: layernorm.group_norm_forward(v, gamma, beta, groups)[0]  # noqa: E731
-    assert rel_error(dx, numerical_gradient(f, x.copy(), dout)) < 1e-7
+    # h = 1e-4: with h = 1e-5 the rounding of sum(f(x) * dout) over up to 288 outputs
+    # (about 1e-9 in the difference quotient) is 1e-7 of the smallest entries of dx.
+    assert rel_error(dx, numerical_gradient(f, x.copy(), dout, h=1e-4)) < 1e-7
     g = lambda v: layernorm.group_norm_forward(x, v, beta, groups)[0]  # noqa: E731
     assert rel_error(dgamma, numerical_gradient(g, gamma.copy(), dout)) < 1e-7
     b = lambda v: layernorm.group_norm_forward(x, gamma, v, groups)[0]  # noqa: E731
