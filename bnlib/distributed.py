@@ -248,7 +248,7 @@ def _regroup(x: np.ndarray, ghost_size: int) -> np.ndarray:
     """(N, ...) -> (ghost_size, G, ...): example j of ghost batch g at [j, g]."""
     g = x.shape[0] // ghost_size
     grouped = x.reshape((g, ghost_size) + x.shape[1:])
-    return np.swapaxes(grouped, 0, 1)
+    return np.ascontiguousarray(np.swapaxes(grouped, 0, 1))   # contiguous: faster sums
 
 
 def _ungroup(y: np.ndarray) -> np.ndarray:
@@ -265,7 +265,7 @@ def ghost_batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, gho
     Parameters
     ----------
     x : array_like of shape (N, D), (N, H, W, C), ...
-        N must be a multiple of ghost_size.
+        In training mode, N must be a multiple of ghost_size.
     gamma, beta, moving_mean, moving_variance : array_like of the kept-axes shape
         As in :func:`bnlib.batchnorm.batchnorm_forward`; shared by every ghost batch.
     ghost_size : int
@@ -293,14 +293,16 @@ def ghost_batchnorm_forward(x, gamma, beta, moving_mean, moving_variance, *, gho
         raise ValueError(f"ghost_size must be an int (examples per ghost batch); "
                          f"got {ghost_size!r}")
     ghost_size = int(ghost_size)
-    if ghost_size < 1 or x.shape[0] % ghost_size:
-        raise ValueError(f"ghost_size must be a positive divisor of the batch size "
-                         f"{x.shape[0]}; got {ghost_size}")
+    if ghost_size < 1:
+        raise ValueError(f"ghost_size must be >= 1; got {ghost_size}")
     if not training:
         out, cache, mm, mv = batchnorm_forward(x, gamma, beta, moving_mean, moving_variance,
                                                training=False, momentum=momentum, eps=eps,
                                                axis=axis)
         return out, GhostCache(cache, x.shape, x.shape[0], False), mm, mv
+    if x.shape[0] % ghost_size:
+        raise ValueError(f"ghost_size must divide the batch size {x.shape[0]} in training "
+                         f"mode; got {ghost_size}")
     if ghost_size < 2:
         raise ValueError("ghost_size must be >= 2 in training mode (a ghost batch of one "
                          "example has no variance); got 1")
@@ -379,7 +381,7 @@ class GhostBatchNorm:
     def __call__(self, x, *, training: bool) -> np.ndarray:
         out, self._cache, self.moving_mean, self.moving_variance = ghost_batchnorm_forward(
             x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
-            ghost_size=min(self.ghost_size, len(x)), training=training,
+            ghost_size=self.ghost_size, training=training,
             momentum=self.momentum, eps=self.eps)
         return out
 

@@ -43,6 +43,10 @@ import keras  # noqa: E402  (after the environment is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# TensorFlow's Python logger announces every strategy ("Using MirroredStrategy with devices
+# ...") and every retracing on stderr; a lesson prints what it means to print.
+tf.get_logger().setLevel("ERROR")
+
 __all__ = ["configure_cpu_devices", "CountingReduction", "mirrored_strategy", "local_values",
            "distribute_rows", "run_batchnorm"]
 
@@ -149,7 +153,8 @@ def distribute_rows(strategy, array, axis: int = 0):
 
 
 def run_batchnorm(batches, replicas: int, *, synchronized: bool, gamma=None, beta=None,
-                  momentum: float = 0.99, eps: float = 1e-3, dout=None) -> dict:
+                  momentum: float = 0.99, eps: float = 1e-3, dout=None,
+                  count_all_reduces: bool = False) -> dict:
     """Train a Keras ``BatchNormalization`` layer on global batches under MirroredStrategy.
 
     Parameters
@@ -168,6 +173,8 @@ def run_batchnorm(batches, replicas: int, *, synchronized: bool, gamma=None, bet
         The layer's (Keras defaults).
     dout : array_like of shape (N, D), optional
         Upstream gradient for the last step: the loss is sum(out * dout).
+    count_all_reduces : bool, default False
+        Also trace one step alone to count its all-reduces ("all_reduced").
 
     Returns
     -------
@@ -175,11 +182,13 @@ def run_batchnorm(batches, replicas: int, *, synchronized: bool, gamma=None, bet
         "out" (N, D): the last step's output, replica slices in order;
         "moving_mean", "moving_variance" (R, D): each replica's copy of the
         layer's variables after the T steps;
-        "read_mean", "read_variance" (D,): what ``layer.moving_mean`` reads as
-        (and what ``get_weights`` and a saved model keep);
+        "read_mean", "read_variance" (D,): what ``layer.moving_mean`` and
+        ``layer.moving_variance`` read as; "saved_mean" (D,): the moving mean in
+        ``layer.get_weights()`` (what a saved model keeps);
         with ``dout``: "dx" (N, D), and "dgamma", "dbeta" (R, D), each
         replica's gradient (their sum is what the optimizer applies);
-        "all_reduced": tensors all-reduced per step (traced once).
+        with ``count_all_reduces``: "all_reduced", the tensors one step
+        all-reduces (forward and backward).
     """
     batches = np.asarray(batches, dtype=np.float32)
     if batches.ndim == 2:
@@ -215,10 +224,12 @@ def run_batchnorm(batches, replicas: int, *, synchronized: bool, gamma=None, bet
             strategy.run(step, args=(xs, douts, t))
         return strategy.run(step, args=(xs, douts, tf.constant(steps - 1)))
 
-    strategy.counter.reset()
-    tf.function(lambda: strategy.run(step, args=(xs, douts, tf.constant(0)))
-                ).get_concrete_function()   # traced, not run: counts one step's all-reduces
-    per_step = strategy.counter.tensors
+    counted = {}
+    if count_all_reduces:
+        strategy.counter.reset()
+        tf.function(lambda: strategy.run(step, args=(xs, douts, tf.constant(0)))
+                    ).get_concrete_function()   # traced, not run: one step's all-reduces
+        counted["all_reduced"] = strategy.counter.tensors
     out, dx, dgamma, dbeta = train(xs, douts)
     return {"out": np.concatenate(local_values(strategy, out)),
             "dx": np.concatenate(local_values(strategy, dx)),
@@ -226,4 +237,4 @@ def run_batchnorm(batches, replicas: int, *, synchronized: bool, gamma=None, bet
             "moving_mean": local_values(strategy, layer.moving_mean),
             "moving_variance": local_values(strategy, layer.moving_variance),
             "read_mean": layer.moving_mean.numpy(), "read_variance": layer.moving_variance.numpy(),
-            "all_reduced": per_step}
+            "saved_mean": layer.get_weights()[2], **counted}

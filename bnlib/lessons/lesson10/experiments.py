@@ -92,6 +92,8 @@ class Trainer:
             self.optimizer = keras.optimizers.SGD(LR)
             self.optimizer.build(self.model.trainable_variables)
         self._loop = tf.function(self._run_steps)
+        self.counts = None   # (tensors, numbers) all-reduced per step, set by the first train
+
 
     def _step(self, xs, ys, i):
         model = self.model
@@ -106,15 +108,6 @@ class Trainer:
     def _run_steps(self, xs, ys):
         for i in tf.range(self.steps):
             self.strategy.run(self._step, args=(xs, ys, i))
-
-    def all_reduces_per_step(self) -> tuple[int, int]:
-        """(tensors, numbers) one training step all-reduces, counted while tracing it."""
-        xs, ys = self._inputs(0)
-        counter = self.strategy.counter
-        counter.reset()
-        tf.function(lambda: self.strategy.run(self._step, args=(xs, ys, tf.constant(0)))
-                    ).get_concrete_function()
-        return counter.tensors, counter.numbers
 
     def _inputs(self, seed: int):
         split = data()
@@ -131,26 +124,35 @@ class Trainer:
         -------
         dict: "weights" (list of ndarray, as ``model.get_weights()`` reads them:
         replica 0's copy of every variable), "moving_mean_copies" (replicas, 64):
-        each replica's moving mean of the first batch-norm layer.
+        each replica's moving mean of the first batch-norm layer. The first call
+        also sets :attr:`counts`, the (tensors, numbers) one step all-reduces,
+        counted while the loop is traced.
         """
         self.model.set_weights(initial_weights(self.model, seed))   # every replica's copy
         xs, ys = self._inputs(seed)
-        self._loop(xs, ys)
+        if self.counts is None:   # the first call traces the loop: its body is one step
+            self.strategy.counter.reset()
+            self._loop(xs, ys)
+            self.counts = (self.strategy.counter.tensors, self.strategy.counter.numbers)
+        else:
+            self._loop(xs, ys)
         bn = [layer for layer in self.model.layers
               if isinstance(layer, keras.layers.BatchNormalization)][0]
         return {"weights": [np.array(w) for w in self.model.get_weights()],
                 "moving_mean_copies": tf_distribute.local_values(self.strategy, bn.moving_mean)}
 
-    def time_steps(self, seed: int = 0, repeats: int = 3) -> float:
-        """Best wall time of one training step, in seconds (a full run divided by its steps)."""
+    def time_steps(self, seed: int = 0) -> float:
+        """Wall time of one training step, in seconds: a whole run divided by its steps.
+
+        Call after :meth:`train` (the loop is then traced); the weights are left trained
+        on ``seed``'s batches once more.
+        """
         xs, ys = self._inputs(seed)
-        self._loop(xs, ys)                              # traced and warm
-        best = np.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            self._loop(xs, ys)
-            best = min(best, time.perf_counter() - start)
-        return best / self.steps
+        if self.counts is None:
+            self.train(seed)
+        start = time.perf_counter()
+        self._loop(xs, ys)
+        return (time.perf_counter() - start) / self.steps
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,30 +284,39 @@ def stored_variance(replicas: int = 4, synchronized: bool = False, *, steps: int
             "per_replica_law": (b - 1) / b, "global_law": (n - 1) / n}
 
 
-def keras_sync_variance(ratios, n: int = 64, replicas: int = 2, seed: int = 0) -> dict:
+def keras_sync_variance(ratios, n: int = 64, per_ratio: int = 8, replicas: int = 2,
+                        seed: int = 0) -> dict:
     """The variance Keras's ``synchronized=True`` normalizes with, for data with mean/std = r.
 
     One training step (momentum 0, so the moving variance *is* the batch
-    variance the layer used) on x = r + N(0, 1) in float32, one feature per
-    ratio, against the two-pass variance of the same numbers in float64, and
-    against ``synchronized=False`` on one replica (``tf.nn.moments``, two passes).
+    variance the layer used) on x = r + N(0, 1) in float32, ``per_ratio``
+    features per ratio, against the two-pass variance of the same numbers in
+    float64, and against ``synchronized=False`` on one replica
+    (``tf.nn.moments``, two passes).
 
     Returns
     -------
-    dict: "ratios", "relative_error" (synchronized) and "one_replica_error",
-    each ndarray of shape (len(ratios),); "output_std" (len(ratios),) the std
-    of the synchronized layer's output (1 when the variance is right).
+    dict of ndarray of shape (len(ratios),): "ratios"; "relative_error"
+    (synchronized) and "one_replica_error", the largest over the ratio's
+    features; "output_std_min", "output_std_max" of the synchronized layer's
+    output over those features (1 when the variance is right).
     """
     ratios = np.asarray(ratios, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    x = (ratios + rng.standard_normal((n, ratios.size))).astype(np.float32)
+    columns = np.repeat(ratios, per_ratio)
+    x = (columns + rng.standard_normal((n, columns.size))).astype(np.float32)
     true = x.astype(np.float64).var(axis=0)
     sync = tf_distribute.run_batchnorm(x, replicas, synchronized=True, momentum=0.0)
     single = tf_distribute.run_batchnorm(x, 1, synchronized=False, momentum=0.0)
+
+    def per(values, reduce):
+        return reduce(np.asarray(values).reshape(ratios.size, per_ratio), axis=1)
+
+    out_std = sync["out"].astype(np.float64).std(axis=0)
     return {"ratios": ratios,
-            "relative_error": np.abs(sync["read_variance"] - true) / true,
-            "one_replica_error": np.abs(single["read_variance"] - true) / true,
-            "output_std": sync["out"].astype(np.float64).std(axis=0)}
+            "relative_error": per(np.abs(sync["read_variance"] - true) / true, np.max),
+            "one_replica_error": per(np.abs(single["read_variance"] - true) / true, np.max),
+            "output_std_min": per(out_std, np.min), "output_std_max": per(out_std, np.max)}
 
 
 def keras_accepts_virtual_batch_size() -> bool:

@@ -205,6 +205,42 @@ def mismatch(entry: dict) -> np.ndarray:
     return entry["inference"] - entry["batch_mode"]
 
 
+def per_replica_losses(runs: dict) -> dict:
+    """Test-accuracy loss of per-replica against synchronized statistics, same global batch.
+
+    Parameters
+    ----------
+    runs : dict of (global_batch, replicas, synchronized) -> measures
+        :func:`table`, or ``experiments.grid_runs`` on other seeds.
+
+    Returns
+    -------
+    dict of (global_batch, replicas) -> ndarray of shape (n_seeds,), for replicas > 1.
+    """
+    return {(g, r): runs[g, r, True]["inference"] - e["inference"]
+            for (g, r, sync), e in sorted(runs.items()) if r > 1 and not sync}
+
+
+def hurt_verdicts(losses: dict) -> dict:
+    """Where per-replica statistics start to hurt: claim -> whether it holds (median over seeds).
+
+    Only the claims with settings in ``losses`` are returned.
+    """
+    by_size = {}
+    for (g, r), loss in losses.items():
+        by_size.setdefault(g // r, []).append(np.median(loss))
+    claims = {}
+    large = [m for b, ms in by_size.items() if b >= 8 for m in ms]
+    if large:
+        claims["8 or more per replica: median loss under 1.5 points"] = max(large) < 0.015
+    if 4 in by_size:
+        claims["4 per replica: a small loss (median 0.5 to 5 points)"] = all(
+            0.005 < m < 0.05 for m in by_size[4])
+    if 2 in by_size:
+        claims["2 per replica: median loss over 8 points"] = min(by_size[2]) > 0.08
+    return claims
+
+
 # ---------------------------------------------------------------- the explorer
 
 ACC_LIMITS, GAP_LIMITS = (0.45, 1.0), (-0.05, 0.5)
