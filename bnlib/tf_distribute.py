@@ -27,8 +27,12 @@ Two rules of the engine shape this module:
   (:class:`CountingReduction`).
 
 Like :mod:`bnlib.tf_compare`, importing this module sets quiet, reproducible
-defaults before TensorFlow loads (``TF_CPP_MIN_LOG_LEVEL=3``, oneDNN off:
-with it, results depend on the CPU's instruction set); all functions take and
+defaults before TensorFlow loads (``TF_CPP_MIN_LOG_LEVEL=3``, and
+``TF_ENABLE_ONEDNN_OPTS=0``: no oneDNN graph rewrites). Runs are then
+bit-identical from run to run on one machine. They are not across
+instruction sets: TensorFlow's matrix products dispatch on the CPU's
+instruction set even so (``tf.matmul`` gives other bits under
+``ONEDNN_MAX_CPU_ISA=AVX2``; its reductions do not). All functions take and
 return NumPy arrays.
 """
 from __future__ import annotations

@@ -274,47 +274,56 @@ assert np.all(bad > 0.5) and errors["sums"][-1] > 0.5
 #   global batch when synchronized) are normalized with their own statistics, as
 #   in training.
 #
-# Three seeds here (about 15 s); the explorer below holds five seeds of every
-# setting, and the tests run five more.
+# Three seeds here (9 trainings, about 15 s); the tests run five more.
 
 # %%
 claim = experiments.replica_claim(seeds.LESSON_SEEDS)
-for name, m in claim.items():
-    print(f"{name:13s} test accuracy {seeds.spread(m['inference'])};  "
-          f"mismatch {seeds.spread(m['inference'] - m['batch_mode'])}")
-
-# %%
 one, per, sync = claim["one_device"], claim["per_replica"], claim["synchronized"]
 gap = lambda m: m["inference"] - m["batch_mode"]  # noqa: E731
 checks.assert_true("synchronized on 4 replicas trains what one device trains "
                    "(test accuracy within 0.01 on every seed)",
                    np.all(np.abs(sync["inference"] - one["inference"]) <= 0.01))
-drop = sync["inference"] - per["inference"]
 checks.assert_true("per-replica statistics (2 examples each) lose over 5 points on every seed",
-                   np.all(drop > 0.05), f"smallest loss {drop.min():.2f}")
-checks.assert_true("their train/inference mismatch is over twice the synchronized one",
-                   np.all(gap(per) > 2 * gap(sync)), f"{seeds.spread(gap(per) / gap(sync), '.1f')}")
+                   np.all(sync["inference"] - per["inference"] > 0.05))
+checks.assert_true("their train/inference mismatch is over twice the synchronized one, "
+                   "on every seed", np.all(gap(per) > 2 * gap(sync)))
+
+# %% [markdown]
+# The same runs are in the explorer's table, trained ahead of time by
+# `python -m bnlib.lessons.lesson10.explore` on five seeds (this lesson's three
+# and two more), with global batches of 16 and 32 and 2 replicas too. Its numbers:
+
+# %%
+table = explore.table()
+settings = {"one_device": (8, 1, False), "per_replica": (8, 4, False),
+            "synchronized": (8, 4, True)}
+for name, key in settings.items():
+    e = table[key]
+    print(f"{name:13s} test accuracy {seeds.spread(e['inference'])};  "
+          f"mismatch {seeds.spread(explore.mismatch(e))}")
 
 # %% [markdown]
 # Synchronized batch norm on 4 replicas is the one-device network, seed for seed.
 # With per-replica statistics each replica normalizes 2 examples, every
-# normalized value is about ±1 (lesson 08), and the network falls far behind;
-# its inference-mode accuracy is also far above what it gets when test data is
-# normalized the way it trained, a mismatch the synchronized network does not
-# have.
+# normalized value is about ±1 (lesson 08), and the network falls far behind; it
+# also does much better in inference mode than when test data is normalized the
+# way it trained: a mismatch about four times the synchronized network's.
 #
-# The same runs, on the same seeds, are in the explorer's table (trained ahead of
-# time by `python -m bnlib.lessons.lesson10.explore`), which also holds global
-# batches of 16 and 32 and 2 replicas. Checked against the fresh runs:
+# The fresh runs against the table: the one-device and synchronized runs to one
+# test digit per seed. The per-replica runs with 2 examples per replica are
+# *chaotic*: on a CPU with other matrix kernels (tried with
+# `ONEDNN_MAX_CPU_ISA=AVX2`) their accuracy moves by a few points per seed, so
+# only their median is compared, and no single run of theirs is printed.
 
 # %%
-table = explore.table()
-for key, name in (((8, 1, False), "one_device"), ((8, 4, False), "per_replica"),
-                  ((8, 4, True), "synchronized")):
-    assert explore.TABLE_SEEDS[:3] == seeds.LESSON_SEEDS
-    saved = table[key]["inference"][:3]
-    checks.assert_true(f"table {key} matches the fresh {name} runs (within 0.02 per seed)",
-                       np.all(np.abs(saved - claim[name]["inference"]) <= 0.02))
+for name in ("one_device", "synchronized"):
+    saved = table[settings[name]]["inference"][:3]        # seeds 0, 1, 2
+    checks.assert_true(f"table {settings[name]} = the fresh {name} runs (to 1/450 per seed)",
+                       np.all(np.abs(saved - claim[name]["inference"]) <= 1 / 450 + 1e-9))
+saved = table[settings["per_replica"]]["inference"][:3]
+checks.assert_true(f"table {settings['per_replica']}: median within 0.05 of the fresh runs'",
+                   abs(np.median(saved) - np.median(per["inference"])) <= 0.05)
+assert explore.TABLE_SEEDS[:3] == seeds.LESSON_SEEDS
 
 # %% [markdown]
 # Where does it start to hurt? The table, over five seeds, by examples per
@@ -338,13 +347,13 @@ for claim, holds in explore.hurt_verdicts(loss).items():
 # ImageNet recipe used 32 per GPU), or synchronize, or use a batch-independent
 # norm (lesson 08).
 #
-# **Determinism.** Every number above is reproducible: the initial weights and
-# the batch order come from NumPy generators, TensorFlow's oneDNN kernels are
-# off (`bnlib.tf_distribute` sets `TF_ENABLE_ONEDNN_OPTS=0`; with them, results
-# depend on the CPU's instruction set), and the all-reduce adds the replicas'
-# tensors in a fixed order on device 0. Check it: train the same seed twice on 4
-# replicas and compare every weight bit for bit.
-
+# **Determinism.** On one machine every run is reproducible to the last bit: the
+# initial weights and the batch order come from NumPy generators, nothing random
+# happens inside TensorFlow, oneDNN's graph rewrites are off
+# (`bnlib.tf_distribute` sets `TF_ENABLE_ONEDNN_OPTS=0`), and the all-reduce adds
+# the replicas' tensors in a fixed order on device 0. Check it: train the same
+# seed twice on 4 replicas and compare every weight bit for bit.
+#
 # %%
 trainer = experiments.trainer(4, False, 8)
 first = trainer.train(0)["weights"]
@@ -354,8 +363,14 @@ checks.assert_true("two runs of seed 0 on 4 replicas give bit-identical weights"
                    f"{len(first)} arrays, {sum(w.size for w in first)} numbers")
 
 # %% [markdown]
-# (The tests also rerun it in fresh processes with `ONEDNN_MAX_CPU_ISA=AVX2` and
-# with one intra-op thread, and compare the weights with these.)
+# Across machines it is not bit for bit. The tests train again in fresh
+# processes: with one intra-op thread, or with NumPy's AVX2 loops, the weights are
+# identical; with `ONEDNN_MAX_CPU_ISA=AVX2` they are not, because TensorFlow's
+# matrix products dispatch on the instruction set even with oneDNN's graph
+# rewrites off (measured: `tf.matmul`'s result bits change, its reductions'
+# do not). The stable runs keep every accuracy to one test digit there; the
+# chaotic ones move, which is why this lesson prints their numbers only from the
+# table.
 #
 # ## 4 · What synchronizing costs
 #

@@ -185,16 +185,51 @@ print(hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest())
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [
-    {"ONEDNN_MAX_CPU_ISA": "AVX2"},
     {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
     {"OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"},
-], ids=["avx2", "one-thread", "numpy-avx2"])
-def test_training_gives_the_same_weights_in_a_fresh_process_under_other_cpu_settings(extra):
+], ids=["one-thread", "numpy-avx2"])
+def test_training_gives_the_same_weights_in_a_fresh_process_under_other_settings(extra):
     weights = experiments.trainer(4, False, 8).train(0)["weights"]
     here = hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
-    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    done = subprocess.run([sys.executable, "-c", WEIGHTS_HASH], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run_fresh(WEIGHTS_HASH, extra)
     assert done.stdout.split()[-1] == here, json.dumps(extra)
+
+
+MEASURES_JSON = """
+import json
+from bnlib import tf_distribute
+from bnlib.lessons.lesson10 import experiments
+tf_distribute.configure_cpu_devices(experiments.DEVICES)
+out = {f"{g},{r},{int(s)},{seed}": experiments.run(r, s, g, seed)
+       for (g, r, s) in ((8, 1, False), (8, 4, True), (8, 2, False), (8, 4, False))
+       for seed in (0, 1, 2)}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_other_matrix_kernels_keep_stable_runs_and_move_only_the_chaotic_ones():
+    # TensorFlow's matrix products dispatch on the instruction set even with oneDNN's graph
+    # optimizations off (TF_ENABLE_ONEDNN_OPTS=0): ONEDNN_MAX_CPU_ISA=AVX2 rounds them
+    # differently. The stable settings keep every measure to one test digit; the
+    # 2-per-replica runs are chaotic, so the lesson compares only their median.
+    done = _run_fresh(MEASURES_JSON, {"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    fresh = json.loads(done.stdout.splitlines()[-1])
+    table = explore.table()
+    for key, measures in fresh.items():
+        g, r, s, seed = (int(v) for v in key.split(","))
+        saved = table[g, r, bool(s)]
+        if (g, r, s) != (8, 4, 0):
+            for name in ("inference", "batch_mode"):
+                assert abs(saved[name][seed] - measures[name]) <= 3 / 450 + 1e-12, key
+    chaotic = [fresh[f"8,4,0,{seed}"]["inference"] for seed in (0, 1, 2)]
+    assert abs(np.median(chaotic) - np.median(table[8, 4, False]["inference"][:3])) <= 0.05
+
+
+def _run_fresh(code: str, extra: dict):
+    """Run ``code`` in a fresh Python with extra environment variables (bounded in time)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
