@@ -543,10 +543,19 @@ print("TF_CONFIG =", json.dumps(cluster))
 # per-device statistics, with enough examples per device, or synchronize only
 # within a machine.
 #
-# Not run here: TensorFlow's gRPC server, which every worker starts, listens on
-# all network interfaces (`0.0.0.0`) whatever host `TF_CONFIG` names
-# (`tensorflow/core/distributed_runtime/rpc/grpc_server_lib.cc`), so two workers
-# on this shared machine could not be confined to 127.0.0.1.
+# Two workers can run on one machine too, but not in this lesson's Run All (each
+# starts TensorFlow, about 20 s) and not naively: every worker starts
+# TensorFlow's gRPC server, and it listens on **all** network interfaces
+# whatever host `TF_CONFIG` names (measured: a server configured as
+# `127.0.0.1:23456` listens on `[::]:23456`). So
+# `bnlib.lessons.lesson10.multiworker` starts the two workers inside a private
+# network namespace (`unshare -rn`), whose only interface is its own loopback,
+# bounds their time and kills them on any failure. Each worker trains one
+# batch-norm step on its half of a global batch of 16 rows. The tests check what
+# they compute: per-replica, each worker normalizes its 8 rows and keeps their
+# statistics; synchronized, both workers output batch norm over all 16 rows and
+# hold the same moving statistics, the global batch's. Run it yourself with
+# `python -m bnlib.lessons.lesson10.multiworker`.
 #
 # ## Explorer: replicas and global batch
 #

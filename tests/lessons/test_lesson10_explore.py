@@ -233,3 +233,61 @@ def _run_fresh(code: str, extra: dict):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
+
+
+# ---------------------------------------------------------------- two workers, slow
+
+def _our_worker_processes() -> list:
+    """PIDs whose command line runs this lesson's worker module (read from /proc)."""
+    from bnlib.lessons.lesson10 import multiworker
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if multiworker.MODULE in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_on_a_private_loopback_synchronize_like_one_device():
+    from bnlib import batchnorm
+    from bnlib.lessons.lesson10 import multiworker
+
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(16, 3)) * [1.0, 2.0, 0.5] + [1.0, -2.0, 3.0]).astype(np.float32)
+    try:
+        workers = multiworker.two_workers(x)
+    except RuntimeError as error:
+        if "namespace" in str(error):
+            pytest.skip(str(error))
+        raise
+
+    def bn(rows):
+        return batchnorm.batchnorm_forward(rows.astype(np.float64), np.ones(3), np.zeros(3),
+                                           np.zeros(3), np.ones(3), training=True,
+                                           momentum=0.0)
+    out, _, mean, var = bn(x)
+    for k, w in enumerate(workers):
+        half, _, half_mean, _ = bn(x[8 * k:8 * k + 8])
+        np.testing.assert_allclose(w["synchronized"]["out"], out[8 * k:8 * k + 8], atol=1e-5)
+        np.testing.assert_allclose(w["synchronized"]["moving_mean"], mean, atol=1e-5)
+        np.testing.assert_allclose(w["synchronized"]["moving_variance"], var, atol=1e-5)
+        np.testing.assert_allclose(w["per_replica"]["out"], half, atol=1e-5)
+        np.testing.assert_allclose(w["per_replica"]["moving_mean"], half_mean, atol=1e-5)
+    assert not _our_worker_processes()
+
+
+@pytest.mark.slow
+def test_two_workers_out_of_time_are_all_killed():
+    from bnlib.lessons.lesson10 import multiworker
+
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(RuntimeError):
+        multiworker.two_workers(x, timeout=2.0)
+    time.sleep(1.0)
+    assert not _our_worker_processes()

@@ -4,4 +4,5 @@ explore     the experiments on tf.distribute (per-replica and synchronized batch
             training over seeds, all-reduce counts and timing), ghost batch norm, the
             figures and the explorer with its precomputed table (runs.npz)
 exercises   the exercise checkers
+multiworker two MultiWorkerMirroredStrategy workers in a private network namespace
 """
