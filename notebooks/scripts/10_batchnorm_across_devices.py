@@ -12,8 +12,9 @@
 #
 # This lesson uses the real engine: TensorFlow's `tf.distribute.MirroredStrategy`,
 # with this machine's CPU split into four *logical devices*. It is the same
-# strategy, the same replica threads, mirrored variables and all-reduces as on a
-# machine with four GPUs; only slower.
+# strategy, with the same replica threads and mirrored variables, as on a machine
+# with four GPUs (only the all-reduce's implementation differs, see below), and
+# slower.
 #
 # **After this lesson you will be able to**
 # - run Keras data-parallel over logical CPU devices, and say why they must be
@@ -150,10 +151,21 @@ assert abs(sync["read"] - sync["global_law"]) < 0.03 and np.ptp(per["copies"]) >
 # describes slices of b rows, not the population. The network learned to expect
 # activations normalized *within small slices*, and at inference it gets them
 # normalized with those stored estimates: the train/inference mismatch of lesson
-# 08, now caused by the number of devices. (Evaluating *under* the strategy is
-# worse still: each replica would read its own copy, and a prediction would
-# depend on which replica got the example.) Section 3 measures the effect on a
+# 08, now caused by the number of devices. Section 3 measures the effect on a
 # trained network.
+#
+# Evaluating *under* the strategy is stranger still: in inference mode each
+# replica reads its own copy. The same row, given to both replicas after the step
+# above:
+
+# %%
+same_row = experiments.inference_on_every_replica(x, x[0], replicas=2)
+print("x[0] in inference mode: replica 0 outputs", same_row[0].round(2),
+      "| replica 1 outputs", same_row[1].round(2))
+assert np.abs(same_row[0] - same_row[1]).max() > 0.1
+
+# %% [markdown]
+# A prediction depends on which device the example happened to land on.
 #
 # ## 2 · Synchronized batch norm
 #
@@ -343,9 +355,9 @@ for claim, holds in explore.hurt_verdicts(loss).items():
 # The threshold depends on the network and the data, but the lesson holds in
 # general: what matters is the **per-replica** batch, not the global one. A
 # global batch of 256 on 64 GPUs normalizes over 4 examples. Typical practice:
-# keep 16 or more examples per device for batch norm (the Goyal et al. 2017
-# ImageNet recipe used 32 per GPU), or synchronize, or use a batch-independent
-# norm (lesson 08).
+# keep 16 or more examples per device for batch norm (Goyal et al. 2017 trained
+# ImageNet in large batches with batch norm over 32 images per GPU), or
+# synchronize, or use a batch-independent norm (lesson 08).
 #
 # **Determinism.** On one machine every run is reproducible to the last bit: the
 # initial weights and the batch order come from NumPy generators, nothing random
@@ -415,6 +427,23 @@ print(f"one step: 1 device {1e3 * t_one:.1f} ms; 4 replicas, per-replica {1e3 * 
 # %% [markdown]
 # On one CPU the replicas take turns on two cores, so more replicas make a step
 # slower, not faster; the point here is only the difference between the last two.
+# How one all-reduce of a batch-norm vector (64 numbers) scales with the number
+# of devices, timed alone (20 in a chain, each waiting for the one before, as
+# batch norm's layers do):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+latency = {r: experiments.all_reduce_time(r) for r in (2, 3, 4)}
+print("one all-reduce of 64 numbers: " + ", ".join(
+    f"{r} replicas {1e6 * t:.0f} µs" for r, t in latency.items()))
+slope = np.polyfit(list(latency), list(latency.values()), 1)[0]
+print(f"about {1e6 * slope:.0f} µs more per extra device")
+
+# %% [markdown]
+# Through one device, each all-reduce makes 2(R−1) copies one after the other, so
+# its time grows about linearly with the number of devices, as measured here; a
+# ring does the same number of sequential steps. For vectors this small, that
+# latency is the whole cost.
 #
 # ## 5 · Ghost batch norm
 #
@@ -446,8 +475,8 @@ dx_g, _, _ = distributed.ghost_batchnorm_backward(dout_g, cache)
 dx_num = gradcheck.numerical_gradient(
     lambda v: distributed.ghost_batchnorm_forward(v, ones, zeros, zeros, ones, ghost_size=4,
                                                   training=True)[0], xg, dout_g)
-_ = checks.assert_below("dx relative error vs numerical gradient", gradcheck.rel_error(dx_g, dx_num),
-                        1e-7)
+_ = checks.assert_below("dx relative error vs numerical gradient",
+                        gradcheck.rel_error(dx_g, dx_num), 1e-7)
 
 # %% [markdown]
 # And per-replica statistics **are** ghost batch norm: Keras on 4 replicas,
@@ -538,10 +567,10 @@ print("TF_CONFIG =", json.dumps(cluster))
 # slice unless the layer is synchronized, the moving statistics are still each
 # replica's own, and `synchronized=True` still equals batch norm over the global
 # batch, with the statistics' all-reduces now crossing the network, where each
-# round trip costs far more than between GPUs of one machine. Those latency-bound
-# all-reduces in the forward pass are why large multi-machine jobs often keep
-# per-device statistics, with enough examples per device, or synchronize only
-# within a machine.
+# round trip costs far more than between GPUs of one machine. That is one reason
+# large jobs often keep per-device statistics with enough examples per device, or
+# synchronize only within small groups of devices (PyTorch's `SyncBatchNorm`
+# takes a process group for that).
 #
 # Two workers can run on one machine too, but not in this lesson's Run All (each
 # starts TensorFlow, about 20 s) and not naively: every worker starts

@@ -254,3 +254,15 @@ def test_ghost_layer_trains_in_an_mlp_and_equals_the_functions():
     _, dlogits = nn.softmax_cross_entropy(logits, y)
     net.backward(dlogits)
     assert layer.dgamma.shape == (8,) and np.isfinite(layer.dgamma).all()
+
+
+def test_importing_bnlib_and_lesson_10s_numpy_side_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, bnlib, bnlib.distributed, bnlib.lessons.lesson10.explore, "
+            "bnlib.lessons.lesson10.exercises; print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -23,7 +23,8 @@ from bnlib.lessons.lesson10 import experiments, explore
 
 tf_distribute.configure_cpu_devices(experiments.DEVICES)
 REPO = Path(__file__).resolve().parents[2]
-STALE = "the explorer's table does not match the code: run `python -m bnlib.lessons.lesson10.explore`"
+STALE = ("the explorer's table does not match the code: "
+         "run `python -m bnlib.lessons.lesson10.explore`")
 
 
 # ---------------------------------------------------------------- NumPy side
@@ -33,7 +34,8 @@ def test_cancellation_errors_follow_the_law_and_the_repairs_do_not():
     e = explore.cancellation_errors(ratios)
     big = ratios >= 1e2
     # the sums form is within a factor 30 of 0.5 * eps32 * ratio**2 where it matters
-    assert np.all(e["sums"][big] > e["law"][big] / 30) and np.all(e["sums"][big] < 30 * e["law"][big])
+    assert np.all(e["sums"][big] > e["law"][big] / 30)
+    assert np.all(e["sums"][big] < 30 * e["law"][big])
     assert e["sums"][-1] > 0.5
     assert np.all(e["chan"] < 10 * explore.FLOAT32_EPS * ratios + 1e-6)
     assert np.all(e["shifted"] < 1e-4)
@@ -46,7 +48,8 @@ def test_ghost_mean_noise_follows_one_over_sqrt_ghost_size():
 
 
 def test_per_replica_losses_and_verdicts():
-    runs = {(8, 1, False): {"inference": np.array([0.9])}, (8, 1, True): {"inference": np.array([0.9])},
+    runs = {(8, 1, False): {"inference": np.array([0.9])},
+            (8, 1, True): {"inference": np.array([0.9])},
             (8, 2, False): {"inference": np.array([0.88, 0.87])},
             (8, 2, True): {"inference": np.array([0.9, 0.9])},
             (16, 2, False): {"inference": np.array([0.9, 0.9])},
@@ -126,6 +129,30 @@ def test_explorer_answers_every_control_and_draws_the_table():
         np.testing.assert_allclose(gap_line.get_ydata(), gaps)
         assert list(scene.artists["inference", "cursor"].get_xdata()) == [r, r]
     assert explorer.image.value[:4] == b"\x89PNG"
+
+
+def test_explorer_frames_have_the_pixels_of_a_full_draw():
+    import io
+
+    import matplotlib
+    import PIL.Image
+
+    from bnlib import plots, widgets
+
+    def pixels(png):
+        return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+    with matplotlib.rc_context(plots.STYLE):
+        explorer = explore.replica_explorer()
+        for g, r in [(16, 2), (32, 1), (8, 4)]:
+            explorer.controls["global_batch"].value = g
+            explorer.controls["replicas"].value = r
+            fig, _ = explore.ReplicaScene().render(global_batch=g, replicas=r)
+            reference = pixels(widgets.figure_png(fig))
+            matplotlib.pyplot.close(fig)
+            frame = pixels(explorer.image.value)
+            assert frame.shape == reference.shape
+            assert np.mean(np.abs(frame - reference).max(axis=2) > 0) <= 0.002, (g, r)
 
 
 def test_explorer_values_stay_inside_the_fixed_axes():

@@ -254,7 +254,7 @@ def replica_claim(seeds, global_batch: int = 8, replicas: int = 4) -> dict:
 # ---------------------------------------------------------------- single layers
 
 def gaussian_batches(steps: int, n: int, d: int, seed: int = 0):
-    """Float32 batches (steps, n, d): feature j ~ N(mu_j, sigma_j**2); returns (batches, mu, sigma)."""
+    """Float32 batches (steps, n, d), feature j ~ N(mu_j, sigma_j**2); (batches, mu, sigma)."""
     rng = np.random.default_rng(seed)
     mu = rng.normal(0.0, 3.0, d)
     sigma = 1.0 + np.arange(d) / d
@@ -326,3 +326,51 @@ def keras_accepts_virtual_batch_size() -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def inference_on_every_replica(x, row, replicas: int = 2) -> np.ndarray:
+    """A per-replica training step on x (momentum 0), then ``row`` in inference mode everywhere.
+
+    Returns ndarray of shape (replicas, D): what each replica outputs for the
+    same row, in inference mode under the strategy (each reads its own copy of
+    the moving statistics).
+    """
+    x = np.asarray(x, np.float32)
+    strategy = tf_distribute.mirrored_strategy(replicas)
+    with strategy.scope():
+        layer = keras.layers.BatchNormalization(momentum=0.0)
+        layer.build((None, x.shape[1]))
+    strategy.run(tf.function(lambda v: layer(v, training=True)),
+                 args=(tf_distribute.distribute_rows(strategy, x),))
+    probe = np.tile(np.asarray(row, np.float32)[None], (replicas, 1))   # one row per replica
+    out = strategy.run(tf.function(lambda v: layer(v, training=False)),
+                       args=(tf_distribute.distribute_rows(strategy, probe),))
+    return tf_distribute.local_values(strategy, out)[:, 0]
+
+
+def all_reduce_time(replicas: int, size: int = 64, chain: int = 20, repeats: int = 20) -> float:
+    """Best wall time of one all-reduce of ``size`` float32 numbers on ``replicas`` replicas (s).
+
+    A traced function chains ``chain`` all-reduces (each waits for the one
+    before, like batch norm's layers); the best of ``repeats`` calls, divided by
+    ``chain``. Needs at least 2 replicas (one replica all-reduces nothing).
+    """
+    if replicas < 2:
+        raise ValueError(f"replicas must be >= 2 for an all-reduce; got {replicas}")
+    strategy = tf_distribute.mirrored_strategy(replicas)
+    values = tf_distribute.distribute_rows(strategy, np.ones((replicas, size), np.float32))
+
+    def chained(v):
+        ctx = tf.distribute.get_replica_context()
+        for _ in range(chain):
+            v = ctx.all_reduce("sum", v) * (1.0 / replicas)
+        return v
+
+    run_once = tf.function(lambda v: strategy.run(chained, args=(v,)))
+    run_once(values)                                   # traced
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_once(values)
+        best = min(best, time.perf_counter() - start)
+    return best / chain
