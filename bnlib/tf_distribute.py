@@ -28,7 +28,8 @@ Two rules of the engine shape this module:
 
 Like :mod:`bnlib.tf_compare`, importing this module sets quiet, reproducible
 defaults before TensorFlow loads (``TF_CPP_MIN_LOG_LEVEL=3``, and
-``TF_ENABLE_ONEDNN_OPTS=0``: no oneDNN graph rewrites). Runs are then
+``TF_ENABLE_ONEDNN_OPTS=0``: no oneDNN graph rewrites) and switches on
+TensorFlow's deterministic kernels (``enable_op_determinism``). Runs are then
 bit-identical from run to run on one machine. They are not across
 instruction sets: TensorFlow's matrix products dispatch on the CPU's
 instruction set even so (``tf.matmul`` gives other bits under
@@ -50,6 +51,10 @@ import tensorflow as tf  # noqa: E402
 # TensorFlow's Python logger announces every strategy ("Using MirroredStrategy with devices
 # ...") and every retracing on stderr; a lesson prints what it means to print.
 tf.get_logger().setLevel("ERROR")
+# Deterministic kernels, always: the lessons and tests that import bnlib.tf_compare switch
+# them on too, and some kernels round differently with them on, so a run must not depend
+# on what else the process imported first.
+tf.config.experimental.enable_op_determinism()
 
 __all__ = ["configure_cpu_devices", "CountingReduction", "mirrored_strategy", "local_values",
            "distribute_rows", "run_batchnorm"]

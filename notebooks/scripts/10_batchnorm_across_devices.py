@@ -319,7 +319,7 @@ for name, key in settings.items():
 # With per-replica statistics each replica normalizes 2 examples, every
 # normalized value is about ±1 (lesson 08), and the network falls far behind; it
 # also does much better in inference mode than when test data is normalized the
-# way it trained: a mismatch about four times the synchronized network's.
+# way it trained: a mismatch several times the synchronized network's.
 #
 # The fresh runs against the table: the one-device and synchronized runs to one
 # test digit per seed. The per-replica runs with 2 examples per replica are
@@ -351,7 +351,8 @@ for claim, holds in explore.hurt_verdicts(loss).items():
 
 # %% [markdown]
 # On this network and data, per-replica statistics are harmless from about 8
-# examples per replica, cost a couple of points at 4 and ruin training at 2.
+# examples per replica, cost a couple of points at 4 and far more at 2 (a median
+# of 16 points).
 # The threshold depends on the network and the data, but the lesson holds in
 # general: what matters is the **per-replica** batch, not the global one. A
 # global batch of 256 on 64 GPUs normalizes over 4 examples. Typical practice:
@@ -624,7 +625,7 @@ assert np.all(explore.mismatch(e_per) > 2 * explore.mismatch(e_sync))
 #   form Keras uses loses the variance in float32 when |mean| ≫ std; a shared
 #   shift or Chan's formula keeps it.
 # - Per-replica statistics hurt when the per-replica batch is small (here: fine
-#   at 8, a couple of points at 4, ruinous at 2). Keep enough examples per device,
+#   at 8, a couple of points at 4, 16 points at 2). Keep enough examples per device,
 #   synchronize, or use a batch-independent norm.
 # - Ghost batch norm is per-replica statistics on purpose: the ghost size sets the
 #   normalization noise independently of the hardware's batch.

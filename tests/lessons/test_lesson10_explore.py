@@ -90,15 +90,16 @@ def test_a_table_made_with_other_settings_is_not_used(tmp_path):
 
 @pytest.mark.parametrize("key, seed", [((8, 2, False), 0), ((16, 4, True), 1), ((32, 4, False), 4)])
 def test_table_equals_a_fresh_training(key, seed):
-    # Training is deterministic (bit-identical weights, run to run, see the slow test below):
-    # on the machine that wrote the table the measures are equal; the tolerance of one test
-    # digit (1/450) leaves room for another machine's TensorFlow build, no more.
+    # Training is deterministic (bit-identical weights, run to run, see the slow tests below):
+    # on the machine that wrote the table the measures are equal. The tolerance, 3 of the
+    # 450 test digits, is what other matrix kernels (ONEDNN_MAX_CPU_ISA=AVX2) move these
+    # settings by; the chaotic 2-per-replica setting is compared by its median elsewhere.
     g, r, sync = key
     fresh = experiments.run(r, sync, g, seed)
     saved = explore.table()[key]
     index = explore.TABLE_SEEDS.index(seed)
     for measure in explore.MEASURES:
-        assert abs(saved[measure][index] - fresh[measure]) <= 1 / 450 + 1e-12, STALE
+        assert abs(saved[measure][index] - fresh[measure]) <= 3 / 450 + 1e-12, STALE
 
 
 # ---------------------------------------------------------------- the explorer
