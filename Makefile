@@ -47,14 +47,17 @@ restore: $(STAMP)
 	$(BIN)/python tests/tools/course_lab.py restore $(NB)
 
 # browser-deps first: CI machines start with nothing installed by hand.
-# One pytest process, so notebook kernels start one at a time (kernels started
-# concurrently by separate processes can race for the same TCP ports and hang).
+# The unit tests run on both cores; the tests among them that start kernels or servers share
+# one worker (xdist_group "kernels"): kernels started at once by separate processes can race
+# for the same TCP ports and hang. Notebooks and the browser suite start kernels one at a time.
 # Then strict nbval once more under another CPU's numerics (OpenBLAS kernel and NumPy SIMD
 # loops one level below this machine's, initial weights nudged by 1e-15).
 test: $(STAMP) browser-deps
-	$(BIN)/python -m pytest tests notebooks -rs \
+	$(BIN)/python -m pytest tests -m "not browser" -rs -n 2 --dist loadgroup
+	$(BIN)/python -m pytest notebooks -rs \
 		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest tests/browser -m browser -rs
 	$(BIN)/python tests/tools/portability.py
 
 # Strict nbval under every environment of the matrix (kernels, SIMD levels, 1 and 2 BLAS
@@ -91,6 +94,7 @@ images: $(STAMP)
 tables: $(STAMP)
 	$(BIN)/python -m bnlib.lessons.lesson05.explore
 	$(BIN)/python -m bnlib.lessons.lesson09.explore
+	$(BIN)/python -m bnlib.lessons.lesson10.explore
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_batchnorm.py

@@ -11,11 +11,14 @@ batchnorm       the reference: forward, backward, the BatchNorm layer, folding i
 batchnorm_fast  the same for (N, D) training batches, unchecked; tested against the reference
 layernorm       layer norm and group norm, the batch-independent alternatives
 gradcheck       numerical gradients and relative error
-conv, cnn       2-D convolution (NHWC) forward/backward, folding into it; a small CNN
+conv            2-D convolution (NHWC) forward/backward, pooling, folding batch norm into it
+cnn             a small CNN with per-channel batch norm, trained by nn.train
 nn              a from-scratch MLP with optional batch norm (FastBatchNorm), its training loop,
                 ``sigmoid``, and saved states (``MLP.state``/``load_state``, ``restore_on_exit``)
 data            generated and shipped data sets
+distributed     combining per-replica statistics (Chan's formula), ghost batch norm
 tf_compare      the same computations in TensorFlow/Keras (imports TensorFlow)
+tf_distribute   logical CPU devices, MirroredStrategy, Keras batch norm per replica (imports TensorFlow)
 
 The course floor, apart from the core (it uses the core, never the reverse):
 

@@ -97,6 +97,7 @@ class CNN:
         self.dtype = np.dtype(dtype)
         rng = np.random.default_rng(seed)
         widths = (int(in_channels),) + channels
+        self.n_classes = n_classes
         self.kernels, self.conv_biases, self.norms = [], [], []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             std = np.sqrt(2.0 / (9 * c_in))
@@ -132,10 +133,7 @@ class CNN:
         -------
         ndarray of shape (N, n_classes)
         """
-        h = np.asarray(x, dtype=self.dtype)
-        if h.ndim != 4 or h.shape[-1] != self.kernels[0].shape[2]:
-            raise ValueError(f"x must have shape (N, H, W, {self.kernels[0].shape[2]}); "
-                             f"got {h.shape}")
+        h = self._check_x(x)
         self._caches, self.pre_activations = [], []
         for kernel, bias, norm, stride in zip(self.kernels, self.conv_biases, self.norms,
                                               self.strides):
@@ -170,6 +168,23 @@ class CNN:
                 grads[f"bias{i + 1}"] = dbias
         self._grads = grads
         return d
+
+    def _check_x(self, x, name: str = "x") -> np.ndarray:
+        """x as a finite (N, H, W, in_channels) array of the model's dtype."""
+        h = np.asarray(x, dtype=self.dtype)
+        if h.ndim != 4 or h.shape[-1] != self.kernels[0].shape[2]:
+            raise ValueError(f"{name} must have shape (N, H, W, {self.kernels[0].shape[2]}); "
+                             f"got {h.shape}")
+        if not np.all(np.isfinite(h)):
+            raise ValueError(f"{name} must be finite; got NaN or inf")
+        return h
+
+    # nn.train's unchecked protocol (nn.MLP has fast versions; here they are the same calls).
+    def _forward(self, x, training: bool) -> np.ndarray:
+        return self.forward(x, training=training)
+
+    def _backward(self, dlogits, input_grad: bool):
+        return self.backward(dlogits, input_grad=input_grad)
 
     def _entries(self):
         """(name, parameter, gradient) for every trainable array, in a fixed order."""

@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from bnlib._validate import as_float_array, check_eps, check_shape
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size", "global_avg_pool_forward",
-           "global_avg_pool_backward", "fold_into_conv"]
+           "global_avg_pool_backward", "fold_into_conv", "ConvCache"]
 
 PADDINGS = ("valid", "same")
 

@@ -220,6 +220,11 @@ class MLP:
         self._dbiases: list = [None] * len(self.weights)
 
     @property
+    def n_classes(self) -> int:
+        """Width of the output layer (the number of classes)."""
+        return self.sizes[-1]
+
+    @property
     def n_hidden(self) -> int:
         """Number of hidden layers."""
         return len(self.sizes) - 2
@@ -442,9 +447,15 @@ def _check_saved(name: str, target: np.ndarray, value) -> None:
                          f"{arr.shape}")
 
 
+# What train, accuracy and sgd_step use of a model: an MLP, or another model (cnn.CNN) that
+# offers the same unchecked training protocol.
+_PROTOCOL = ("_check_x", "_forward", "_backward", "_entries", "dtype", "n_classes", "norms")
+
+
 def _check_model(model) -> None:
-    if not isinstance(model, MLP):
-        raise ValueError(f"model must be a bnlib.nn.MLP; got {describe(model)}")
+    if not isinstance(model, MLP) and not all(hasattr(model, a) for a in _PROTOCOL):
+        raise ValueError(f"model must be a bnlib.nn.MLP (or a model with its training protocol: "
+                         f"{', '.join(_PROTOCOL)}); got {describe(model)}")
 
 
 @contextmanager
@@ -529,7 +540,7 @@ def accuracy(model: MLP, x, y) -> float:
     x = model._check_x(x)
     if x.shape[0] == 0:
         raise ValueError(f"x must hold at least one example; got shape {x.shape}")
-    y = check_labels("y", y, x.shape[0], model.sizes[-1])
+    y = check_labels("y", y, x.shape[0], model.n_classes)
     with np.errstate(over="ignore", invalid="ignore"):
         logits = model._forward(x, False)
     nan_rows = int(np.count_nonzero(np.isnan(logits).any(axis=1)))
@@ -655,7 +666,7 @@ def _check_split(split, model: MLP):
             raise ValueError(f"split.x_{part} must hold at least one example; got shape "
                              f"{x.shape}")
         y = check_labels(f"split.y_{part}", getattr(split, f"y_{part}"), x.shape[0],
-                         model.sizes[-1])
+                         model.n_classes)
         out += [x, y]
     return out
 

@@ -34,7 +34,8 @@ import course_lab  # noqa: E402
 
 LESSON = "03_batchnorm_forward.ipynb"
 GIT = shutil.which("git")
-pytestmark = pytest.mark.skipif(GIT is None, reason="needs git")
+# Tests that start kernels or servers share one xdist worker, so they never start at once.
+pytestmark = [pytest.mark.xdist_group("kernels"), pytest.mark.skipif(GIT is None, reason="needs git")]
 
 
 def _git(root: Path, *args: str) -> str:

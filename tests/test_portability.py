@@ -12,6 +12,9 @@ from nbclient import NotebookClient
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 import portability  # noqa: E402
 
+# Tests that start kernels or servers share one xdist worker, so they never start at once.
+pytestmark = pytest.mark.xdist_group("kernels")
+
 AVX512 = {"openblas": "SkylakeX", "threads": 2, "numpy": ["X86_V3", "X86_V4", "AVX512_ICL"]}
 AVX2 = {"openblas": "Zen", "threads": 2, "numpy": ["X86_V3"]}
 SSE = {"openblas": "Nehalem", "threads": 2, "numpy": []}

@@ -30,8 +30,12 @@ LESSONS = sorted(p for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 STEMS = [p.stem for p in LESSONS]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STDERR = ("output stderr", "data-mime-type=\"application/vnd.jupyter.stderr\"")
-pytestmark = pytest.mark.filterwarnings(  # the theme's and MyST's calls of old Sphinx APIs
-    "ignore:.*is deprecated. Check CHANGES for Sphinx API modifications")
+# Tests that start kernels or servers share one xdist worker, so they never start at once.
+pytestmark = [
+    pytest.mark.xdist_group("kernels"),
+    pytest.mark.filterwarnings(  # the theme's and MyST's calls of old Sphinx APIs
+        "ignore:.*is deprecated. Check CHANGES for Sphinx API modifications"),
+]
 BUILD_BUDGET = 60  # seconds for the whole site from the committed outputs
 # Where a page makes the browser fetch something (a link to read, <a href>, is not a fetch).
 FETCHING = {("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"),

@@ -24,8 +24,9 @@
 # | [07 Batch norm in TensorFlow and Keras](07_batchnorm_in_tensorflow.ipynb) | the Keras layer and its conventions, bnlib vs Keras side by side, fine-tuning, folding |
 # | [08 Noise, batch size and pitfalls](08_noise_batch_size_and_pitfalls.ipynb) | batch norm as a regularizer, small and unrepresentative batches, and the alternatives |
 # | [09 Batch norm in convolutional networks](09_batchnorm_in_convnets.ipynb) | per-channel statistics over N·H·W vs per pixel, layer, instance and group norm; a convolution and spatial batch norm from scratch; a small CNN with and without batch norm over seeds; Keras's Conv2D + BatchNormalization; folding into the kernel |
+# | [10 Batch norm across devices](10_batchnorm_across_devices.ipynb) | data-parallel training: per-replica vs synchronized statistics, combining them (and float32), the cost, ghost batch norm |
 #
-# The lessons build on each other in this order; 07 and 08 assume 03 and 04, and 09 assumes 03, 04, 05 and 07.
+# The lessons build on each other in this order; 07 and 08 assume 03 and 04, 09 assumes 03, 04, 05 and 07, and 10 assumes 08.
 # The helper package `bnlib` (in the repository's `bnlib/` folder) holds the
 # code the lessons share, written in plain NumPy so you can read all of it.
 

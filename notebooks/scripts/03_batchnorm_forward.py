@@ -125,7 +125,9 @@ assert_true("the same example gets different outputs", np.max(np.abs(in_a - in_b
 # first 10 as a mini-batch and batch-normalizes them **per pixel**: every one of
 # the 32×32 positions gets its own mean and variance, computed across the 10
 # images. That is batch norm with one "feature" per pixel. As in the
-# worksheet, γ = 1, β = 0 and ε = 1e-8.
+# worksheet, γ = 1, β = 0 and ε = 1e-8. (Batch norm after a convolution is
+# different: one statistic per *channel*, over all N·H·W values; lesson 09
+# contrasts the two.)
 
 # %%
 images = data.random_images()

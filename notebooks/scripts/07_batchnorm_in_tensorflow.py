@@ -90,7 +90,9 @@ print(f"case 3a: shape {by_hand.shape}, mean {abs(by_hand.mean()):.3f}, "
 # **Case 3b, the same in TensorFlow**: `tf.nn.moments` computes the batch
 # statistics, `tf.nn.batch_normalization` applies
 # $\gamma\,(x-\mu)/\sqrt{\sigma^2+\varepsilon} + \beta$. It is the low-level
-# function: it does not keep moving statistics or learn anything.
+# function: it does not keep moving statistics or learn anything. (These are
+# the worksheet's per-pixel statistics; lesson 09 shows the per-channel ones a
+# convolutional layer uses.)
 
 # %%
 tb = tf.constant(batch)

@@ -221,7 +221,8 @@ print(f"forward pass on {len(x_big)} rows: plain {1e3 * t_plain:.1f} ms, "
 
 # %% [markdown]
 # At inference the cost disappears: the layer is a fixed affine map and folds
-# into the dense layer before it (lesson 07). Fold a trained network and check it
+# into the dense layer before it (lesson 07), or into a convolution's kernel
+# (lesson 09). Fold a trained network and check it
 # computes the same thing:
 
 # %%
@@ -420,7 +421,7 @@ for claim in explore.alternative_claims(small):
 # of deep networks. It also injects a little noise (this lesson), a weak regularizer.
 #
 # **When to use it.** Deep feed-forward and convolutional networks trained with
-# reasonably large, shuffled batches (say 16 or more per device). Put it between
+# reasonably large, shuffled batches (say 16 or more per device: lesson 10 measures why, since under data parallelism batch norm sees only each device's slice). Put it between
 # the linear layer and the activation (drop that layer's bias) or after the
 # activation; both work. Prefer layer norm or group norm for tiny batches,
 # sequence models, and streams you cannot shuffle.
@@ -433,7 +434,7 @@ for claim in explore.alternative_claims(small):
 # | momentum | 0.99 needs ~300 steps to warm up; PyTorch's 0.1 means Keras's 0.9 | short runs: lower momentum or precise statistics; convert with `convert_momentum` |
 # | ε | inside the square root; defaults differ (Keras 1e-3, PyTorch 1e-5) | match ε when porting weights between frameworks |
 # | running variance | Keras stores the biased, PyTorch the unbiased one | matters for small batches and for porting |
-# | batch size | small batches give noisy statistics and a train/inference mismatch | ≥ 16 per device, or layer/group norm, or batch renorm |
+# | batch size | small batches give noisy statistics and a train/inference mismatch | ≥ 16 per device (lesson 10), or layer/group norm, or batch renorm |
 # | batch composition | sorted or one-class batches erase the signal | shuffle; otherwise a batch-independent norm |
 # | data shift | moving statistics describe the old data | recompute statistics on the new data (AdaBN) |
 # | fine-tuning | moving statistics drift on the small new dataset | Keras: `trainable = False` on the BN layers (checked in 07) |

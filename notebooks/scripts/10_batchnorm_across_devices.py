@@ -40,7 +40,8 @@ from bnlib import tf_distribute   # imports TensorFlow quietly; no device is ini
 
 devices = tf_distribute.configure_cpu_devices(4)
 tf, keras = tf_distribute.tf, tf_distribute.keras
-from bnlib import batchnorm, checks, distributed, gradcheck, plots, seeds  # noqa: E402
+from bnlib import batchnorm, distributed, gradcheck  # noqa: E402
+from bnlib.course import checks, plots, seeds  # noqa: E402
 from bnlib.lessons.lesson10 import exercises, experiments, explore  # noqa: E402
 
 plots.use_course_style()

@@ -5,7 +5,7 @@ import inspect
 import pytest
 
 CORE = ["_validate", "_stats", "normalize", "ema", "batchnorm", "batchnorm_fast", "layernorm",
-        "gradcheck", "nn"]
+        "gradcheck", "nn", "conv", "cnn", "distributed"]
 
 
 @pytest.mark.parametrize("name", CORE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnlib import checks
+from bnlib.course import checks
 from bnlib.lessons.lesson10 import exercises
 
 

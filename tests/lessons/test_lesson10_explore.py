@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnlib import seeds, tf_distribute
+from bnlib import tf_distribute
+from bnlib.course import seeds
 from bnlib.lessons.lesson10 import experiments, explore
 
 tf_distribute.configure_cpu_devices(experiments.DEVICES)
@@ -138,7 +139,7 @@ def test_explorer_frames_have_the_pixels_of_a_full_draw():
     import matplotlib
     import PIL.Image
 
-    from bnlib import plots, widgets
+    from bnlib.course import plots, widgets
 
     def pixels(png):
         return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)

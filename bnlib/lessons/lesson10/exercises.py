@@ -1,4 +1,4 @@
-"""Lesson 10's exercise checkers (built on :func:`bnlib.checks.check_exercise`).
+"""Lesson 10's exercise checkers (built on :func:`bnlib.course.checks.check_exercise`).
 
 The references are plain NumPy on the concatenated batch (exercise 1), the
 moving-average recursion written out (exercise 2, checked against Keras
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from bnlib import checks
+from bnlib.course import checks
 
 # ----- 1. combine per-replica statistics
 

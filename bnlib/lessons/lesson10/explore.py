@@ -17,7 +17,8 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib import distributed, nn, seeds, widgets
+from bnlib import distributed, nn
+from bnlib.course import seeds, widgets
 from bnlib.data import digits
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)   # 1.2e-7; half of it is the rounding unit
