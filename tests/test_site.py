@@ -11,6 +11,7 @@ pages in Chromium with every request recorded (tests/browser/test_site_offline.p
 """
 from __future__ import annotations
 
+import ast
 import html
 import re
 import sys
@@ -308,12 +309,27 @@ def test_scaffolding_is_folded_and_every_lesson_says_how_to_run_it(site, path):
     assert (page.parent / unquote(downloads[0])).resolve().read_bytes() == path.read_bytes()
 
 
+def _mostly_checks(source: str) -> bool:
+    """At least half of the cell's statements are asserts or assert_* calls (maybe assigned)."""
+    def is_check(stmt):
+        if isinstance(stmt, ast.Assert):
+            return True
+        call = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+        if not isinstance(call, ast.Call):
+            return False
+        func = call.func
+        return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                ).startswith("assert_")
+    body = ast.parse(source).body
+    return bool(body) and 2 * sum(map(is_check, body)) >= len(body)
+
+
 def test_check_cells_are_folded_but_their_checks_shown(site):
-    """A cell that only checks: its code folded, its printed ✓ lines on the page."""
+    """A cell that mostly checks: its code folded, its printed ✓ lines on the page."""
     path = REPO / "notebooks" / "03_batchnorm_forward.ipynb"
     nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and re.match(r"(_ = )?assert_", c.source)]
-    assert cells, "lesson 03 has no cell that only checks"
+    cells = [c for c in nb.cells if c.cell_type == "code" and _mostly_checks(c.source)]
+    assert cells, "lesson 03 has no cell that mostly checks"
     text = lesson_page(site, path.stem).read_text(encoding="utf-8")
     folded, page = _folded(text), _letters(text)
     for cell in cells:

@@ -127,7 +127,7 @@ def environments(default: dict, matrix: bool) -> list[tuple[str, dict, bool]]:
         extra = cpu(down)
         if extra and extra not in [r[1] for r in runs]:
             label = "/".join(filter(None, [extra.get("OPENBLAS_CORETYPE"),
-                                           "numpy -" + extra["NPY_DISABLE_CPU_FEATURES"].split()[0]
+                                           "numpy below " + extra["NPY_DISABLE_CPU_FEATURES"].split()[-1]
                                            if "NPY_DISABLE_CPU_FEATURES" in extra else ""]))
             runs.append((label, extra, False))
     if one_down:
