@@ -1,6 +1,7 @@
 """The course floor's shared machinery: one home each.
 
-checks       the check framework: assert_close / assert_below / assert_true, check_exercise
+checks       the check framework
+references   plain-NumPy references and cases the exercise checkers share: assert_close / assert_below / assert_true, check_exercise
 widgets      the slider-explorer machinery (Scene: a figure redrawn in place; LiveTicks)
 plots        plotting helpers (take arrays and an optional ax, return the figure)
 seeds        claims about training over several seeds (LESSON_SEEDS, TEST_SEEDS)

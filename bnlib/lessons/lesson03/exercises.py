@@ -9,20 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from bnlib.course.references import bn_cases, moving_update
 from bnlib.course.checks import check_exercise
-
-
-def _bn_cases(seed: int):
-    """Batches whose features differ in scale; one feature has a tiny spread
-    (0.02), so where eps goes changes the answer visibly."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for n, scales, shifts in ((8, [1.0, 0.02, 5.0], [0.0, 3.0, -2.0]),
-                              (16, [2.0, 0.5, 0.02, 1.0], [1.0, -1.0, 4.0, 0.0])):
-        d = len(scales)
-        x = rng.standard_normal((n, d)) * scales + shifts
-        cases.append((x, rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d), 1e-3))
-    return cases
 
 
 def _bn_train(x, gamma, beta, eps, ddof=0, axis=0):
@@ -37,7 +25,7 @@ def check_batchnorm_train(answer: Callable) -> bool | None:
         return gamma * (x - x.mean(0)) / (x.std(0) + eps) + beta
 
     return check_exercise(
-        "batchnorm_train", answer, _bn_train, _bn_cases(3),
+        "batchnorm_train", answer, _bn_train, bn_cases(3),
         mistakes=[(lambda x, g, b, e: _bn_train(x, g, b, e, ddof=1),
                    "your variance divides by N - 1: batch norm uses the biased variance "
                    "(divide by N, NumPy's default)"),
@@ -61,7 +49,7 @@ def check_batchnorm_inference(answer: Callable) -> bool | None:
     rng = np.random.default_rng(4)
     cases = []
     for n, d in ((6, 3), (1, 4)):  # the second case is a single example
-        x, gamma, beta, eps = _bn_cases(5)[0 if d == 3 else 1]
+        x, gamma, beta, eps = bn_cases(5)[0 if d == 3 else 1]
         moving_mean = rng.normal(0.0, 2.0, d)
         moving_variance = rng.uniform(0.0005, 3.0, d)
         cases.append((x[:n], gamma, beta, moving_mean, moving_variance, eps))
@@ -79,24 +67,19 @@ def check_batchnorm_inference(answer: Callable) -> bool | None:
                    "finish with the learned scale and shift: gamma * x_hat + beta")])
 
 
-def _moving_update(moving_mean, moving_variance, x, momentum, ddof=0):
-    return (momentum * moving_mean + (1 - momentum) * x.mean(0),
-            momentum * moving_variance + (1 - momentum) * x.var(0, ddof=ddof))
-
-
 def check_moving_update(answer: Callable) -> bool | None:
     """Exercise 03c: answer(moving_mean, moving_variance, x, momentum) -> (new_mean, new_var)."""
     rng = np.random.default_rng(6)
     cases = [(rng.normal(0.0, 1.0, x.shape[1]), rng.uniform(0.5, 2.0, x.shape[1]), x, m)
-             for (x, *_), m in zip(_bn_cases(7), (0.99, 0.9))]
+             for (x, *_), m in zip(bn_cases(7), (0.99, 0.9))]
     return check_exercise(
-        "moving_update", answer, _moving_update, cases,
-        mistakes=[(lambda mm, mv, x, m: _moving_update(mm, mv, x, 1 - m),
+        "moving_update", answer, moving_update, cases,
+        mistakes=[(lambda mm, mv, x, m: moving_update(mm, mv, x, 1 - m),
                    "Keras's momentum is the weight on the OLD value: "
                    "new = momentum * old + (1 - momentum) * batch statistic"),
-                  (lambda mm, mv, x, m: _moving_update(mm, mv, x, m, ddof=1),
+                  (lambda mm, mv, x, m: moving_update(mm, mv, x, m, ddof=1),
                    "update the moving variance with the biased batch variance (divide by N), "
                    "as Keras does; N - 1 is PyTorch's choice"),
-                  (lambda mm, mv, x, m: (_moving_update(mm, mv, x, m)[0],
+                  (lambda mm, mv, x, m: (moving_update(mm, mv, x, m)[0],
                                          m * mv + (1 - m) * x.std(0)),
                    "smooth the batch variance, not the standard deviation")])

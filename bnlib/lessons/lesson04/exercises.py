@@ -9,20 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from bnlib.course.references import bn_cases
 from bnlib.course.checks import check_exercise
-
-
-def _bn_cases(seed: int):
-    """Batches whose features differ in scale; one feature has a tiny spread
-    (0.02), so where eps goes changes the answer visibly."""
-    rng = np.random.default_rng(seed)
-    cases = []
-    for n, scales, shifts in ((8, [1.0, 0.02, 5.0], [0.0, 3.0, -2.0]),
-                              (16, [2.0, 0.5, 0.02, 1.0], [1.0, -1.0, 4.0, 0.0])):
-        d = len(scales)
-        x = rng.standard_normal((n, d)) * scales + shifts
-        cases.append((x, rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d), 1e-3))
-    return cases
 
 
 def _bn_backward(dout, x, gamma, eps, mean_path=True, var_path=True, with_gamma=True):
@@ -41,7 +29,7 @@ def _bn_backward(dout, x, gamma, eps, mean_path=True, var_path=True, with_gamma=
 def _grad_cases(seed: int):
     rng = np.random.default_rng(seed)
     return [(rng.normal(0.0, 1.0, x.shape), x, gamma, eps)
-            for x, gamma, _, eps in _bn_cases(seed)]
+            for x, gamma, _, eps in bn_cases(seed)]
 
 
 def check_batchnorm_backward(answer: Callable) -> bool | None:

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from bnlib.course.references import moving_update
 from bnlib.course.checks import check_exercise
 
 
@@ -52,11 +53,6 @@ def check_fold_bn(answer: Callable) -> bool | None:
         (forgot_beta, "add β to the folded bias: b' = γ(b − μ)/σ + β")])
 
 
-def _moving_reference(moving_mean, moving_variance, x, momentum):
-    return (momentum * moving_mean + (1 - momentum) * x.mean(axis=0),
-            momentum * moving_variance + (1 - momentum) * x.var(axis=0))
-
-
 def check_keras_moving_update(answer: Callable) -> bool | None:
     """Exercise 07: one Keras moving-mean/variance update from a batch x of shape (N, D)."""
     rng = np.random.default_rng(8)
@@ -64,7 +60,7 @@ def check_keras_moving_update(answer: Callable) -> bool | None:
              (rng.normal(size=4), rng.uniform(0.5, 2, 4), rng.normal(size=(8, 4)), 0.9)]
 
     def pytorch_weights(mm, mv, x, m):
-        return _moving_reference(mm, mv, x, 1 - m)
+        return moving_update(mm, mv, x, 1 - m)
 
     def unbiased(mm, mv, x, m):
         return m * mm + (1 - m) * x.mean(axis=0), m * mv + (1 - m) * x.var(axis=0, ddof=1)
@@ -75,7 +71,7 @@ def check_keras_moving_update(answer: Callable) -> bool | None:
     def wrong_axis(mm, mv, x, m):
         return m * mm + (1 - m) * x.mean(), m * mv + (1 - m) * x.var()
 
-    return check_exercise("keras_moving_update", answer, _moving_reference, cases, mistakes=[
+    return check_exercise("keras_moving_update", answer, moving_update, cases, mistakes=[
         (pytorch_weights, "in Keras, momentum weights the OLD value: "
                           "new = momentum * old + (1 - momentum) * batch (PyTorch is the reverse)"),
         (unbiased, "Keras updates the moving variance with the biased batch variance "
