@@ -126,9 +126,8 @@ def environments(default: dict, matrix: bool) -> list[tuple[str, dict, bool]]:
     for down in (1, 2, 3):
         extra = cpu(down)
         if extra and extra not in [r[1] for r in runs]:
-            label = "/".join(filter(None, [extra.get("OPENBLAS_CORETYPE"),
-                                           "numpy below " + extra["NPY_DISABLE_CPU_FEATURES"].split()[-1]
-                                           if "NPY_DISABLE_CPU_FEATURES" in extra else ""]))
+            left = [level[0] for level in NUMPY_LEVELS[down:] if level[0] in default["numpy"]]
+            label = f"{extra.get('OPENBLAS_CORETYPE', 'default')}, numpy {(left or ['baseline'])[0]}"
             runs.append((label, extra, False))
     if one_down:
         runs.append(("one level down, 1 thread, nudge",
