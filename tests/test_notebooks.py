@@ -79,11 +79,17 @@ def test_links_and_images_resolve(path):
             assert (path.parent / target).resolve().exists(), f"{path.name}: broken link {target}"
 
 
+def _ignored_by_nbval(cell) -> bool:
+    """nbval's cell tag; the lessons show no ``# NBVAL_...`` comment to the learner."""
+    return "nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
+
+
 @pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
 def test_widget_cells_are_ignored_by_nbval(path):
     for cell in _code_cells(_read(path)):
+        assert "NBVAL_" not in cell.source, f"{path.name}: use nbval's cell tags, not comments"
         if any(WIDGET in out.get("data", {}) for out in cell.outputs):
-            assert "NBVAL_IGNORE_OUTPUT" in cell.source, f"{path.name}: widget cell without marker"
+            assert _ignored_by_nbval(cell), f"{path.name}: widget cell without the tag"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
@@ -108,7 +114,7 @@ def test_lesson_structure(path):
     assert "you will be able to" in nb.cells[0].source.lower(), f"{path.name}: state the goals"
     for heading in ("## key takeaways", "## exercise", "## references"):
         assert heading in text, f"{path.name}: missing a '{heading}' section"
-    assert any("NBVAL_IGNORE_OUTPUT" in c.source and "explorer" in c.source.lower()
+    assert any(_ignored_by_nbval(c) and "explorer" in c.source.lower()
                for c in _code_cells(nb)), f"{path.name}: no slider explorer"
 
 

@@ -3,17 +3,19 @@
 The check framework; each lesson's exercise checkers live in its own
 ``bnlib.lessons.lessonNN.exercises`` module and are built on it.
 
-* Claims: :func:`assert_close` and :func:`assert_true` print the number a
-  lesson relies on and raise ``AssertionError`` if it is wrong, so no claim
-  is judged by eye. Round-off-sized differences are printed in one fixed
-  format, ``= 3.6e-15 (tolerance 1e-07) ✓``, whose value nbval's sanitize
-  file masks (it may differ in the last digits on another CPU).
+* Claims: :func:`assert_close`, :func:`assert_below` and :func:`assert_true`
+  print the claim a lesson relies on and raise ``AssertionError`` if it is
+  wrong, so no claim is judged by eye. A round-off-sized difference is
+  printed as its bound, ``below 1e-07 ✓``: its own digits differ from one CPU
+  to the next, and a lesson's committed output must not. A quantity that is
+  a lesson's number (a statistic, not round-off) is printed with ``show``, a
+  format precise enough to teach and coarse enough to be the same everywhere.
 * Exercises: :func:`check_exercise` runs a learner's function on cases,
   compares with a reference, and when the answer is wrong, tries the
-  common mistakes to print a specific hint. An answer that is still the
-  placeholder (returns None or raises NotImplementedError on the first
-  case) prints "not attempted yet" and does not fail the notebook; None on
-  a later case is a wrong answer.
+  common mistakes to print a specific hint. The placeholder a lesson hands
+  out raises ``NotImplementedError``: on the first case that prints "not
+  attempted yet" and does not fail the notebook. An answer that returns
+  None (a forgotten ``return``) or something of the wrong kind is told so.
 """
 
 from __future__ import annotations
@@ -34,18 +36,36 @@ def max_abs_diff(a, b) -> float:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
-def assert_close(name: str, a, b, tol: float) -> float:
+def assert_close(name: str, a, b, tol: float, show: str | None = None) -> float:
     """Print ``max |a - b|`` against ``tol`` and assert it is within.
 
-    Returns the difference, so a lesson can use it further.
+    ``show`` as in :func:`assert_below`. Returns the difference, so a lesson
+    can use it further.
     """
     diff = max_abs_diff(a, b)
-    return assert_below(name, diff, tol)
+    return assert_below(name, diff, tol, show)
 
-def assert_below(name: str, value: float, tol: float) -> float:
-    """Print a small non-negative quantity (an error) against its bound and assert it."""
+def assert_below(name: str, value: float, tol: float, show: str | None = None) -> float:
+    """Print a non-negative quantity against its bound and assert it is within.
+
+    Parameters
+    ----------
+    name : str
+        What the quantity is, as the lesson's output shows it.
+    value, tol : float
+        The quantity and its bound.
+    show : str, optional
+        A format spec (``".2f"``, ``".1e"``) to print the value itself: for a
+        lesson's number, rounded so that round-off cannot change it. Without
+        it only the bound is printed (``name below 1e-07 ✓``), as for
+        round-off, whose digits differ between CPUs.
+    """
     ok = bool(value <= tol)
-    print(f"{name} = {value:.1e} (tolerance {tol:.0e}) {'✓' if ok else '✗'}")
+    mark = "✓" if ok else "✗"
+    if show is None:
+        print(f"{name} below {tol:.0e} {mark}" if ok else f"{name} = {value:.1e} {mark}")
+    else:
+        print(f"{name} = {value:{show}} (bound {tol:g}) {mark}")
     if not ok:
         raise AssertionError(f"{name} = {value:.3e} exceeds the tolerance {tol:.0e}")
     return value
@@ -57,11 +77,19 @@ def assert_true(claim: str, condition: bool, detail: str = "") -> None:
     if not ok:
         raise AssertionError(f"claim failed: {claim} ({detail})")
 
+def _numeric(x) -> np.ndarray | None:
+    """``x`` as a float64 array, or None if it is not numbers (a string, a dict, a generator)."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        return None
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
 def _same(a, b, tol: float) -> bool:
-    if a is None or b is None:
-        return False
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol)
+    a, b = _numeric(a), _numeric(b)
+    return (a is not None and b is not None and a.shape == b.shape
+            and np.allclose(a, b, rtol=tol, atol=tol))
 
 def _copies(case):
     return [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case]
@@ -69,8 +97,32 @@ def _copies(case):
 def _as_tuple(outputs):
     return outputs if isinstance(outputs, tuple) else (outputs,)
 
+def _shaped_like(got, expected):
+    """The answer in the expected form: a list of the right length counts as a tuple."""
+    if isinstance(expected, tuple) and isinstance(got, list) and len(got) == len(expected):
+        return tuple(got)
+    return got
+
+def _describe(x) -> str:
+    """What a value is, in a learner's words: "an array of shape (4, 3)", "a tuple of 2 values"."""
+    if isinstance(x, (tuple, list)):
+        return f"a {type(x).__name__} of {len(x)} values"
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape}"
+    if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return "a number"
+    return f"a {type(x).__name__}"
+
+def _wrong_kind(got, expected) -> bool:
+    """True if ``got`` cannot be compared with ``expected`` at all (not the values: the form)."""
+    if isinstance(expected, tuple):
+        return not isinstance(got, tuple) or len(got) != len(expected) or any(
+            _numeric(g) is None for g in got)
+    return isinstance(got, tuple) or _numeric(got) is None
+
 def _matches(answer_out, expected_out, tol: float) -> bool:
-    answer_out, expected_out = _as_tuple(answer_out), _as_tuple(expected_out)
+    answer_out = _as_tuple(_shaped_like(answer_out, expected_out))
+    expected_out = _as_tuple(expected_out)
     return len(answer_out) == len(expected_out) and all(
         _same(a, e, tol) for a, e in zip(answer_out, expected_out))
 
@@ -84,9 +136,12 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
     name : str
         Shown in the verdict.
     answer : callable
-        The learner's function. If it returns None or raises
-        NotImplementedError on the first case, the exercise counts as not attempted;
-        None on a later case is a wrong answer ("your function returned None").
+        The learner's function. If it raises NotImplementedError on the first
+        case (the placeholder does), the exercise counts as not attempted.
+        Returning None, or a value of another kind than the reference's (a
+        string, a dict, a tuple of the wrong length), is a wrong answer and
+        the verdict says what was expected; a list where a tuple is expected
+        is accepted.
     reference : callable
         A correct implementation with the same signature.
     cases : iterable of argument tuples
@@ -114,14 +169,16 @@ def check_exercise(name: str, answer: Callable, reference: Callable,
         except Exception as exc:  # the learner's code raised: report it as a hint
             print(f"{name}: your function raised {type(exc).__name__}: {exc}")
             return False
-        if got is None and i == 0:  # the placeholder
-            print(f"{name}: {NOT_ATTEMPTED}")
-            return None
-        if got is None:  # the first case was answered, so this is a wrong answer
-            print(f"{name}: not yet. On case {i + 1} your function returned None "
-                  f"(is a return statement missing on some path?).")
-            return False
         expected = reference(*args)
+        if got is None:
+            print(f"{name}: not yet. On case {i + 1} your function returned None "
+                  f"(is a return statement missing?); expected {_describe(expected)}.")
+            return False
+        got = _shaped_like(got, expected)
+        if _wrong_kind(got, expected):
+            print(f"{name}: not yet. On case {i + 1} your function returned {_describe(got)}; "
+                  f"expected {_describe(expected)}.")
+            return False
         if _matches(got, expected, tol):
             continue
         for wrong, hint in mistakes:

@@ -1,30 +1,27 @@
-"""Slider explorers: controls, a one-line readout and a figure, driven by a view.
+"""Slider explorers: controls, a one-line readout and a figure, drawn by a Scene.
 
-An explorer wraps a view: a :class:`Scene` (a figure updated in place) or a
-function ``view(**values) -> (fig, readout)``. Either way a lesson gets the
-same ``(fig, text)`` without widgets (``SomeScene().render(**values)`` or
-the function), so it can call it with the default values and assert the
-numbers it prints, and tests can drive the explorer without a browser by
-setting ``control.value`` and reading ``readout``.
+An explorer wraps a :class:`Scene`, a figure updated in place. A lesson gets
+the same readout without widgets from :func:`readout`, so it can check the
+numbers the explorer shows at its defaults, and tests can drive the explorer
+without a browser by setting ``control.value`` and reading ``readout``.
 
-In a notebook, the cell that displays an explorer carries
-``# NBVAL_IGNORE_OUTPUT`` (nbval does not follow widget output); the next
-cell calls the view function with the defaults and checks the numbers.
+In a notebook, the cell that displays an explorer carries the cell tag
+``nbval-ignore-output`` (nbval does not follow widget output); the next
+cell prints :func:`readout` at the defaults and checks the numbers, without
+drawing the figure a second time.
 
 Speed: an explorer should answer a control within 100 ms (``make bench``).
 Drawing a whole matplotlib figure (ticks, labels, text) costs 50-150 ms on
-the course's machines, so an explorer built on a :class:`Scene` draws its
-figure's static parts once and, on each update, restores that background
-and redraws only the artists that changed (blitting). The frame goes to the
-browser as the binary PNG value of an ``ipywidgets.Image``: one small
-message, no clear/redisplay of an output area, no flicker. An explorer built
-on a plain view function redraws a new figure on every update instead.
+the course's machines, so a :class:`Scene` draws its figure's static parts
+once and, on each update, restores that background and redraws only the
+artists that changed (blitting). The frame goes to the browser as the
+binary PNG value of an ``ipywidgets.Image``: one small message, no
+clear/redisplay of an output area, no flicker.
 """
 from __future__ import annotations
 
 import html
 import io
-from typing import Callable, Union
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -36,7 +33,7 @@ from matplotlib.collections import LineCollection
 from matplotlib import lines as mlines, transforms
 import numpy as np
 
-__all__ = ["figure_png", "Scene", "Explorer", "slider", "int_slider", "choice", "LiveTicks",
+__all__ = ["figure_png", "Scene", "Explorer", "readout", "slider", "int_slider", "choice", "LiveTicks",
            "PNG_COMPRESS_LEVEL"]
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1 instead of 6: encoding ~2x faster, file ~1.3x larger
@@ -151,18 +148,30 @@ class Scene:
         return _encode_png(canvas)
 
 
+def readout(scene_class: type, **values) -> str:
+    """The readout an explorer on ``scene_class`` shows at ``values``, without its figure.
+
+    For the cell after an explorer, which checks the numbers at the defaults:
+    the scene's figure is built and closed, so the lesson does not show the
+    explorer's figure a second time.
+    """
+    scene = scene_class()
+    try:
+        return scene.update(**values)
+    finally:
+        plt.close(scene.fig)
+
+
 class Explorer:
-    """Controls bound to a scene or a view function; call :meth:`show` to display.
+    """Controls bound to a scene; call :meth:`show` to display.
 
     Parameters
     ----------
-    view : Scene or callable
-        A :class:`Scene` (redrawn in place: fast), or a function
-        ``view(**values) -> (matplotlib Figure, str)`` that draws a new
-        figure each time. The string is shown as the readout under the
-        controls.
+    scene : Scene
+        Redrawn in place on every change of a control; the text its
+        ``update`` returns is shown as the readout under the controls.
     controls : dict of name -> ipywidgets.ValueWidget
-        One entry per keyword argument of the scene's ``update`` or of ``view``.
+        One entry per keyword argument of the scene's ``update``.
     title : str, optional
         Shown above the controls.
 
@@ -174,23 +183,18 @@ class Explorer:
         The figure of the last update as PNG bytes (``image.value``).
     output : ipywidgets.Output
         The figure area: it shows :attr:`image`.
-    scene : Scene or None
-        The scene, if the explorer was built on one.
-    view : callable
-        ``view(**values) -> (fig, text)``: the scene's :meth:`Scene.render`
-        or the view function.
+    scene : Scene
     figure : matplotlib Figure
-        The figure of the last update (closed in pyplot, kept for inspection).
+        The scene's figure (closed in pyplot, kept for inspection).
     updates : int
-        How many times the view has been recomputed.
+        How many times the scene has been updated.
     """
 
-    def __init__(self, view: Union[Scene, Callable], controls: dict, title: str = ""):
-        self.scene = view if isinstance(view, Scene) else None
-        if self.scene is not None:
-            self.scene.animate()
-            plt.close(self.scene.fig)  # shown through the image widget, not by pyplot
-        self.view = self.scene.render if self.scene is not None else view
+    def __init__(self, scene: Scene, controls: dict, title: str = ""):
+        self.scene = scene
+        self.scene.animate()
+        plt.close(self.scene.fig)  # shown through the image widget, not by pyplot
+        self.figure = self.scene.fig
         self.controls = controls
         self.readout = widgets.HTML()
         # natural size (as the inline backend shows figures), not stretched to the box
@@ -203,7 +207,6 @@ class Explorer:
             "text/plain": "figure", "application/vnd.jupyter.widget-view+json": {
                 "model_id": self.image.model_id, "version_major": 2, "version_minor": 0}}},)
         self.title = title
-        self.figure = None
         self.updates = 0
         for control in controls.values():
             control.observe(self._on_change, names="value")
@@ -214,18 +217,10 @@ class Explorer:
         return {name: control.value for name, control in self.controls.items()}
 
     def update(self) -> str:
-        """Recompute the view with the current values; return the readout text."""
-        fig, text = self.view(**self.values())
-        if self.scene is not None:
-            png = self.scene.png()
-        else:
-            try:
-                png = figure_png(fig)
-            finally:
-                plt.close(fig)
-        self.figure = fig
+        """Update the scene with the current values; return the readout text."""
+        text = self.scene.update(**self.values())
         self.readout.value = f"<pre>{text}</pre>"
-        self.image.value = png
+        self.image.value = self.scene.png()
         self.updates += 1
         return text
 

@@ -243,8 +243,7 @@ for name, slope in slopes.items():
 # inputs drawn from $N(\text{mean}, \text{spread}^2)$ and count saturated units.
 # Move the mean away from 0, or widen the spread, and watch the slope die.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.saturation_explorer()
 
 # %% [markdown]
@@ -286,8 +285,7 @@ assert sat_raw > 0.9 and slope_raw < 0.05 and slope_std / slope_raw > 25
 # \lambda_{\min})$ with $\lambda$ the Hessian's eigenvalues, and stops when the
 # excess loss is a millionth of where it started.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.loss_explorer()
 
 # %% [markdown]
@@ -393,7 +391,7 @@ print("layer 2's inputs are standardized again")
 
 # %%
 def min_max_per_pixel(x):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_min_max_per_pixel(min_max_per_pixel)
@@ -405,7 +403,7 @@ _ = exercises.check_min_max_per_pixel(min_max_per_pixel)
 
 # %%
 def standardize_new(x_train, x_new):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_standardize_new(standardize_new)
@@ -416,7 +414,7 @@ _ = exercises.check_standardize_new(standardize_new)
 
 # %%
 def sigmoid_slope(z):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_sigmoid_slope(sigmoid_slope)

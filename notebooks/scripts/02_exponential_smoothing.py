@@ -274,8 +274,7 @@ assert all(errors[k][1] < 0.5 * errors[k][0] for k in ("step", "drift", "sinusoi
 # $\alpha$ is a trade-off you can now feel: a large $\alpha$ follows changes
 # quickly but keeps more noise; a small one is smooth but lags. Try it.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.tracking_explorer()
 
 # %% [markdown]
@@ -369,7 +368,7 @@ assert abs(history[99] - 3 * (1 - 0.99 ** 100)) < 0.1 and abs(history[-1] - 3) <
 
 # %%
 def streaming_mean(x):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_streaming_mean(streaming_mean)
@@ -381,7 +380,7 @@ _ = exercises.check_streaming_mean(streaming_mean)
 
 # %%
 def ema_corrected(x, alpha):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_ema_corrected(ema_corrected)

@@ -371,8 +371,7 @@ for claim, (holds, detail) in explore.warmup_verdicts(runs).items():
 # is the moving statistic: it climbs from its start and then follows the
 # dashed line, smoother for higher momentum.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.statistics_explorer()
 
 # %% [markdown]
@@ -484,7 +483,7 @@ assert_true("inference leaves the moving statistics untouched",
 
 # %%
 def batchnorm_train(x, gamma, beta, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_batchnorm_train(batchnorm_train)
@@ -496,7 +495,7 @@ _ = exercises.check_batchnorm_train(batchnorm_train)
 
 # %%
 def batchnorm_inference(x, gamma, beta, moving_mean, moving_variance, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_batchnorm_inference(batchnorm_inference)
@@ -509,7 +508,7 @@ _ = exercises.check_batchnorm_inference(batchnorm_inference)
 
 # %%
 def moving_update(moving_mean, moving_variance, x, momentum):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_moving_update(moving_update)

@@ -278,8 +278,7 @@ diff = assert_below("largest |cos(dx, x_hat)| with eps = 1e-12", cos_tiny.max(),
 # batch of 256 examples with 512 features (timings vary from machine to
 # machine, so this cell's output is not checked):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 big_x = rng.normal(size=(256, 512))
 big_dout = rng.normal(size=(256, 512))
 _, big = forward_in_stages(big_x, np.ones(512), np.zeros(512), 1e-3)
@@ -305,8 +304,7 @@ print(f"staged {t_staged * 1e3:.2f} ms, compact {t_compact * 1e3:.2f} ms per bac
 #   leftover), and it all goes to dγ.
 # - **random**: the general case; the orange bars always sum to zero.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.backward_explorer()
 
 # %% [markdown]
@@ -354,7 +352,7 @@ assert_true("dout = x_hat gives a nearly zero dx", np.abs(stretch.dx).max() < 0.
 
 # %%
 def bn_backward(dout, x, gamma, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_batchnorm_backward(bn_backward)
@@ -367,7 +365,7 @@ _ = exercises.check_batchnorm_backward(bn_backward)
 
 # %%
 def bn_inference_backward(dout, gamma, moving_variance, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_inference_backward(bn_inference_backward)

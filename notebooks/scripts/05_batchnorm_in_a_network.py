@@ -452,8 +452,7 @@ modes.check()
 # and its history. Things to try: learning rate 10 with and without batch norm;
 # init scale 0.01 or 100; learning rate 30 (even batch norm has limits).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.run_explorer()
 
 # %% [markdown]
@@ -529,7 +528,7 @@ stable.check()
 
 # %%
 def hidden_layer(x, W, gamma, beta):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_network_hidden_layer(hidden_layer)
@@ -541,7 +540,7 @@ _ = exercises.check_network_hidden_layer(hidden_layer)
 
 # %%
 def inference_layer(x, W, gamma, beta, moving_mean, moving_variance):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_network_inference_layer(inference_layer)
@@ -554,7 +553,7 @@ _ = exercises.check_network_inference_layer(inference_layer)
 
 # %%
 def gamma_beta_step(dout, x_hat, gamma, beta, lr):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_network_gamma_beta_step(gamma_beta_step)

@@ -203,8 +203,7 @@ assert 10 < ess < 20
 # Drag the shift. Watch three things: the plain line's target error, the two
 # weighted lines, and the effective sample size in the readout.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.shift_explorer()
 
 # %% [markdown]
@@ -346,8 +345,7 @@ assert np.abs(z.mean(axis=0)).max() < 1e-9 and np.all(np.abs(z.std(axis=0) - 1) 
 # The explorer shows the networks trained from seed 0 and lets you pick which of
 # the 100 units to watch.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.layer_input_explorer()
 
 # %% [markdown]
@@ -581,7 +579,7 @@ checks.assert_true("every seed: loss range under 0.2 and accuracy at chance (und
 
 # %%
 def my_odds_weights(p_target, n_source, n_target):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_odds_weights(my_odds_weights)
@@ -594,7 +592,7 @@ _ = exercises.check_odds_weights(my_odds_weights)
 
 # %%
 def weighted_line(x, y, w):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_weighted_line(weighted_line)
@@ -610,7 +608,7 @@ _ = exercises.check_weighted_line(weighted_line)
 
 # %%
 def gradient_steps(loss, grad, theta, lr, multipliers):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_gradient_steps(gradient_steps)

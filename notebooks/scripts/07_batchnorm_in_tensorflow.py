@@ -255,8 +255,7 @@ diff = checks.assert_close("PyTorch-style running variance", torch_like.moving_v
 # shows one run; the jitter is measured over 200 independent runs at step 500, because
 # the steps of one run are correlated over about $1/(1-m)$ steps and would understate it.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.momentum_explorer()
 
 # %% [markdown]
@@ -419,8 +418,7 @@ for kind in explore.KINDS:
 # importantly in real deployments, whole passes over memory. Timed on 22,500 rows,
 # both models in Keras (timings vary from run to run, so they are not checked):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 big = np.tile(split.x_test, (50, 1))
 model = explore.train_model("bn_before_activation").model
 plain = explore.folded_keras_model(explore.fold_model(model))
@@ -455,7 +453,7 @@ print(f"with batch norm {1e3 * t_bn:.1f} ms, folded {1e3 * t_folded:.1f} ms, "
 
 # %%
 def fold_bn(W, b, gamma, beta, moving_mean, moving_variance, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_fold_bn(fold_bn)
@@ -468,7 +466,7 @@ _ = exercises.check_fold_bn(fold_bn)
 
 # %%
 def keras_moving_update(moving_mean, moving_variance, x, momentum):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_keras_moving_update(keras_moving_update)

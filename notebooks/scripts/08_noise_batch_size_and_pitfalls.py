@@ -46,8 +46,7 @@ print(f"digits: {len(split.x_train)} training and {len(split.x_test)} test image
 # each unit by $\text{Bernoulli}(1-p)/(1-p)$: a factor with mean 1 and standard
 # deviation $\sqrt{p/(1-p)}$, which is 1 at the common rate p = 0.5.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.noise_explorer()
 
 # %% [markdown]
@@ -211,8 +210,7 @@ print(f"trainable parameters: plain {plain_net.n_params()}, with batch norm {bn_
       f"(+{bn_net.n_params() - plain_net.n_params()}), plus {stats} stored statistics")
 assert bn_net.n_params() - plain_net.n_params() == 2 * 200 - 200 and stats == 400
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 x_big = np.tile(split.x_train, (4, 1))
 t_plain = timing.best_time(lambda: plain_net.forward(x_big, training=True))
 t_bn = timing.best_time(lambda: bn_net.forward(x_big, training=True))
@@ -468,7 +466,7 @@ for claim in explore.alternative_claims(small):
 
 # %%
 def layer_norm_rows(x, gamma, beta, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_layer_norm(layer_norm_rows)
@@ -480,7 +478,7 @@ _ = exercises.check_layer_norm(layer_norm_rows)
 
 # %%
 def group_norm_rows(x, gamma, beta, groups, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_group_norm(group_norm_rows)

@@ -135,8 +135,7 @@ assert cache.inv_std.size == 1 and first10.size == 10 * 32 * 32
 # mode) against the population statistics that inference mode approximates.
 # Right: the spread of the batch mean against N.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.noise_explorer()
 
 # %% [markdown]
@@ -422,8 +421,7 @@ _ = assert_close("test accuracy at every evaluation: table vs fresh", row.test_a
 # What does batch norm cost per step? Timed here on this machine (timings vary
 # from run to run, so they are not checked):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 t_plain, t_bn = explore.step_time(False), explore.step_time(True)
 print(f"one SGD step of 32 images: plain {1e3 * t_plain:.2f} ms, with batch norm "
       f"{1e3 * t_bn:.2f} ms (x{t_bn / t_plain:.2f})")
@@ -437,8 +435,7 @@ print(f"one SGD step of 32 images: plain {1e3 * t_plain:.2f} ms, with batch norm
 #
 # Pick a learning rate: the five seeds of both networks, from the table.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.train_explorer()
 
 # %% [markdown]
@@ -554,8 +551,7 @@ assert_true(f"the same predicted digit for all {len(x_test)} test images", same 
 # `tf.function`, which is what `predict` runs) and on 1,800 with bnlib; timings
 # vary from run to run, so they are not checked:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 big = np.tile(x_test, (20, 1, 1, 1)).astype(np.float32)
 fast_bn, fast_folded = keras_conv.graph_function(keras_bn), keras_conv.graph_function(keras_folded)
 timings = {"Keras, eager": (lambda: keras_bn(big, training=False),
@@ -602,7 +598,7 @@ for name, (with_bn, without) in timings.items():
 
 # %%
 def spatial_batchnorm(x, gamma, beta, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_spatial_batchnorm(spatial_batchnorm)
@@ -615,7 +611,7 @@ _ = exercises.check_spatial_batchnorm(spatial_batchnorm)
 
 # %%
 def fold_conv(kernel, bias, gamma, beta, moving_mean, moving_variance, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_fold_conv(fold_conv)
@@ -626,7 +622,7 @@ _ = exercises.check_fold_conv(fold_conv)
 
 # %%
 def channels_first_batchnorm(x, gamma, beta, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_channels_first_batchnorm(channels_first_batchnorm)

@@ -421,8 +421,7 @@ assert per_tensors == 8 and extra == 5 * 2 and sync_numbers - per_numbers == 5 *
 # Timed on this machine (this varies from run to run and machine to machine, so
 # it is not checked):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 t_one = experiments.trainer(1, False, 8).time_steps()
 t_per = experiments.trainer(4, False, 8).time_steps()
 t_sync = experiments.trainer(4, True, 8).time_steps()
@@ -437,8 +436,7 @@ print(f"one step: 1 device {1e3 * t_one:.1f} ms; 4 replicas, per-replica {1e3 * 
 # of devices, timed alone (20 in a chain, each waiting for the one before, as
 # batch norm's layers do):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 latency = {r: experiments.all_reduce_time(r) for r in (2, 3, 4)}
 print("one all-reduce of 64 numbers: " + ", ".join(
     f"{r} replicas {1e6 * t:.0f} µs" for r, t in latency.items()))
@@ -597,8 +595,7 @@ print("TF_CONFIG =", json.dumps(cluster))
 # the inference-mode test accuracy, the right one the train/inference mismatch,
 # for per-replica (red) and synchronized (blue) statistics.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 explore.replica_explorer()
 
 # %% [markdown]
@@ -646,7 +643,7 @@ assert np.all(explore.mismatch(e_per) > 2 * explore.mismatch(e_sync))
 
 # %%
 def combine_replica_stats(counts, means, variances):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_combine_replica_stats(combine_replica_stats)
@@ -661,7 +658,7 @@ _ = exercises.check_combine_replica_stats(combine_replica_stats)
 
 # %%
 def stored_moving_stats(batches, replicas, momentum, synchronized):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_stored_moving_stats(stored_moving_stats)
@@ -673,7 +670,7 @@ _ = exercises.check_stored_moving_stats(stored_moving_stats)
 
 # %%
 def ghost_batchnorm(x, gamma, beta, ghost_size, eps):
-    return None  # replace with your code
+    raise NotImplementedError("replace with your code")
 
 
 _ = exercises.check_ghost_batchnorm(ghost_batchnorm)

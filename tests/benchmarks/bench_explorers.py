@@ -77,27 +77,28 @@ def two_values(control):
     return None
 
 
-class TimedView:
-    """Wraps a view function and records how long each call took (s)."""
+class TimedUpdate:
+    """Wraps a scene's ``update`` and records how long each call took (s)."""
 
-    def __init__(self, view):
-        self.view, self.seconds = view, []
+    def __init__(self, update):
+        self.update, self.seconds = update, []
 
     def __call__(self, **values):
         start = time.perf_counter()
-        result = self.view(**values)
+        result = self.update(**values)
         self.seconds.append(time.perf_counter() - start)
         return result
 
 
 def time_control(explorer, name, control, updates):
-    """Set ``control`` alternately to two values; per-update wall times (ms) and view times (ms)."""
+    """Set ``control`` alternately to two values; per-update wall times (ms) and the scene's
+    ``update`` times (ms)."""
     pair = two_values(control)
     if pair is None:
         return None
     buttons = [w for w in vars(explorer).values() if isinstance(w, ipywidgets.Button)]
-    timed = TimedView(explorer.view)
-    explorer.view = timed
+    timed = TimedUpdate(explorer.scene.update)
+    explorer.scene.update = timed
     totals = []
     try:
         for k in range(updates):
@@ -111,21 +112,20 @@ def time_control(explorer, name, control, updates):
             if explorer.updates != before + 1:
                 raise RuntimeError(f"setting {name} did not update the explorer exactly once")
     finally:
-        explorer.view = timed.view
+        del explorer.scene.update  # the class's method again
         control.value = pair[0]
     return np.array(totals), np.array(timed.seconds) * 1000, pair
 
 
 def time_full(explorer, control, pair, updates):
-    """A full redraw per update: a new scene (or view figure) drawn whole by Agg (ms)."""
+    """A full redraw per update: a new scene drawn whole by Agg (ms)."""
     name = next(n for n, c in explorer.controls.items() if c is control)
     values = explorer.values()
     totals = []
     for k in range(updates):
         values[name] = pair[(k + 1) % 2]
         start = time.perf_counter()
-        view = type(explorer.scene)().render if explorer.scene is not None else explorer.view
-        fig, _ = view(**values)
+        fig, _ = type(explorer.scene)().render(**values)
         widgets.figure_png(fig)
         plt.close(fig)
         totals.append((time.perf_counter() - start) * 1000)

@@ -6,9 +6,8 @@ any lesson and any ``bnlib.course.widgets.Explorer`` is handled the same way:
 - a cell is ``.jp-Notebook .jp-Cell`` (the suite turns JupyterLab's windowing
   off, so the page holds every cell, in notebook order);
 - an explorer is a widget displayed in the output of an explorer cell
-  (found from the notebook file: a code cell whose output nbval ignores, by a
-  first line ``# NBVAL_IGNORE_OUTPUT`` or the cell tag ``nbval-ignore-output``,
-  and that mentions "explorer");
+  (found from the notebook file: a code cell whose output nbval ignores, by
+  the cell tag ``nbval-ignore-output``, and that mentions "explorer");
 - a diagram is an ``<img>`` in a rendered Markdown cell; it loaded if the
   browser decoded it (``naturalWidth > 0``) and no ``error`` event fired;
 - its readout is the ``<pre>`` of its HTML widget and its plot the image(s)
@@ -123,8 +122,7 @@ class Lesson:
 
 
 def _output_ignored(cell) -> bool:
-    return (cell.source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT")
-            or "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []))
+    return "nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
 
 
 def new_page(browser):

@@ -21,7 +21,7 @@ def test_assert_close_passes_and_prints(capsys, a, b, tol):
     diff = assert_close("max abs diff", a, b, tol)
     assert diff == pytest.approx(np.max(np.abs(np.subtract(a, b))))
     out = capsys.readouterr().out
-    assert out.startswith("max abs diff = ") and "✓" in out and out.count("\n") == 1, out
+    assert out == f"max abs diff below {tol:.0e} ✓\n", out
 
 
 @pytest.mark.parametrize("a, b, tol", [([1.0, 2.0], [1.0, 2.1], 1e-3), (0.0, 1e-6, 1e-7)])
@@ -32,9 +32,17 @@ def test_assert_close_raises_when_too_far(capsys, a, b, tol):
     assert out.startswith("outputs = ") and "✗" in out, out
 
 
-def test_assert_below_prints_value_and_tolerance(capsys):
+def test_assert_below_prints_round_off_as_its_bound(capsys):
+    """Round-off's own digits differ between CPUs: only the bound is printed."""
     assert assert_below("relative error", 3.6e-15, 1e-7) == 3.6e-15
-    assert capsys.readouterr().out == "relative error = 3.6e-15 (tolerance 1e-07) ✓\n"
+    assert assert_below("relative error", 9.9e-8, 1e-7) == 9.9e-8
+    assert capsys.readouterr().out == "relative error below 1e-07 ✓\n" * 2
+
+
+def test_assert_below_shows_a_lessons_number_in_the_given_format(capsys):
+    assert assert_below("gap", 0.0234, 0.05, show=".3f") == 0.0234
+    assert_close("spread", 1.0, 1.3, 0.5, show=".2f")
+    assert capsys.readouterr().out == "gap = 0.023 (bound 0.05) ✓\nspread = 0.30 (bound 0.5) ✓\n"
 
 
 @pytest.mark.parametrize("value", [2e-7, 1.0, np.inf, np.nan])
@@ -90,19 +98,32 @@ def test_check_exercise_accepts_a_correct_answer(capsys):
     assert capsys.readouterr().out == "normalize a batch: passed on every case ✓\n"
 
 
-def _returns_none(x):
-    pass
+def test_check_exercise_placeholder_is_not_attempted(capsys):
+    def placeholder(x):
+        raise NotImplementedError("replace with your code")
 
-
-def _raises_not_implemented(x):
-    raise NotImplementedError("write your code here")
-
-
-@pytest.mark.parametrize("placeholder", [_returns_none, _raises_not_implemented],
-                         ids=["returns-None", "raises-NotImplementedError"])
-def test_check_exercise_placeholder_is_not_attempted(capsys, placeholder):
     assert check(placeholder) is None
     assert capsys.readouterr().out == "normalize a batch: not attempted yet\n"
+
+
+def test_check_exercise_a_forgotten_return_is_named(capsys):
+    def answer(x):
+        _ = reference(x)      # computed, never returned
+
+    assert check(answer) is False
+    assert capsys.readouterr().out == (
+        "normalize a batch: not yet. On case 1 your function returned None (is a return "
+        "statement missing?); expected an array of shape (8, 3).\n")
+
+
+@pytest.mark.parametrize("answer, kind", [
+    (lambda x: "done", "a str"), (lambda x: {"x": x}, "a dict"),
+    (lambda x: (row for row in x), "a generator"), (lambda x: (x, x), "a tuple of 2 values")])
+def test_check_exercise_names_an_answer_of_the_wrong_kind(capsys, answer, kind):
+    assert check(answer) is False
+    assert capsys.readouterr().out == (
+        f"normalize a batch: not yet. On case 1 your function returned {kind}; "
+        "expected an array of shape (8, 3).\n")
 
 
 def test_check_exercise_none_on_a_later_case_is_a_wrong_answer(capsys):
@@ -216,8 +237,13 @@ def test_check_exercise_tuple_outputs(capsys):
     assert check_exercise("moments", learner_right, ref, args, mistakes) is True
     assert check_exercise("moments", learner_swapped, ref, args, mistakes) is False
     assert check_exercise("moments", lambda x: learner_right(x)[0], ref, args, mistakes) is False
+    assert check_exercise("moments", lambda x: list(learner_right(x)), ref, args, mistakes) is True
+    assert check_exercise("moments", lambda x: [*learner_right(x), x], ref, args, mistakes) is False
     out = capsys.readouterr().out.splitlines()
     assert out == ["moments: passed on every case ✓",
                    "moments: not yet. Hint: mean first, then variance",
-                   "moments: not yet. On case 1 your result differs from the expected one "
-                   "(check shapes and the formula step by step)."], out
+                   "moments: not yet. On case 1 your function returned an array of shape (2,); "
+                   "expected a tuple of 2 values.",
+                   "moments: passed on every case ✓",
+                   "moments: not yet. On case 1 your function returned a list of 3 values; "
+                   "expected a tuple of 2 values."], out

@@ -9,27 +9,29 @@ from matplotlib.figure import Figure
 from bnlib.course import widgets
 
 
-class View:
-    """A small pure view: plots a*sin(x) + b and reports the peak; records its calls."""
+class RecordingScene(widgets.Scene):
+    """a*sin(x) + b; records every update's values; raises for x too large (if asked)."""
 
-    def __init__(self):
+    def build(self):
         self.calls = []
+        self.fig, ax = plt.subplots()
+        self.line = self.live(ax.plot(np.linspace(0.0, 2 * np.pi, 50), np.zeros(50))[0])
+        ax.set_ylim(-9, 9)
 
-    def __call__(self, amplitude, offset):
+    def update(self, amplitude=1.0, offset=0):
+        if amplitude > 5:
+            raise ValueError("amplitude too large")
         self.calls.append({"amplitude": amplitude, "offset": offset})
-        t = np.linspace(0.0, 2 * np.pi, 50)
-        fig, ax = plt.subplots()
-        ax.plot(t, amplitude * np.sin(t) + offset)
-        return fig, f"peak = {amplitude + offset:.2f}"
+        self.line.set_ydata(amplitude * np.sin(self.line.get_xdata()) + offset)
+        return f"peak = {amplitude + offset:.2f}"
 
 
 def make_explorer():
-    view = View()
-    explorer = widgets.Explorer(view, {
-        "amplitude": widgets.slider(1.0, 0.0, 5.0, 0.5, "amplitude"),
+    explorer = widgets.Explorer(RecordingScene(), {
+        "amplitude": widgets.slider(1.0, 0.0, 6.0, 0.5, "amplitude"),
         "offset": widgets.int_slider(0, -3, 3, 1, "offset"),
     }, title="sine")
-    return explorer, view
+    return explorer, explorer.scene
 
 
 def plotted(fig):
@@ -37,9 +39,9 @@ def plotted(fig):
 
 
 def test_explorer_draws_once_with_the_initial_values():
-    explorer, view = make_explorer()
+    explorer, scene = make_explorer()
     assert explorer.updates == 1
-    assert view.calls == [{"amplitude": 1.0, "offset": 0}]
+    assert scene.calls == [{"amplitude": 1.0, "offset": 0}]
     assert explorer.readout.value == "<pre>peak = 1.00</pre>"
     assert isinstance(explorer.figure, Figure)
     assert not plt.fignum_exists(explorer.figure.number), "the figure should be closed"
@@ -47,15 +49,13 @@ def test_explorer_draws_once_with_the_initial_values():
 
 @pytest.mark.parametrize("name, value, peak", [("amplitude", 2.5, "2.50"),
                                                ("offset", -2, "-1.00")])
-def test_setting_a_control_recomputes_the_view(name, value, peak):
-    explorer, view = make_explorer()
-    first_figure = explorer.figure
+def test_setting_a_control_updates_the_scene(name, value, peak):
+    explorer, scene = make_explorer()
     explorer.controls[name].value = value
     case = f"{name}={value}"
     assert explorer.updates == 2, case
-    assert view.calls[-1][name] == value, case
+    assert scene.calls[-1][name] == value, case
     assert explorer.readout.value == f"<pre>peak = {peak}</pre>", case
-    assert explorer.figure is not first_figure, case
     values = explorer.values()
     np.testing.assert_allclose(
         plotted(explorer.figure),
@@ -64,12 +64,12 @@ def test_setting_a_control_recomputes_the_view(name, value, peak):
 
 
 def test_each_change_triggers_exactly_one_update():
-    explorer, view = make_explorer()
+    explorer, scene = make_explorer()
     explorer.controls["amplitude"].value = 3.0
     explorer.controls["offset"].value = 2
     explorer.controls["amplitude"].value = 3.0          # unchanged: no new update
     assert explorer.updates == 3
-    assert len(view.calls) == 3
+    assert len(scene.calls) == 3
     assert explorer.readout.value == "<pre>peak = 5.00</pre>"
 
 
@@ -88,6 +88,12 @@ def test_update_returns_the_readout_text():
     assert explorer.updates == 3
 
 
+def test_readout_gives_the_explorers_text_and_shows_no_figure():
+    before = plt.get_fignums()
+    assert widgets.readout(RecordingScene, amplitude=2.0, offset=1) == "peak = 3.00"
+    assert plt.get_fignums() == before, "the check cell must not draw the figure again"
+
+
 def test_widget_contains_title_controls_readout_and_output():
     explorer, _ = make_explorer()
     box = explorer.widget()
@@ -104,7 +110,7 @@ def test_the_output_area_shows_the_image_widget():
     assert view["model_id"] == explorer.image.model_id
 
 
-def test_image_holds_the_figure_as_png_and_changes_with_the_view():
+def test_image_holds_the_figure_as_png_and_changes_with_the_values():
     explorer, _ = make_explorer()
     first = bytes(explorer.image.value)
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
@@ -113,20 +119,13 @@ def test_image_holds_the_figure_as_png_and_changes_with_the_view():
     assert decoded.shape[:2] == (round(height), round(width))
     explorer.controls["amplitude"].value = 4.0
     assert bytes(explorer.image.value) != first
-    assert bytes(explorer.image.value) == widgets.figure_png(explorer.figure)
 
 
-def test_an_error_in_the_view_shows_in_the_readout_and_propagates():
-    def view(x):
-        if x > 1:
-            raise ValueError("x too large")
-        return plt.figure(), f"x = {x}"
-
-    explorer = widgets.Explorer(view, {"x": widgets.int_slider(0, 0, 3, 1, "x")})
-    assert explorer.readout.value == "<pre>x = 0</pre>"
-    with pytest.raises(ValueError, match="x too large"):
-        explorer.controls["x"].value = 2
-    assert "ValueError: x too large" in explorer.readout.value
+def test_an_error_in_the_scene_shows_in_the_readout_and_propagates():
+    explorer, _ = make_explorer()
+    with pytest.raises(ValueError, match="amplitude too large"):
+        explorer.controls["amplitude"].value = 5.5
+    assert "ValueError: amplitude too large" in explorer.readout.value
 
 
 def test_sliders_update_only_on_release():
@@ -137,20 +136,23 @@ def test_sliders_update_only_on_release():
     assert s.continuous_update is False and i.continuous_update is False
 
 
+class KindScene(widgets.Scene):
+    def build(self):
+        self.fig, _ = plt.subplots()
+        self.seen = []
+
+    def update(self, kind="step", alpha=0.1):
+        self.seen.append(kind)
+        return f"{kind} at {alpha:.1f}"
+
+
 def test_choice_explorer_with_a_dropdown():
-    seen = []
-
-    def view(kind, alpha):
-        seen.append(kind)
-        fig = plt.figure()
-        return fig, f"{kind} at {alpha:.1f}"
-
-    explorer = widgets.Explorer(view, {
+    explorer = widgets.Explorer(KindScene(), {
         "kind": widgets.choice(["step", "drift"], "step", "signal"),
         "alpha": widgets.slider(0.1, 0.0, 1.0, 0.1, "alpha"),
     })
     explorer.controls["kind"].value = "drift"
-    assert seen == ["step", "drift"]
+    assert explorer.scene.seen == ["step", "drift"]
     assert explorer.readout.value == "<pre>drift at 0.1</pre>"
 
 

@@ -7,6 +7,11 @@ from bnlib.batchnorm import batchnorm_forward
 from bnlib.lessons.lesson05 import exercises
 
 
+def _placeholder(*args):
+    """The placeholder a lesson hands out."""
+    raise NotImplementedError("replace with your code")
+
+
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
@@ -40,7 +45,7 @@ def test_correct_answer_passes(checker, answer, capsys):
 
 @pytest.mark.parametrize("checker", [c for c, _ in CORRECT])
 def test_placeholder_is_not_attempted(checker, capsys):
-    assert checker(lambda *args: None) is None
+    assert checker(_placeholder) is None
     assert checks.NOT_ATTEMPTED in capsys.readouterr().out
 
 

@@ -6,6 +6,11 @@ from bnlib.course import checks
 from bnlib.lessons.lesson07 import exercises
 
 
+def _placeholder(*args):
+    """The placeholder a lesson hands out."""
+    raise NotImplementedError("replace with your code")
+
+
 def _fold_ok(W, b, g, be, mu, var, eps):
     s = g / np.sqrt(var + eps)
     return W * s, (b - mu) * s + be
@@ -37,7 +42,7 @@ def test_fold_bn_accepts_correct(capsys):
 
 
 def test_fold_bn_not_attempted(capsys):
-    assert exercises.check_fold_bn(lambda *a: None) is None
+    assert exercises.check_fold_bn(_placeholder) is None
     assert checks.NOT_ATTEMPTED in capsys.readouterr().out
 
 
@@ -72,6 +77,6 @@ def test_moving_update_names_mistake(capsys, wrong, hint):
 
 def test_moving_update_accepts_correct_and_stub(capsys):
     assert exercises.check_keras_moving_update(_mov_ok) is True
-    assert exercises.check_keras_moving_update(lambda *a: None) is None
+    assert exercises.check_keras_moving_update(_placeholder) is None
     out = capsys.readouterr().out
     assert "passed" in out and checks.NOT_ATTEMPTED in out

@@ -9,8 +9,7 @@ Usage: python tests/tools/build_site.py [OUT] [--execute] [--only PREFIX[,PREFIX
   afresh first, in a new kernel started in ``notebooks/``; nothing is written
   back.
 - Each lesson is prepared for reading, on a copy, by rule (the committed
-  notebooks are not edited): nbval's markers (``# NBVAL_IGNORE_OUTPUT``...)
-  are dropped from the code; a cell that mostly checks (at least half of its
+  notebooks are not edited): a cell that mostly checks (at least half of its
   statements an ``assert`` or a call of an ``assert_*`` helper) shows its
   output (the checked claims) with its code folded ("Show code cell
   source"); an explorer (a cell that displays a slider widget) is shown as
@@ -51,7 +50,6 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 MARKER = ".course-site"  # marks a folder this script built (and may therefore empty)
 LESSON = re.compile(r"^\d\d_[\w-]+\.ipynb$")
-NBVAL_MARKER = re.compile(r"^[ \t]*#[ \t]*NBVAL_[A-Z_]+[ \t]*\n?", re.M)
 README_ROW = re.compile(r"^\|\s*\[([^\]]+)\]\(notebooks/(\d\d_[\w-]+)\.ipynb\)\s*\|\s*(.*?)\s*\|\s*$")
 CHECK_PREFIX = "assert_"
 TITLE = "Batch normalization, hands on"
@@ -139,8 +137,7 @@ def widget_views(cell) -> list[str]:
 
 
 def _output_ignored(cell) -> bool:
-    return (cell.source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT")
-            or "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []))
+    return "nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
 
 
 def is_explorer_cell(cell) -> bool:
@@ -166,7 +163,7 @@ def _is_check(stmt) -> bool:
 
 def _statements(cell) -> list:
     try:
-        return ast.parse(NBVAL_MARKER.sub("", cell.source)).body
+        return ast.parse(cell.source).body
     except SyntaxError:
         return []
 
@@ -294,7 +291,6 @@ def for_static_page(nb, stem: str, download: str):
     for k, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        cell.source = NBVAL_MARKER.sub("", cell.source)
         if explorers[k]:
             cell.outputs = outputs[k]
             _tag(cell, "hide-input")
