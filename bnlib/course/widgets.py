@@ -69,11 +69,10 @@ class Scene:
 
     A subclass implements two methods:
 
-    - ``build(self)``: create ``self.fig`` (with ``plt.subplots``, so that a
-      lesson showing :meth:`render` gets it inline), its static decorations
+    - ``build(self)``: create the figure with :meth:`subplots` (fixed
+      margins, so that updates do not move them), its static decorations
       and the artists that will change, each registered with :meth:`live`.
-      Fix the axis limits and the margins (``subplots_adjust``) so that
-      updates do not move them; an update that does change an axis limit
+      Fix the axis limits too; an update that does change an axis limit
       still draws correctly, at the cost of a full redraw.
     - ``update(self, **values) -> str``: set the new data on the live
       artists (``set_data``, ``set_offsets``, ``set_text``, ...) and return
@@ -103,6 +102,22 @@ class Scene:
 
     def update(self, **values) -> str:
         raise NotImplementedError
+
+    MARGINS = {"left": 0.08, "right": 0.98, "bottom": 0.15, "top": 0.9, "wspace": 0.25}
+
+    def subplots(self, nrows: int = 1, ncols: int = 1, **kwargs):
+        """``plt.subplots`` for a scene: sets ``self.fig``; returns ``(fig, axes)``.
+
+        Keyword arguments named like :attr:`MARGINS` (``left``, ``bottom``,
+        ``wspace``...) replace those margins; the rest go to ``plt.subplots``.
+        The margins are fixed instead of found by ``tight_layout``, which
+        would cost most of an explorer's update.
+        """
+        margins = {**self.MARGINS, **{k: kwargs.pop(k) for k in list(kwargs)
+                                      if k in self.MARGINS or k == "hspace"}}
+        self.fig, axes = plt.subplots(nrows, ncols, **kwargs)
+        self.fig.subplots_adjust(**margins)
+        return self.fig, axes
 
     def live(self, artist: Artist) -> Artist:
         """Register an artist that updates change; return it."""

@@ -26,7 +26,7 @@
 import numpy as np
 
 from bnlib import batchnorm, conv, data, nn
-from bnlib.course import plots, seeds, timing
+from bnlib.course import plots, seeds, timing, widgets
 from bnlib.course.checks import assert_below, assert_close, assert_true
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.lessons.lesson09 import exercises, explore
@@ -142,8 +142,7 @@ explore.noise_explorer()
 # The explorer's starting point, checked:
 
 # %%
-fig, text = explore.NoiseScene().render(batch_size=8, size=8)
-print(text)
+print(widgets.readout(explore.NoiseScene, batch_size=8, size=8))
 s8 = explore.noise_summary(8, 8)
 assert abs(s8["spread"] / s8["image_law"] - 1) < 0.1
 assert s8["spread"] < s8["iid_law"] < s8["per_image_law"]
@@ -442,7 +441,7 @@ explore.train_explorer()
 # Its starting point, checked:
 
 # %%
-fig, text = explore.TrainScene().render(lr=0.3)
+text = widgets.readout(explore.TrainScene, lr=0.3)
 print(text)
 assert text == explore.train_readout(0.3) and "5 trains" in text
 

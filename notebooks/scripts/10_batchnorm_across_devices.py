@@ -41,7 +41,7 @@ from bnlib import tf_distribute   # imports TensorFlow quietly; no device is ini
 devices = tf_distribute.configure_cpu_devices(4)
 tf, keras = tf_distribute.tf, tf_distribute.keras
 from bnlib import batchnorm, distributed, gradcheck  # noqa: E402
-from bnlib.course import checks, plots, seeds  # noqa: E402
+from bnlib.course import checks, plots, seeds, widgets  # noqa: E402
 from bnlib.lessons.lesson10 import exercises, experiments, explore  # noqa: E402
 
 plots.use_course_style()
@@ -602,8 +602,7 @@ explore.replica_explorer()
 # At the default setting (global batch 8, 4 replicas), checked:
 
 # %%
-fig, text = explore.replica_view(global_batch=8, replicas=4)
-print(text)
+print(widgets.readout(explore.ReplicaScene, global_batch=8, replicas=4))
 e_per, e_sync = table[8, 4, False], table[8, 4, True]
 assert np.all(e_sync["inference"] - e_per["inference"] > 0.05)
 assert np.all(explore.mismatch(e_per) > 2 * explore.mismatch(e_sync))

@@ -229,3 +229,19 @@ def test_render_gives_a_normal_figure_with_every_artist_drawn():
     assert text == "peak = 4.00"
     assert not any(artist.get_animated() for artist in fig.axes[0].get_children())
     plt.close(fig)
+
+
+def test_scene_subplots_fixes_the_margins_and_takes_overrides():
+    class Margins(widgets.Scene):
+        def build(self):
+            _, self.axes = self.subplots(1, 2, figsize=(6, 2), bottom=0.3, wspace=0.4)
+
+        def update(self):
+            return ""
+
+    scene = Margins()
+    params = scene.fig.subplotpars
+    assert (params.left, params.right, params.top) == (0.08, 0.98, 0.9)
+    assert (params.bottom, params.wspace) == (0.3, 0.4)
+    assert len(scene.axes) == 2 and tuple(scene.fig.get_size_inches()) == (6, 2)
+    plt.close(scene.fig)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bnlib import tf_distribute
-from bnlib.course import seeds
+from bnlib.course import seeds, widgets
 from bnlib.lessons.lesson10 import experiments, explore
 
 tf_distribute.configure_cpu_devices(experiments.DEVICES)
@@ -105,8 +105,8 @@ def test_table_equals_a_fresh_training(key, seed):
 
 # ---------------------------------------------------------------- the explorer
 
-def test_replica_view_readout_reports_the_table():
-    fig, text = explore.replica_view(global_batch=16, replicas=4)
+def test_the_readout_reports_the_table():
+    text = widgets.readout(explore.ReplicaScene, global_batch=16, replicas=4)
     e = explore.table()[16, 4, False]
     assert "16 on 4 replica(s): 4 examples per replica" in text
     assert f"test accuracy {seeds.spread(e['inference'])}" in text

@@ -304,7 +304,7 @@ class NoiseScene(widgets.Scene):
     """One pixel normalized across random batches, and the spread of the batch mean."""
 
     def build(self) -> None:
-        self.fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.3))
+        _, (ax0, ax1) = self.subplots(1, 2, figsize=(9, 3.3), left=0.07, wspace=0.27)
         edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
         self.hist = self.live(ax0.stairs(np.zeros(HIST_BINS), edges, fill=True,
                                          color="tab:blue", alpha=0.8, label="training mode"))
@@ -328,7 +328,6 @@ class NoiseScene(widgets.Scene):
         ax1.set(xlim=(1.6, 320), ylim=NOISE_YLIM, xlabel="batch size N",
                 ylabel="spread of the batch mean (stds)", title="noise of a channel's mean")
         ax1.minorticks_off()
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.27)
 
     def update(self, batch_size: int = 8, size: int = 8) -> str:
         batch_size, size = int(batch_size), int(size)
@@ -694,7 +693,7 @@ class TrainScene(widgets.Scene):
     """Loss and test accuracy of the five table seeds at one learning rate, both networks."""
 
     def build(self) -> None:
-        self.fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+        _, axes = self.subplots(1, 2, figsize=(9, 3.3), top=0.83)
         self.lines = {}
         for bn, color, label in ((False, "tab:orange", "plain"), (True, "tab:blue",
                                                                   "batch norm")):
@@ -711,7 +710,6 @@ class TrainScene(widgets.Scene):
         self.title = self.live(self.fig.suptitle(" ", fontsize=10, y=0.99))
         for ax, loc in zip(axes, ("lower left", "lower right")):
             ax.legend(loc=loc, fontsize=8).set_zorder(1.5)
-        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.83, wspace=0.25)
 
     def update(self, lr: float = 0.3) -> str:
         for bn in (False, True):

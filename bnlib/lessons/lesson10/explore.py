@@ -263,8 +263,7 @@ class ReplicaScene(widgets.Scene):
     """Test accuracy and train/inference mismatch against replicas, for one global batch."""
 
     def build(self) -> None:
-        self.fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
-        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88, wspace=0.25)
+        _, axes = self.subplots(1, 2, figsize=(9, 3.3), bottom=0.17, top=0.88)
         x = np.array(TABLE_REPLICAS, dtype=float)
         self.artists = {}
         for ax, measure, ylabel, limits in ((axes[0], "inference", "test accuracy (inference)",
@@ -306,17 +305,6 @@ class ReplicaScene(widgets.Scene):
         self.title.set_text(f"global batch {global_batch}: {global_batch // replicas} examples "
                             f"per replica at {replicas} replica(s) (5 seeds, dots)")
         return replica_readout(global_batch, replicas)
-
-
-def replica_view(global_batch: int = 8, replicas: int = 4):
-    """The explorer's figure and readout for one setting (from the table).
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-    """
-    return ReplicaScene().render(global_batch=global_batch, replicas=replicas)
 
 
 def replica_explorer() -> widgets.Explorer:
