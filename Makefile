@@ -4,7 +4,10 @@
 #   make test   set up .venv (if needed) and run every test: pytest (with the browser
 #               suite in tests/browser) + strict nbval
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The newest Python 3.11-3.13 that runs from the PATH; `make lab PYTHON=/path/to/python3.12`
+# chooses another. Only the first setup uses it (.venv/ keeps the Python it was made with).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do $$p -c 'import sys; \
+	sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -14,13 +17,14 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # figures vanish, so no command here passes it on.
 unexport MPLBACKEND
 
-.PHONY: lab author restore test test-fast test-portability test-browser browser-deps notebooks images tables bench site setup clean-venv
+.PHONY: lock lab author restore test test-fast test-portability test-browser browser-deps notebooks images tables bench site setup clean-venv
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: '$(PYTHON)' was not found (set PYTHON=/path/to/python3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "Python 3.11, 3.12 or 3.13 is needed and none was found on the PATH (make PYTHON=/path/to/python3.12 ...)"; exit 1; }
+	@test -x $(BIN)/python || echo "Making .venv/ with $$($(PYTHON) -c 'import sys; print(sys.executable, "(Python " + sys.version.split()[0] + ")")'), the newest Python 3.11-3.13 found"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "'$(PYTHON) -m venv' failed: on Debian or Ubuntu, install the venv module first (sudo apt install $(notdir $(PYTHON))-venv)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	# bnlib itself, editable: the one way every command and kernel finds this checkout's code.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -28,23 +32,29 @@ $(STAMP): requirements.txt pyproject.toml
 	MPLBACKEND=Agg $(BIN)/python -c 'import matplotlib.pyplot'
 	touch $(STAMP)
 
+# make lock: requirements.txt made again from requirements.in (uv's universal resolution:
+# every platform and Python 3.11-3.13, keeping the versions already in requirements.txt).
+# tests/test_requirements.py checks it is current and resolves on each platform.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.txt
+
 # make lab: JupyterLab on your own copies of the lessons, in my-notebooks/ (git ignores it:
 # made from notebooks/ when missing, never overwritten once you have changed them), opening
 # on lesson 00. It serves the repository's root, so the lessons' ../images/ links and bnlib/
 # are there; .jupyter/ holds the course's settings (no news pop-up, what the file browser
-# hides, no save over a file git tracks), added to your own. tests/tools/course_lab.py.
+# hides, no save over a file git tracks), added to your own. tools/course_lab.py.
 lab: $(STAMP)
-	$(BIN)/python tests/tools/course_lab.py learner $(LAB_FLAGS)
+	$(BIN)/python -m tools.course_lab learner $(LAB_FLAGS)
 
 # make author: for contributors, the committed notebooks/ with the jupytext pairing (saving
 # a lesson rewrites notebooks/NN_name.ipynb and notebooks/scripts/NN_name.py).
 author: $(STAMP)
-	$(BIN)/python tests/tools/course_lab.py author $(LAB_FLAGS)
+	$(BIN)/python -m tools.course_lab author $(LAB_FLAGS)
 
 # make restore NB=03: lesson 03's copy in my-notebooks/ made again from the committed one
 # (a copy you changed is moved to my-notebooks/backups/ first).
 restore: $(STAMP)
-	$(BIN)/python tests/tools/course_lab.py restore $(NB)
+	$(BIN)/python -m tools.course_lab restore $(NB)
 
 # browser-deps first: CI machines start with nothing installed by hand.
 # The unit tests run on both cores; the tests among them that start kernels or servers share
@@ -58,12 +68,12 @@ test: $(STAMP) browser-deps
 		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 	$(BIN)/python -m pytest tests/browser -m browser -rs
-	$(BIN)/python tests/tools/portability.py
+	$(BIN)/python -m tools.portability
 
 # Strict nbval under every environment of the matrix (kernels, SIMD levels, 1 and 2 BLAS
 # threads, the nudge), then a table of every cell that differs anywhere.
 test-portability: $(STAMP)
-	$(BIN)/python tests/tools/portability.py --matrix
+	$(BIN)/python -m tools.portability --matrix
 
 # Quick loop while writing code: the unit tests only, no notebooks.
 test-fast: $(STAMP)
@@ -82,7 +92,7 @@ browser-deps: $(STAMP)
 # Re-execute notebooks top to bottom in a fresh kernel and save their outputs.
 # NB=03 limits it to notebooks whose name starts with 03.
 notebooks: $(STAMP)
-	$(BIN)/python tests/tools/build_notebooks.py $(NB)
+	$(BIN)/python -m tools.build_notebooks $(NB)
 
 images: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m bnlib.course.diagrams images
@@ -105,7 +115,7 @@ bench: $(STAMP)
 # myst-nb and the book theme, from the committed outputs, with formulas typeset offline.
 # SITE_FLAGS=--execute runs every notebook afresh first (minutes instead of seconds).
 site: $(STAMP)
-	$(BIN)/python tests/tools/build_site.py _site $(SITE_FLAGS)
+	$(BIN)/python -m tools.build_site _site $(SITE_FLAGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,5 +1,5 @@
 # The course's JupyterLab server settings. `make lab`, `make author` and the browser suite
-# put this folder on JUPYTER_CONFIG_PATH (tests/tools/course_lab.py), and set
+# put this folder on JUPYTER_CONFIG_PATH (tools/course_lab.py), and set
 # COURSE_LAB_MODE:
 #   learner (make lab)    the lessons are the copies in my-notebooks/ (git ignores them);
 #                         notebooks/ is hidden and no save may overwrite a file git tracks

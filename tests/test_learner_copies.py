@@ -1,7 +1,7 @@
 """A learner's saves in ``make lab`` never dirty a tracked file; ``make author`` still pairs.
 
 The course is committed into a fresh git repository in a temporary folder;
-``tests/tools/course_lab.py learner`` (what ``make lab`` runs) starts
+``python -m tools.course_lab learner`` (what ``make lab`` runs) starts
 JupyterLab on it, and the test saves through JupyterLab's contents API as
 the browser does: saving a lesson writes the learner's copy in
 ``my-notebooks/`` and ``git status`` stays clean; a save over a tracked file
@@ -29,8 +29,7 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-import course_lab  # noqa: E402
+from tools import course_lab  # noqa: E402
 
 LESSON = "03_batchnorm_forward.ipynb"
 GIT = shutil.which("git")
@@ -53,7 +52,8 @@ def _commit_course(target: Path) -> Path:
         if source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
-    for name in (".gitignore", ".jupyter/jupyter_server_config.py", "tests/tools/course_lab.py"):
+    for name in (".gitignore", ".jupyter/jupyter_server_config.py", "tools/__init__.py",
+                 "tools/course_lab.py"):
         shutil.copy2(REPO / name, root / name)  # this branch's versions, even uncommitted
     _git(root, "init", "-q")
     _git(root, "add", "-A")
@@ -154,7 +154,7 @@ class Server:
                    JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
                    JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"))
         self.log = (workdir / f"{mode}.log").open("w")
-        command = [sys.executable, str(root / "tests" / "tools" / "course_lab.py"), mode,
+        command = [sys.executable, "-m", "tools.course_lab", mode,
                    "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
                    f"--IdentityProvider.token={self.token}"]
         self.process = subprocess.Popen(command, cwd=root, env=env, stdout=self.log,

@@ -1,16 +1,11 @@
 """The portability tool: it picks environments that differ from the default, and its nudge is seen."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
-import portability  # noqa: E402
+from tools import portability
 
 # Tests that start kernels or servers share one xdist worker, so they never start at once.
 pytestmark = pytest.mark.xdist_group("kernels")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import html
 import re
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,8 +23,7 @@ import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-import build_site  # noqa: E402
+from tools import build_site  # noqa: E402
 
 LESSONS = sorted(p for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 STEMS = [p.stem for p in LESSONS]

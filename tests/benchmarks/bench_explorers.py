@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import io
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import ipywidgets  # noqa: E402

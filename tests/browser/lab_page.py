@@ -17,15 +17,13 @@ any lesson and any ``bnlib.course.widgets.Explorer`` is handled the same way:
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "tools"))
-import course_lab  # noqa: E402
+from tools import course_lab  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 900}
 CELLS = ".jp-Notebook .jp-Cell"

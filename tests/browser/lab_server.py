@@ -1,7 +1,7 @@
 """Start and stop a throw-away JupyterLab server on a copy of the course (used by conftest.py).
 
 The server is the one ``make lab`` starts (the command and environment come
-from ``tests/tools/course_lab.py``), on a copy: a temporary copy of the
+from ``tools/course_lab.py``), on a copy: a temporary copy of the
 repository's root, where the learner's working copies are made in
 ``my-notebooks/`` as ``make lab`` makes them (so the lessons'
 ``../images/x.png`` links resolve as they do in ``make lab``, and saving can
@@ -22,15 +22,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-import course_lab  # noqa: E402
+from tools import course_lab  # noqa: E402
 
 # JupyterLab user settings of the test only: every cell stays in the page (no
 # windowing, so Playwright finds all of them). Everything else (no news pop-up,

@@ -7,14 +7,10 @@ every request the page makes recorded: any request to another host fails the tes
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-import build_site  # noqa: E402
+from tools import build_site  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings(
     "ignore:.*is deprecated. Check CHANGES for Sphinx API modifications")]

@@ -1,6 +1,6 @@
 """Build every lesson notebook from its script and execute it in a fresh kernel.
 
-Usage: python tests/tools/build_notebooks.py [PREFIX]
+Usage: python -m tools.build_notebooks [PREFIX]
 
 For each ``notebooks/scripts/NN_name.py`` (py:percent, the reviewed source)
 whose name starts with PREFIX, write ``notebooks/NN_name.ipynb`` with the
@@ -19,7 +19,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 

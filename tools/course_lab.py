@@ -1,8 +1,8 @@
 """``make lab``, ``make author`` and ``make restore``: JupyterLab on the learner's own copies.
 
-Usage: python tests/tools/course_lab.py learner|author [JUPYTERLAB OPTIONS...]
-       python tests/tools/course_lab.py restore PREFIX
-       python tests/tools/course_lab.py prepare
+Usage: python -m tools.course_lab learner|author [JUPYTERLAB OPTIONS...]
+       python -m tools.course_lab restore PREFIX
+       python -m tools.course_lab prepare
 
 - ``learner`` (``make lab``): the lessons open from ``my-notebooks/``, a
   folder git ignores, holding one working copy of every
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 WORK = "my-notebooks"            # the learner's copies, beside notebooks/ and images/
 MANIFEST = ".course-copies.json"  # in WORK: what each copy was made from
 BACKUPS = "backups"               # in WORK: copies set aside by restore

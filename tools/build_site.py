@@ -1,6 +1,6 @@
 """Build the course as a static book (``make site``): Sphinx with myst-nb and the book theme.
 
-Usage: python tests/tools/build_site.py [OUT] [--execute] [--only PREFIX[,PREFIX...]]
+Usage: python -m tools.build_site [OUT] [--execute] [--only PREFIX[,PREFIX...]]
 
 - The lessons are every ``notebooks/NN_name.ipynb`` (found by that pattern, so
   a new lesson needs no change here), converted from their committed outputs,
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 CONF_DIR = Path(__file__).resolve().parent / "site"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

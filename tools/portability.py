@@ -1,8 +1,8 @@
 """Strict nbval under numerical environments other than this CPU's default.
 
 Usage:
-    python tests/tools/portability.py            one pass (part of ``make test``)
-    python tests/tools/portability.py --matrix   every environment, then a table (``make test-portability``)
+    python -m tools.portability            one pass (part of ``make test``)
+    python -m tools.portability --matrix   every environment, then a table (``make test-portability``)
 
 A committed notebook holds one machine's outputs. Another CPU runs other
 OpenBLAS kernels (``OPENBLAS_CORETYPE``) and other NumPy SIMD loops
@@ -30,7 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=600",
          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg")]
 
