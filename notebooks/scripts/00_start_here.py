@@ -85,13 +85,13 @@ explore.standardize_explorer()
 # At the default setting (mean 5, spread 3), checked:
 
 # %%
+from bnlib.course import widgets
 from bnlib.course.checks import assert_below
 
-fig, text = explore.standardize_view(mean=5.0, scale=3.0)
+print(widgets.readout(explore.StandardizeScene, mean=5.0, scale=3.0))
 x, z = explore.standardized_sample(mean=5.0, scale=3.0)
 assert_below("|mean of z|", abs(z.mean()), 1e-12)
 assert_below("|std of z - 1|", abs(z.std() - 1), 1e-12)
-print(text)
 # "whatever you choose": the slider's extreme settings give mean 0, std 1 too
 for m, s in ((-10.0, 0.5), (10.0, 6.0)):
     _, z = explore.standardized_sample(mean=m, scale=s)
