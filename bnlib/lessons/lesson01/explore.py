@@ -15,8 +15,9 @@ from matplotlib import ticker
 from matplotlib.collections import LineCollection
 from scipy.stats import rankdata
 
+from bnlib import data, nn
 from bnlib.course import plots, widgets
-from bnlib.normalize import standardize
+from bnlib.normalize import apply_standardize, standardize
 from bnlib.nn import sigmoid
 
 # ---------------------------------------------------------------- images
@@ -365,3 +366,111 @@ def loss_explorer() -> widgets.Explorer:
     return widgets.Explorer(LossScene(), {
         "ratio": widgets.slider(10.0, 1.0, 30.0, 1.0, "feature scale ratio", ".0f"),
     }, title="Elongated vs round loss surface")
+
+
+# ---------------------------------------------------------------- inside the network
+
+DRIFT_SIZES = (32, 32)     # two tanh hidden layers on the digits
+DRIFT_STEPS, DRIFT_LR, DRIFT_EVERY = 200, 0.1, 10
+
+
+def standardized_digits():
+    """The digits with every pixel standardized on the training set (constant pixels dropped).
+
+    Returns
+    -------
+    bnlib.data.Split
+        x of shape (N, 61): the 61 pixels that vary in the training images.
+    """
+    split = data.digits(seed=0)
+    keep = split.x_train.std(axis=0) > 0
+    x_train, stats = standardize(split.x_train[:, keep], axis=0)
+    x_test = apply_standardize(split.x_test[:, keep], stats)
+    return data.Split(x_train, split.y_train, x_test, split.y_test)
+
+
+@lru_cache(maxsize=16)
+def preactivation_history(seed: int, steps: int = DRIFT_STEPS, lr: float = DRIFT_LR):
+    """Train a tanh MLP (LeCun init, zero biases) on the digits and follow its pre-activations.
+
+    Every ``DRIFT_EVERY`` steps, the whole training set goes through the network
+    and each unit's pre-activation z = h W + b is summarized.
+
+    Returns
+    -------
+    dict of ndarrays
+        ``step`` (n_records,); ``mean1``, ``std1``, ``mean2``, ``std2`` of shape
+        (n_records, 32): per-unit mean and std of layer 1's and layer 2's
+        pre-activations; ``saturated2`` (n_records,): the fraction of layer 2's
+        outputs with |tanh(z)| > 0.97; ``z2_last``: layer 2's pre-activations
+        after the last step, shape (N, 32); ``accuracy`` (n_records,).
+    """
+    split = standardized_digits()
+    model = nn.MLP((split.x_train.shape[1], *DRIFT_SIZES, 10), activation="tanh", seed=seed)
+
+    def record(m):
+        m.forward(split.x_train, training=False)
+        values = {"saturated2": np.mean(np.abs(np.tanh(m.pre_activations[1])) > 0.97)}
+        for layer in (1, 2):
+            z = m.pre_activations[layer - 1]
+            values.update({f"mean{layer}_{j}": v for j, v in enumerate(z.mean(axis=0))})
+            values.update({f"std{layer}_{j}": v for j, v in enumerate(z.std(axis=0))})
+        return values
+
+    history = nn.train(model, split, steps=steps, batch_size=60, lr=lr, seed=seed,
+                       eval_every=DRIFT_EVERY, record=record)
+    r = history.recorded
+    out = {"step": history.eval_step, "saturated2": r["saturated2"],
+           "accuracy": history.test_accuracy}
+    for name in ("mean1", "std1", "mean2", "std2"):
+        out[name] = np.stack([r[f"{name}_{j}"] for j in range(DRIFT_SIZES[0])], axis=1)
+    model.forward(split.x_train, training=False)
+    out["z2_last"] = model.pre_activations[1].copy()
+    return out
+
+
+def preactivation_drift(seeds) -> dict:
+    """How far layer 2's per-unit statistics move during training, per seed.
+
+    Returns
+    -------
+    dict of ndarrays of shape (len(seeds),)
+        ``std_low``, ``std_high``: the smallest and largest unit std at initialization;
+        ``mean_high``: the largest |unit mean| at initialization;
+        ``shift``: the largest move of a unit's mean, in units of its initial std;
+        ``growth_low``, ``growth_high``: the smallest and largest final/initial std ratio;
+        ``saturated_start``, ``saturated_end``: fraction of saturated outputs.
+    """
+    rows = []
+    for seed in seeds:
+        h = preactivation_history(seed)
+        m, s = h["mean2"], h["std2"]
+        growth = s[-1] / s[0]
+        rows.append({"std_low": s[0].min(), "std_high": s[0].max(),
+                     "mean_high": np.abs(m[0]).max(),
+                     "shift": (np.abs(m[-1] - m[0]) / s[0]).max(),
+                     "growth_low": growth.min(), "growth_high": growth.max(),
+                     "saturated_start": h["saturated2"][0], "saturated_end": h["saturated2"][-1]})
+    return {k: np.array([row[k] for row in rows]) for k in rows[0]}
+
+
+def drift_figure(seeds):
+    """Layer 2's unit stds and means over training: thin lines per unit (first seed), medians per seed."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for i, seed in enumerate(seeds):
+        h = preactivation_history(seed)
+        for ax, name in zip(axes, ("std2", "mean2")):
+            if i == 0:
+                ax.plot(h["step"], h[name], color="tab:blue", lw=0.5, alpha=0.5)
+            ax.plot(h["step"], np.median(h[name], axis=1), color="k", lw=1.8,
+                    ls=("-", "--", ":")[i % 3], label=f"median over units, seed {seed}")
+    axes[0].axhline(1.0, color="tab:red", lw=1, label="standardized: 1")
+    axes[1].axhline(0.0, color="tab:red", lw=1, label="standardized: 0")
+    axes[0].set(xlabel="training step", ylabel="std of unit's z",
+                title=f"layer 2 pre-activations: std per unit (thin: seed {seeds[0]})")
+    axes[1].set(xlabel="training step", ylabel="mean of unit's z",
+                title="... and mean per unit")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
