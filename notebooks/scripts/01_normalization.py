@@ -15,7 +15,9 @@
 #   units saturate and learn slowly;
 # - explain, with loss contours, why features on different scales make gradient
 #   descent zig-zag, and how standardizing fixes it;
-# - say why normalizing the data once is not enough for a deep network.
+# - say why batch normalization standardizes each feature instead of whitening;
+# - say why normalizing the data once is not enough for a deep network, and
+#   where in a layer batch normalization goes.
 
 # %%
 import matplotlib.pyplot as plt
@@ -379,8 +381,8 @@ for name, features in versions.items():
     _, steps_by[name], kappa = explore.gradient_descent(features, y_corr)
     print(f"{name:<12}: condition number {kappa:6.1f}, gradient-descent steps {steps_by[name]}")
 assert steps_by["centred"] > 10 * steps_by["standardized"] > 10 * steps_by["whitened"]
-assert_close("whitened covariance vs the identity", np.cov(versions["whitened"].T, bias=True),
-             np.eye(2), 1e-14)
+_ = assert_close("whitened covariance vs the identity", np.cov(versions["whitened"].T, bias=True),
+                 np.eye(2), 1e-14)
 
 # %% [markdown]
 # So why does batch normalization standardize each unit **separately**
@@ -543,6 +545,10 @@ print(f"ReLU slope at z = 0.001, 1, 100: {np.round(relu_slope, 6)}")
 assert sig_small > 10 * sig_large and explore.sigmoid_grad(zs).max() <= 0.25
 assert np.allclose(relu_slope, 1.0)
 
+# %% [markdown]
+# And the worksheet's two slips, measured:
+
+# %%
 fig_hw, ax_hw = plt.subplots(figsize=(2.5, 2))
 left, right, bottom, top = ax_hw.imshow(np.zeros((24, 32)), cmap="gray").get_extent()
 plt.close(fig_hw)

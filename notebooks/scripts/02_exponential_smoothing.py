@@ -233,6 +233,7 @@ print(f"variance: EMA alpha 0.1 {var_ema:.3f}; mean of last 10 {var_10:.3f}; "
       f"mean of last 19 {var_19:.3f} (theory 1/19 = {1 / 19:.3f})")
 assert abs(var_ema / var_19 - 1) < 0.1 and var_10 > 1.7 * var_ema
 
+# %% [markdown]
 # ## The low-pass filter view
 #
 # To a signal-processing engineer, the EMA is a first-order recursive
@@ -325,6 +326,7 @@ print(f"best alpha on the sine wave: {seeds.spread(tradeoff['best'])}")
 assert tradeoff["lag_falls"] and tradeoff["noise_grows"]
 assert np.all((0.2 < tradeoff["best"]) & (tradeoff["best"] < 0.4))
 
+# %% [markdown]
 # ## When the mean moves: tracking non-stationary data
 #
 # Everything so far assumed a stationary stream, where the plain running mean
@@ -455,7 +457,8 @@ start_10 = explore.many_runs(alpha=0.05, steps=10, runs=4000, y0=0.0)[-1].mean()
 print(f"alpha 0.05, Y_0 = 0: average Y_10 / E[X] = {start_10 / 2:.2f} "
       f"(1 - 0.95^10 = {1 - 0.95 ** 10:.2f})")
 assert abs(start_10 / 2 - (1 - 0.95 ** 10)) < 0.02
-assert_close("EMA at alpha = 1 vs the stream itself", ema(stream[:100], 1.0), stream[:100], 1e-15)
+_ = assert_close("EMA at alpha = 1 vs the stream itself", ema(stream[:100], 1.0),
+                 stream[:100], 1e-15)
 
 # %% [markdown]
 # ## Key takeaways
