@@ -468,11 +468,11 @@ assert np.all(drift["growth_high"] > 2) and np.all(drift["shift"] > 0.3)
 
 # %% [markdown]
 # On every seed, layer 2's pre-activations start with spreads well below 1
-# and then move: within 200 steps the widest unit's spread has grown more
-# than twofold, and some unit's mean has moved by more than 0.3 of its initial
-# spread. Whatever layer 3 has learned about its inputs at step 0 is out of date
-# at step 200, and the units drift toward saturation. The data never changed;
-# the layers below did.
+# and then move: within 200 steps some unit's spread has more than doubled,
+# and some unit's mean has moved by more than 0.3 of its initial spread.
+# Whatever the layer above has learned about its inputs at step 0 is out of
+# date at step 200, and the share of saturated outputs has grown from about
+# 0.1% to about 4%. The data never changed; the layers below did.
 #
 # The idea of batch normalization is to **move normalization into the
 # network**: standardize every layer's pre-activations $z$, with fresh
