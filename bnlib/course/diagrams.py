@@ -147,7 +147,7 @@ def old_norm() -> Figure:
     norm = _box(ax, 2.4, y, "normalize\n(x − μ) / σ", "norm", w=1.6, h=1.0)
     _arrow(ax, raw.at("r"), norm.at("l"))
     _group(ax, [raw, norm], "preprocessing", pad=0.15, color="#1f4e79")
-    layer = [("linear\nWx + b", "linear", 1.15), ("activation", "act", 1.35)]
+    layer = [("linear\nxW + b", "linear", 1.15), ("activation", "act", 1.35)]
     first = _network(ax, [layer, layer], 3.7, y)
     _arrow(ax, norm.at("r"), first.at("l"))
     ax.text(6.8, 0.22, "the data are normalized once, before training; "
@@ -157,21 +157,21 @@ def old_norm() -> Figure:
 
 
 def new_norm() -> Figure:
-    """Normalization inside the network, before every layer.
+    """Normalization inside the network, in every layer, between the linear map and the activation.
 
-    input -> [normalize -> linear -> activation] -> [normalize -> linear ->
-    activation] -> ... : each hidden layer is a small logistic regression
-    whose inputs are normalized.
+    input -> [linear z = xW + b -> normalize z -> activation] -> [linear ->
+    normalize -> activation] -> ... : each hidden layer standardizes its
+    pre-activations z, where batch norm sits (Ioffe & Szegedy 2015, section 3.2).
     """
-    fig, ax = _canvas(13.6, 3.2)
+    fig, ax = _canvas(15.4, 3.2)
     y = 1.35
     inp = _box(ax, 0.6, y, "input", "data", w=0.85, h=1.0)
-    layer = [("normalize", "norm", 1.2), ("linear\nWx + b", "linear", 1.0),
+    layer = [("linear\nz = xW + b", "linear", 1.4), ("normalize z\n(z − μ) / σ", "norm", 1.5),
              ("activation", "act", 1.3)]
     first = _network(ax, [layer, layer], 1.4, y)
     _arrow(ax, inp.at("r"), first.at("l"))
-    ax.text(6.8, 0.22, "normalization moves inside: every layer is a small logistic "
-            "regression whose inputs are normalized", ha="center",
+    ax.text(7.7, 0.22, "normalization moves inside: every layer standardizes its "
+            "pre-activations z, between the linear map and the activation", ha="center",
             fontsize=11, color="#1f4e79", style="italic")
     return fig
 

@@ -13,17 +13,17 @@
 #   $\alpha(1-\alpha)^\tau$, and say why it is called exponential;
 # - show that it estimates $E[X]$ for a stationary stream, and at what price;
 # - remove the start-up bias of an EMA that starts at 0, as Adam does;
-# - read the EMA as a low-pass filter, and choose $\alpha$ from an effective
-#   window of about $1/\alpha$ steps;
+# - read the EMA as a low-pass filter that delays what it smooths, and say how
+#   many values it "averages" in each of the three usual senses;
 # - explain why it tracks a changing mean where the plain mean lags, and map it
-#   to the `momentum` of batch-norm layers in Keras and PyTorch.
+#   to the `momentum` of batch-norm layers in Keras, CS231n and PyTorch.
 
 # %%
 import numpy as np
 
-from bnlib.course import checks, plots
+from bnlib.course import checks, plots, seeds, widgets
 from bnlib.lessons.lesson02 import exercises, explore
-from bnlib.course.checks import assert_close
+from bnlib.course.checks import assert_below, assert_close, assert_true
 from bnlib.ema import (bias_correct, convert_momentum, effective_window, ema, ema_update,
                        ema_weights, running_mean)
 
@@ -63,8 +63,8 @@ for t, x_t in enumerate(stream, start=1):
     y = (1 - 1 / t) * y + (1 / t) * x_t      # the 1/t update: memory is y and t
     means[t - 1] = y
 batch = np.array([np.mean(stream[:t]) for t in range(1, len(stream) + 1)])
-assert_close("max |streaming - np.mean(first t)| over all t", means, batch, 1e-12)
-assert_close("max |by hand - bnlib.ema.running_mean|", means, running_mean(stream), 1e-12)
+assert_close("max |streaming - np.mean(first t)| over all t", means, batch, 3e-13)
+assert_close("max |by hand - bnlib.ema.running_mean|", means, running_mean(stream), 5e-15)
 print(f"final mean {means[-1]:.4f}; the batch version held {stream.nbytes:,} bytes")
 
 # %% [markdown]
@@ -98,8 +98,8 @@ for x_t in short:
     y = (1 - alpha) * y + alpha * x_t
 weights = ema_weights(alpha, len(short))      # for ages 0, 1, ..., 49
 unrolled = np.sum(weights * short[::-1])            # newest value gets weights[0]
-assert_close("|update - unrolled sum|", y, unrolled, 1e-12)
-assert_close("|by hand - bnlib.ema.ema|", y, ema(short, alpha)[-1], 1e-12)
+assert_close("|update - unrolled sum|", y, unrolled, 1e-14)
+assert_close("|by hand - bnlib.ema.ema|", y, ema(short, alpha)[-1], 1e-15)
 print(f"Y_50 = {y:.4f}; the 50 weights sum to {weights.sum():.4f} = 1 - 0.9^50")
 assert np.isclose(weights.sum(), 1 - 0.9 ** 50)
 
@@ -163,7 +163,10 @@ assert abs(runs[-1].var() / (0.1 / 1.9) - 1) < 0.1
 # $$\hat Y_t = \frac{Y_t}{1-(1-\alpha)^t}.$$
 #
 # This is the bias correction of the Adam optimizer. At $t=1$ it gives
-# $\hat Y_1 = X_1$ exactly, and it fades to a division by 1 as $t$ grows.
+# $\hat Y_1 = X_1$ exactly, and it fades to a division by 1 as $t$ grows. In
+# the plot the corrected average (orange) lies on $E[X] = 2$ (grey dashes)
+# from the first step, while the uncorrected one follows the dotted theory
+# curve up from 0.
 
 # %%
 start = explore.many_runs(alpha=0.05, steps=100, runs=4000, y0=0.0)
@@ -175,30 +178,60 @@ fig = plots.curves(steps, {"EMA from 0 (average of runs)": start.mean(axis=1),
                            "E[X]": np.full(100, 2.0)},
                    xlabel="step t", ylabel="average over 4,000 runs",
                    title="Start-up bias of an EMA at α = 0.05")
-fig.axes[0].lines[2].set(linestyle=":", linewidth=3)   # theory, drawn over the runs
-fig.axes[0].lines[3].set(color="k", linestyle="--", linewidth=1)  # keep "corrected" visible
+ax = fig.axes[0]
+ax.lines[1].set(linewidth=2.5, zorder=3)                        # corrected, on top
+ax.lines[2].set(linestyle=":", linewidth=3, zorder=4)          # theory, drawn over the runs
+ax.lines[3].set(color="0.5", linestyle="--", linewidth=1, zorder=1)  # E[X], under "corrected"
+ax.legend()   # rebuilt after the restyling, so each entry shows its line as drawn
 print(f"at t = 10: from 0 {start[9].mean():.3f} (theory {(1 - 0.95 ** 10) * 2:.3f}), "
       f"corrected {corrected[9].mean():.3f}")
 assert abs(start[9].mean() - (1 - 0.95 ** 10) * 2) < 0.02 and abs(corrected[9].mean() - 2) < 0.02
 
 # %% [markdown]
-# ## The effective window: about 1/α values
+# ## How many values does an EMA average?
 #
-# How many recent values does an EMA really average? The newest $1/\alpha$
-# values carry total weight $1-(1-\alpha)^{1/\alpha}$, which tends to
-# $1 - 1/e \approx 63\%$ for small $\alpha$; and after a sudden jump the EMA has
-# covered 63% of it after about $1/\alpha$ steps. So an EMA with $\alpha = 0.1$
-# behaves like a mean of the last 10 values, and $\alpha = 0.01$ like the last 100.
+# "An EMA with $\alpha = 0.1$ is a mean of the last 10 values" is said often
+# and is only true in one of three senses, which give different numbers:
+#
+# - **time constant** $1/\alpha$: the newest $1/\alpha$ values carry
+#   $1-(1-\alpha)^{1/\alpha} \to 1 - 1/e \approx 63\%$ of the weight, and
+#   after a sudden jump the EMA has covered 63% of it after about $1/\alpha$ steps;
+# - **centre of mass** $(1-\alpha)/\alpha$: the mean age of the weights,
+#   $\sum_\tau \tau\,\alpha(1-\alpha)^\tau$. A plain mean of the last $N$
+#   values has mean age $(N-1)/2$;
+# - **span** $N = 2/\alpha - 1$ (that is, $\alpha = 2/(N+1)$): the plain
+#   $N$-value mean with the same noise, since its variance $\sigma^2/N$ equals
+#   the EMA's $\frac{\alpha}{2-\alpha}\sigma^2$; it also has the same mean age.
+#
+# So $\alpha = 0.1$ has a time constant of 10 steps, but the noise and the lag
+# of a **19**-value mean: its weights' mean age is 9 steps, a 10-value mean's
+# is 4.5.
 
 # %%
 for a in (0.2, 0.1, 0.05, 0.01):
+    c = explore.window_conventions(a)
     window = int(effective_window(a))
-    share = ema_weights(a, window).sum()
     jump = ema(np.ones(1000), a)              # from 0 to a constant 1 at t = 1
     reach = explore.steps_to_reach(jump, 0.0, 1.0, 1 - 1 / np.e) + 1
-    print(f"alpha {a:<4}: window {window:3d}, weight of the newest {window:3d} values "
-          f"{share:.1%}, steps to cover 63% of a jump {reach}")
-    assert 0.63 < share < 0.68 and abs(reach - window) <= 1
+    ages = np.arange(5000)
+    age = np.sum(ages * ema_weights(a, 5000))  # numerically: the weights' mean age
+    print(f"alpha {a:<4}: time constant {window:3d} (its values carry {c['share']:.1%}, "
+          f"63% of a jump after {reach:3d} steps); mean age {age:5.1f}; span {c['span']:3.0f}")
+    assert 0.63 < c["share"] < 0.68 and abs(reach - window) <= 1
+    assert abs(age - c["centre_of_mass"]) < 1e-6 and abs((c["span"] - 1) / 2 - age) < 1e-6
+
+# %% [markdown]
+# The noise is measured too, on the 4,000 stationary streams of the previous
+# section ($\sigma = 1$, $\alpha = 0.1$): the EMA's variance at step 200 against
+# the variance of the plain mean of the last 10 and of the last 19 values.
+
+# %%
+streams = explore.stationary_streams(200, 4000, mean=2.0, noise=1.0, seed=0)
+var_ema = runs[-1].var()
+var_10, var_19 = (streams[-n:].mean(axis=0).var() for n in (10, 19))
+print(f"variance: EMA alpha 0.1 {var_ema:.3f}; mean of last 10 {var_10:.3f}; "
+      f"mean of last 19 {var_19:.3f} (theory 1/19 = {1 / 19:.3f})")
+assert abs(var_ema / var_19 - 1) < 0.1 and var_10 > 1.7 * var_ema
 
 # %% [markdown]
 # ## The low-pass filter view
@@ -232,18 +265,66 @@ assert np.all(np.diff(gains) > 0), "smaller alpha should damp a wiggle more"
 
 # %% [markdown]
 # The measured gains come from actually running `ema` on a cosine, so the
-# formula is checked, not just plotted. Now a noisy signal: a slow sine wave
-# (period 125 steps) buried in noise of standard deviation 1. White noise is
-# spread over all frequencies, most of which the filter damps, while the slow
-# wave passes nearly untouched.
+# formula is checked, not just plotted. But gain is only half of what a filter
+# does to a wave: it also **delays** it. The phase of $H(f)$ divided by
+# $2\pi f$ is the delay in steps; for slow waves it tends to $(1-\alpha)/\alpha$,
+# the centre of mass of the weights. Take a slow sine wave, period 125 steps
+# ($f = 0.008$), at $\alpha = 0.2$:
 
 # %%
-fig, text = explore.tracking_view("sinusoid", 0.2)
+f_slow = 1 / 125
+for a in (0.2, 0.1):
+    gain, delay = explore.frequency_response(a, f_slow), explore.phase_delay(a, f_slow)
+    measured = explore.measured_delay(a, f_slow)
+    print(f"alpha {a}: gain {gain:.3f}, delay {delay:.2f} steps "
+          f"((1 - alpha) / alpha = {(1 - a) / a:.0f}); measured delay {measured:.2f}")
+    assert abs(measured - delay) < 1e-3 and 0.9 * (1 - a) / a < delay < (1 - a) / a
+
+# %% [markdown]
+# The slow wave keeps 98% of its amplitude at $\alpha = 0.2$ but arrives about
+# 4 steps late (8.4 steps at $\alpha = 0.1$, approaching 9 only for slower
+# waves). On a noisy wave (amplitude 3, noise
+# of standard deviation 1) the EMA's error therefore has two parts, which
+# linearity separates exactly: EMA(wave + noise) = EMA(wave) + EMA(noise).
+# The **lag** error is the EMA of the clean wave against the wave; the
+# **noise** error is the EMA of the noise alone, about
+# $\sqrt{\alpha/(2-\alpha)}$ (0.333 at $\alpha = 0.2$).
+
+# %%
 x, truth, _, smoothed, _ = explore.tracking("sinusoid", 0.2)
-raw_error, smooth_error = (explore.rmse(v, truth) for v in (x, smoothed))
-print(f"distance from the true wave (RMSE): observations {raw_error:.3f}, "
-      f"EMA at alpha 0.2 {smooth_error:.3f}")
-assert smooth_error < 0.6 * raw_error
+raw_error = explore.rmse(x, truth)
+for a in (0.2, 0.1):
+    total, lag, noise = explore.lag_and_noise("sinusoid", a)
+    print(f"alpha {a}: EMA RMSE {total:.3f} = lag {lag:.3f} and noise {noise:.3f} "
+          f"(noise theory {np.sqrt(a / (2 - a)):.3f}); raw observations {raw_error:.3f}")
+    assert abs(noise / np.sqrt(a / (2 - a)) - 1) < 0.1
+total_02, lag_02, noise_02 = explore.lag_and_noise("sinusoid", 0.2)
+lag_01, noise_01 = explore.lag_and_noise("sinusoid", 0.1)[1:]
+assert total_02 < 0.6 * raw_error
+assert_true("halving alpha doubles the lag error and cuts the noise by a third",
+            lag_01 > 1.8 * lag_02 and noise_01 < 0.75 * noise_02,
+            f"lag {lag_02:.3f} -> {lag_01:.3f}, noise {noise_02:.3f} -> {noise_01:.3f}")
+
+# %% [markdown]
+# Over a range of $\alpha$ the two parts pull in opposite directions, so the
+# total has a best $\alpha$ in between. The noise is random, so the best value
+# is found on three draws of it (the lesson's seeds):
+
+# %%
+alphas_grid = np.array(explore.TRADEOFF_ALPHAS)
+parts = np.array([explore.lag_and_noise("sinusoid", a) for a in alphas_grid])
+fig = plots.curves(alphas_grid, {"total": parts[:, 0], "lag": parts[:, 1],
+                                 "noise": parts[:, 2],
+                                 "noise theory √(α/(2-α))": np.sqrt(alphas_grid / (2 - alphas_grid))},
+                   xlabel="α", ylabel="RMSE from the true wave",
+                   title="Lag against noise on the slow sine wave (seed 0)")
+fig.axes[0].set_xscale("log")
+fig.axes[0].lines[3].set(linestyle=":", color="0.3")
+fig.axes[0].legend()
+tradeoff = explore.lag_noise_tradeoff(seeds.LESSON_SEEDS)
+print(f"best alpha on the sine wave: {seeds.spread(tradeoff['best'])}")
+assert tradeoff["lag_falls"] and tradeoff["noise_grows"]
+assert np.all((0.2 < tradeoff["best"]) & (tradeoff["best"] < 0.4))
 
 # %% [markdown]
 # ## When the mean moves: tracking non-stationary data
@@ -271,8 +352,11 @@ assert all(errors[k][1] < 0.5 * errors[k][0] for k in ("step", "drift", "sinusoi
 # %% [markdown]
 # The running mean wins only when nothing changes; on the three moving
 # signals the EMA's error is less than half of the running mean's. Choosing
-# $\alpha$ is a trade-off you can now feel: a large $\alpha$ follows changes
-# quickly but keeps more noise; a small one is smooth but lags. Try it.
+# $\alpha$ is the lag-noise trade-off measured above: a large $\alpha$ follows
+# changes quickly but keeps more noise; a small one is smooth but lags. The
+# readout splits the EMA's error into its lag and noise parts: watch them
+# trade places as you move $\alpha$, and see the best $\alpha$ move with the
+# signal (slower for the drift, faster for the sine wave).
 
 # %% tags=["nbval-ignore-output"]
 explore.tracking_explorer()
@@ -284,8 +368,7 @@ explore.tracking_explorer()
 # 2, halfway, by the end of the stream.
 
 # %%
-fig, text = explore.tracking_view("step", 0.05)
-print(text)
+print(widgets.readout(explore.TrackingScene, kind="step", alpha=0.05))
 _, truth, mean_1t, smoothed, _ = explore.tracking("step", 0.05)
 lag = explore.steps_to_reach(smoothed[250:], 0.0, 4.0, 1 - 1 / np.e)
 print(f"EMA covers 63% of the jump {lag} steps after it; running mean at the end "
@@ -304,20 +387,28 @@ assert 10 <= lag <= 30 and abs(mean_1t[-1] - 2.0) < 0.2
 # $$\text{moving\_mean} \leftarrow m\cdot\text{moving\_mean} + (1-m)\cdot\mu_{\text{batch}},$$
 #
 # which is our EMA with $\alpha = 1-m$. The Keras default $m = 0.99$ means
-# $\alpha = 0.01$: an average over roughly the last 100 batches. PyTorch writes
-# it the other way round: its `momentum` (default 0.1) is the weight on the
-# **new** value, i.e. $\alpha$ itself, so PyTorch's 0.1 is Keras's 0.9
-# (CS231n's assignments follow the Keras convention). PyTorch's
+# $\alpha = 0.01$: a time constant of 100 batches (they carry 63% of the
+# weight), and the noise and mean age of a plain mean over the last 199
+# batches (the span $2/\alpha - 1$). CS231n's assignments use the same
+# convention with a default of $m = 0.9$: $\alpha = 0.1$, a time constant of
+# 10 batches and a span of 19. PyTorch writes it the other way round: its
+# `momentum` (default 0.1) is the weight on the **new** value, i.e. $\alpha$
+# itself, so PyTorch's default 0.1 is the same smoother as CS231n's 0.9. PyTorch's
 # `momentum=None` switches to the plain cumulative average, our 1/t update.
-# `bnlib.ema.convert_momentum` translates between the two.
+# `bnlib.ema.convert_momentum` translates between the conventions.
 
 # %%
-for value, source, target in ((0.99, "keras", "pytorch"), (0.1, "pytorch", "keras")):
+for value, source, target in ((0.99, "keras", "pytorch"), (0.9, "cs231n", "pytorch"),
+                              (0.1, "pytorch", "keras")):
     converted = convert_momentum(value, source=source, target=target)
     print(f"{source} momentum {value} = {target} momentum {converted:.2f}")
 assert np.isclose(convert_momentum(0.99, source="keras", target="pytorch"), 0.01)
+assert np.isclose(convert_momentum(0.9, source="cs231n", target="pytorch"), 0.1)
 assert np.isclose(convert_momentum(0.1, source="pytorch", target="keras"), 0.9)
-print(f"Keras default: alpha {1 - 0.99:.2f}, window {effective_window(1 - 0.99):.0f} batches")
+for name, m in (("Keras default", 0.99), ("CS231n default", 0.9)):
+    c = explore.window_conventions(1 - m)
+    print(f"{name} momentum {m}: alpha {1 - m:.2f}, time constant {c['time_constant']:.0f} "
+          f"batches, span {c['span']:.0f} batches")
 
 # %% [markdown]
 # A simulated layer: 1,000 training steps whose batch means scatter around 3.
@@ -336,13 +427,38 @@ for mu_batch in batch_means:
     moving_mean = ema_update(moving_mean, mu_batch, momentum=0.99)
     history.append(moving_mean)
 assert_close("|Keras-style updates - ema(alpha=0.01)|", history,
-             ema(batch_means, 0.01), 1e-12)
+             ema(batch_means, 0.01), 1e-13)
 print(f"after 100 steps {history[99]:.2f} (expected about {3 * (1 - 0.99 ** 100):.2f}); "
       f"after 1000 steps {history[-1]:.2f}")
 within_1_percent = int(np.ceil(np.log(0.01) / np.log(0.99)))
 print(f"steps until 0.99^t < 1%: {within_1_percent}")
 assert 0.99 ** within_1_percent < 0.01 <= 0.99 ** (within_1_percent - 1) and within_1_percent == 459
 assert abs(history[99] - 3 * (1 - 0.99 ** 100)) < 0.1 and abs(history[-1] - 3) < 0.15
+
+# %% [markdown]
+# ## What the source notes get wrong
+#
+# - One set of notes shows that the EMA estimates $E[X]$ by taking
+#   expectations of the update, and concludes that the math checks out. The
+#   step assumes $E[Y_{t-1}] = E[X]$ already, which is false from the usual
+#   start $Y_0 = 0$: the estimate is biased low by the factor $1-(1-\alpha)^t$
+#   (at $\alpha = 0.05$ and $t = 10$, 40% of $E[X]$; measured above, and
+#   below), which is what bias correction removes.
+# - The same notes say $\alpha$ must stay below 1 so that the update does not
+#   cancel the previous mean. At $\alpha = 1$ nothing is cancelled: the old
+#   value gets weight 0 and the EMA is the newest value itself; only
+#   $\alpha > 1$ gives the old mean a negative weight.
+# - The notes call the EMA a low-pass filter without saying that it also
+#   delays: by about $(1-\alpha)/\alpha$ steps on a slow change (3.9 steps at
+#   $\alpha = 0.2$, measured above), the lag part of its error.
+
+# %%
+start_10 = explore.many_runs(alpha=0.05, steps=10, runs=4000, y0=0.0)[-1].mean()
+print(f"alpha 0.05, Y_0 = 0: average Y_10 / E[X] = {start_10 / 2:.2f} "
+      f"(1 - 0.95^10 = {1 - 0.95 ** 10:.2f})")
+assert abs(start_10 / 2 - (1 - 0.95 ** 10)) < 0.02
+_ = assert_close("EMA at alpha = 1 vs the stream itself", ema(stream[:100], 1.0),
+                 stream[:100], 1e-15)
 
 # %% [markdown]
 # ## Key takeaways
@@ -355,16 +471,25 @@ assert abs(history[99] - 3 * (1 - 0.99 ** 100)) < 0.1 and abs(history[-1] - 3) <
 # - For a stationary stream it estimates $E[X]$, but keeps a variance of
 #   $\frac{\alpha}{2-\alpha}\sigma^2$: it never stops listening to new noise.
 # - Started at 0 it is biased low; divide by $1-(1-\alpha)^t$ to correct it.
-# - It is a low-pass filter that averages roughly the last $1/\alpha$ values,
-#   and it tracks a moving mean where the plain running mean lags.
+# - "How many values" has three answers: the newest $1/\alpha$ carry 63% of
+#   the weight; the weights' mean age is $(1-\alpha)/\alpha$; and the plain
+#   mean with the same noise and age has $2/\alpha - 1$ values (19 for
+#   $\alpha = 0.1$, not 10).
+# - It is a low-pass filter that also delays a slow change by about
+#   $(1-\alpha)/\alpha$ steps; its tracking error is a lag part that grows as
+#   $\alpha$ shrinks plus a noise part that grows with $\alpha$. It still
+#   tracks a moving mean far better than the plain running mean.
 # - Batch norm's moving statistics are this EMA: Keras `momentum=0.99` is
-#   $\alpha = 0.01$; PyTorch's `momentum` is $\alpha$ itself.
+#   $\alpha = 0.01$, CS231n's default 0.9 is $\alpha = 0.1$; PyTorch's
+#   `momentum` is $\alpha$ itself.
 #
 # ## Exercises
 #
 # **1. A streaming mean.** Write `streaming_mean(x)` that returns an array of
 # the same length as the 1-D array `x`, whose entry $t-1$ is the mean of the
-# first $t$ values. Use the 1/t update in a loop (no `np.mean`, no `np.cumsum`).
+# first $t$ values. Use the 1/t update in a loop: the checker hands your
+# function an array that refuses `np.mean` and `np.cumsum` (and `x.mean()`,
+# `x.cumsum()`), so those shortcuts raise an error that says so.
 
 # %%
 def streaming_mean(x):

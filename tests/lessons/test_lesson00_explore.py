@@ -21,14 +21,14 @@ def test_standardized_sample_has_mean_0_std_1(mean, scale):
 
 @pytest.mark.parametrize("mean,scale", [(-10.0, 6.0), (10.0, 6.0)])
 def test_raw_histogram_fits_in_the_axes_at_the_slider_extremes(mean, scale):
-    fig, _ = explore.standardize_view(mean, scale)
+    fig, _ = explore.StandardizeScene().render(mean=mean, scale=scale)
     x, _ = explore.standardized_sample(mean, scale)
     lo, hi = fig.axes[0].get_xlim()
     assert lo <= x.min() and x.max() <= hi
 
 
 def test_view_never_shows_a_signed_zero_mean():
-    fig, text = explore.standardize_view(5.0, 3.0)
+    fig, text = explore.StandardizeScene().render(mean=5.0, scale=3.0)
     titles = " ".join(ax.get_title() for ax in fig.axes)
     assert "-0.00" not in titles and "-0.000" not in text
     assert "standardized: mean 0.000, std 1.000" in text

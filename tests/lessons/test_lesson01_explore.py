@@ -155,6 +155,17 @@ def test_descent_reaches_the_minimum():
     np.testing.assert_allclose(path[-1], w_best, atol=1e-2)
 
 
+def test_image_panels_share_one_scale_and_compute_the_title():
+    from bnlib import data
+
+    x = data.random_images()
+    fig = en.image_panels(x, "raw images")
+    shown = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(shown) == 2 and all(im.get_clim() == (x.min(), x.max()) for im in shown)
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert fig._suptitle.get_text() == f"raw images: values from {x.min():.2f} to {x.max():.2f}"
+
+
 def test_saturation_explorer_updates_readout():
     explorer = en.saturation_explorer()
     before, updates = explorer.readout.value, explorer.updates
@@ -176,6 +187,49 @@ def test_loss_explorer_updates_readout_and_paths():
     assert f"{steps} -> {std_steps}" in explorer.readout.value
     raw_axis = explorer.figure.axes[0]
     assert f"{steps} steps" in raw_axis.get_title()
+    explorer.controls["rate"].value = 1.05
+    assert "diverges -> diverges" in explorer.readout.value
+    assert "diverges" in raw_axis.get_title()
+
+
+def _descend_by_loop(x, y, lr, steps):
+    """Independent reference: plain gradient steps on 0.5 mean((x w - y)^2)."""
+    w, path = np.zeros(x.shape[1]), [np.zeros(x.shape[1])]
+    for _ in range(steps):
+        w = w - lr * x.T @ (x @ w - y) / len(x)
+        path.append(w)
+    return np.array(path)
+
+
+@pytest.mark.parametrize("rate", [None, 0.1, 0.5, 0.9, 1.05])
+def test_gradient_descent_path_matches_a_loop(rate):
+    x, y = en.regression_data(5.0)
+    eig = np.linalg.eigvalsh(x.T @ x / len(x))
+    lr = 2 / (eig[0] + eig[-1]) if rate is None else rate * 2 / eig[-1]
+    path, steps, _ = en.gradient_descent(x, y, rate=rate)
+    n = min(len(path) - 1, 200)
+    np.testing.assert_allclose(path[:n + 1], _descend_by_loop(x, y, lr, n), atol=1e-9)
+    loss = 0.5 * np.mean((x @ path[-1] - y) ** 2)
+    if rate is not None and rate > 1:
+        assert steps == 20_000 and len(path) == en.SHOWN_STEPS + 1
+        assert loss > 0.5 * np.mean(y ** 2)       # worse than where it started
+    else:
+        assert steps < 20_000
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
+def test_whitening_gives_the_identity_covariance_and_a_round_bowl(rho):
+    x, _ = en.correlated_data(rho, 10.0, n=2000)
+    w = en.whiten(x)
+    np.testing.assert_allclose(np.cov(w.T, bias=True), np.eye(2), atol=1e-10)
+    assert en.condition_number(w) == pytest.approx(1.0)
+    k = en.condition_number(en.standardize(x)[0])
+    assert k == pytest.approx((1 + rho) / (1 - rho), rel=0.1)    # the population value
+
+
+def test_condition_number_against_numpy():
+    x = np.random.default_rng(9).normal(size=(50, 3)) * [1.0, 3.0, 0.5]
+    assert en.condition_number(x) == pytest.approx(np.linalg.cond(x) ** 2)
 
 
 def points_under(artist, xy, transform) -> int:
@@ -186,21 +240,37 @@ def points_under(artist, xy, transform) -> int:
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
-@pytest.mark.parametrize("mean, scale", [(-8.0, 0.25), (8.0, 0.25), (-8.0, 8.0), (8.0, 8.0)])
-def test_saturation_scene_keeps_its_limits_at_the_slider_ends(activation, mean, scale):
-    """The curves fit the fixed axes and the histogram spans them at every setting.
-
-    The histogram's height is not checked: a narrow spread (below about 0.4) makes a
-    density taller than the axes, whose top is cut off, as in every earlier version.
-    """
-    fig, _ = en.saturation_view(activation, mean, scale)
+@pytest.mark.parametrize("mean, scale", [(-8.0, 0.25), (8.0, 0.25), (-8.0, 8.0), (8.0, 8.0),
+                                         (0.0, 0.25)])
+def test_saturation_scene_shows_all_at_the_slider_ends(activation, mean, scale):
+    """The curves and the whole histogram fit the fixed axes, clear of the legend,
+    and the inputs beyond the axes are counted, not dropped and renormalized away."""
+    fig, _ = en.SaturationScene().render(activation=activation, mean=mean, scale=scale)
+    fig.canvas.draw()
     ax = fig.axes[0]
     assert (ax.get_xlim(), ax.get_ylim()) == ((-10.0, 10.0), (-1.05, 1.05))
     for line in ax.lines:
         assert -10 <= np.min(line.get_xdata()) and np.max(line.get_xdata()) <= 10
         assert -1.05 < np.min(line.get_ydata()) and np.max(line.get_ydata()) < 1.05
-    edges = ax.patches[0].get_data().edges
-    assert edges[0] == -10 and edges[-1] == 10
+    heights, edges = ax.patches[0].get_data().values, ax.patches[0].get_data().edges
+    assert edges[0] == -10 and edges[-1] == 10 and heights.max() == pytest.approx(1.0)
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 > ax.get_window_extent().x1     # beside the axes, over nothing
+    z = en._standard_normal(en.HIST_SAMPLE) * scale + mean
+    outside = np.mean(np.abs(z) > 10)
+    shown = " ".join(t.get_text() for t in ax.texts)
+    assert (f"{outside:.0%} of the inputs lie beyond" in shown) if outside else "beyond" not in shown
+
+
+def test_input_histogram_counts_against_numpy():
+    heights, edges, outside = en.input_histogram(8.0, 8.0)
+    z = en._standard_normal(en.HIST_SAMPLE) * 8.0 + 8.0
+    inside = z[np.abs(z) <= 10]
+    counts = np.array([np.sum((inside >= a) & ((inside < b) | (b == 10)))
+                       for a, b in zip(edges[:-1], edges[1:])])
+    np.testing.assert_allclose(heights, counts / counts.max())
+    assert outside == pytest.approx(1 - len(inside) / len(z))
+    assert 0.3 < outside < 0.5          # at N(8, 8^2) much of the mass is beyond +10
 
 
 def test_standardized_problem_does_not_depend_on_the_ratio():
@@ -218,10 +288,10 @@ def test_standardized_problem_does_not_depend_on_the_ratio():
 
 @pytest.mark.parametrize("ratio", np.arange(1.0, 31.0))
 def test_loss_window_holds_every_path_and_minimum_clear_of_the_legend(ratio):
-    fig, _ = en.loss_view(ratio)
+    fig, _ = en.LossScene().render(ratio=ratio, rate=0.0)
     fig.canvas.draw()
     (x0, x1), (y0, y1) = en.LOSS_WINDOW
-    for ax in fig.axes:
+    for ax in fig.axes[:2]:           # the third is the colour bar
         assert (ax.get_xlim(), ax.get_ylim()) == en.LOSS_WINDOW
         for line in ax.lines:          # the shown path and the minimum
             xy = line.get_xydata()
@@ -235,6 +305,7 @@ def test_loss_contours_lie_on_evenly_spaced_levels(ratio):
     hessian, w_best, loss_min = en.quadratic(x, y)
     lines, levels = en.loss_contours(x, y)
     assert len(lines) == len(levels)
+    assert en.LOSS_CLIM[0] <= levels.min() and levels.max() <= en.LOSS_CLIM[1]
     distinct = np.unique(levels)
     assert 8 <= len(distinct) <= en.LOSS_LEVELS + 1
     np.testing.assert_allclose(np.diff(distinct), distinct[1] - distinct[0])
@@ -243,3 +314,31 @@ def test_loss_contours_lie_on_evenly_spaced_levels(ratio):
             d = line - w_best
             log_loss = np.log10(0.5 * np.einsum("...i,ij,...j->...", d, hessian, d) + loss_min)
             np.testing.assert_allclose(log_loss, level, atol=0.02)
+
+
+def _seeds_drift_claim(result):
+    assert np.all(result["std_high"] < 0.95) and np.all(result["std_low"] < 0.5)
+    assert np.all(result["growth_high"] > 2) and np.all(result["shift"] > 0.3)
+
+
+def test_preactivation_history_against_a_forward_pass_by_hand():
+    """The recorded statistics at step 0 are those of tanh(x W1) W2 at the initial weights."""
+    from bnlib import nn
+
+    split = en.standardized_digits()
+    model = nn.MLP((split.x_train.shape[1], 32, 32, 10), activation="tanh", seed=0)
+    z2 = np.tanh(split.x_train @ model.weights[0]) @ model.weights[1]
+    h = en.preactivation_history(0)
+    np.testing.assert_allclose(h["mean2"][0], z2.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(h["std2"][0], z2.std(axis=0), atol=1e-12)
+    assert h["saturated2"][0] == pytest.approx(np.mean(np.abs(np.tanh(z2)) > 0.97))
+    assert split.x_train.shape[1] == 60
+    np.testing.assert_allclose(split.x_train.mean(axis=0), 0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_preactivation_drift_on_the_test_seeds():
+    """The lesson's claim, on the five seeds it does not use."""
+    from bnlib.course.seeds import TEST_SEEDS
+
+    _seeds_drift_claim(en.preactivation_drift(TEST_SEEDS))

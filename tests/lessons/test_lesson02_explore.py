@@ -11,7 +11,8 @@ import pytest
 
 from bnlib.lessons.lesson02 import explore as es
 from bnlib.data import SIGNAL_KINDS
-from bnlib.ema import ema, ema_weights
+from bnlib.course.seeds import TEST_SEEDS
+from bnlib.ema import bias_correct, ema, ema_weights
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,7 @@ def points_under(artist, line) -> int:
 @pytest.mark.parametrize("alpha", [0.005, 0.5])   # the slider's ends
 def test_tracking_curves_fit_the_fixed_axes_and_clear_the_legend(kind, alpha):
     """The scene's fixed limits hold every curve, so no control move redraws the axes."""
-    fig, _ = es.tracking_view(kind, alpha)
+    fig, _ = es.TrackingScene().render(kind=kind, alpha=alpha)
     fig.canvas.draw()
     ax = fig.axes[0]
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -111,3 +112,59 @@ def test_tracking_curves_fit_the_fixed_axes_and_clear_the_legend(kind, alpha):
         assert x0 < line.get_xdata().min() and line.get_xdata().max() < x1
         assert y0 < line.get_ydata().min() and line.get_ydata().max() < y1
         assert points_under(ax.get_legend(), line) == 0, line.get_label()
+
+
+@pytest.mark.parametrize("alpha, freq", [(0.2, 1 / 125), (0.1, 1 / 125), (0.5, 0.1), (0.05, 0.002)])
+def test_phase_delay_matches_a_measured_shift(alpha, freq):
+    """The delay of the steady-state output, found independently by shifting the input."""
+    t = np.arange(20_000)
+    y = ema(np.cos(2 * np.pi * freq * t), alpha)[10_000:]
+    gain = es.frequency_response(alpha, freq)
+    d = es.phase_delay(alpha, freq)
+    shifted = gain * np.cos(2 * np.pi * freq * (t[10_000:] - d))
+    np.testing.assert_allclose(y, shifted, atol=1e-9)
+    assert es.measured_delay(alpha, freq) == pytest.approx(d, abs=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.1, 0.01])
+def test_slow_delay_tends_to_the_centre_of_mass(alpha):
+    assert es.phase_delay(alpha, 1e-6) == pytest.approx((1 - alpha) / alpha, rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.2, 0.1, 0.01])
+def test_window_conventions_against_sums_of_the_weights(alpha):
+    c = es.window_conventions(alpha)
+    w = ema_weights(alpha, 20_000)
+    ages = np.arange(20_000)
+    assert c["centre_of_mass"] == pytest.approx(np.sum(ages * w), rel=1e-9)
+    n = c["span"]
+    assert 1 / n == pytest.approx(np.sum(w ** 2), rel=1e-9)   # the same noise: sigma^2 / N
+    assert (n - 1) / 2 == pytest.approx(c["centre_of_mass"])  # the same mean age
+    assert c["share"] == pytest.approx(w[:round(1 / alpha)].sum())
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS)
+@pytest.mark.parametrize("alpha", [0.05, 0.2])
+def test_lag_and_noise_parts_add_up_to_the_ema_error(kind, alpha):
+    x, truth = es.signal(kind, 500, noise=1.0, seed=0)
+    lag_curve = bias_correct(ema(truth, alpha), alpha) - truth
+    noise_curve = bias_correct(ema(x - truth, alpha), alpha)
+    total, lag, noise = es.lag_and_noise(kind, alpha)
+    assert total == pytest.approx(es.tracking(kind, alpha)[-1][1], rel=1e-12)
+    assert total == pytest.approx(np.sqrt(np.mean((lag_curve + noise_curve) ** 2)), rel=1e-9)
+    assert lag == pytest.approx(np.sqrt(np.mean(lag_curve ** 2)), rel=1e-9)
+    assert noise == pytest.approx(np.sqrt(alpha / (2 - alpha)), rel=0.25)
+
+
+def test_tracking_readout_splits_the_error():
+    _, text = es.TrackingScene().render(kind="sinusoid", alpha=0.2)
+    total, lag, noise = es.lag_and_noise("sinusoid", 0.2)
+    assert f"EMA {total:.3f} = lag {lag:.3f} and noise {noise:.3f}" in text
+
+
+@pytest.mark.slow
+def test_lag_noise_tradeoff_on_the_test_seeds():
+    """The lesson's claim: lag falls and noise grows with alpha, best alpha in (0.2, 0.4)."""
+    result = es.lag_noise_tradeoff(TEST_SEEDS)
+    assert result["lag_falls"] and result["noise_grows"]
+    assert np.all((0.2 < result["best"]) & (result["best"] < 0.4))
