@@ -250,7 +250,7 @@ assert_close("sum of dx * x_hat vs gamma * s * dgamma * eps / (var + eps)", alon
              predicted, 1e-12)
 cosine = np.abs(along_x_hat) / (np.linalg.norm(dx, axis=0) * np.linalg.norm(stages["x_hat"], axis=0))
 print("|cos(dx, x_hat)| per feature:", np.round(cosine, 5))
-diff = assert_below("largest |cos(dx, x_hat)| with eps = 1e-3", cosine.max(), 1e-2)
+_ = assert_below("largest |cos(dx, x_hat)| with eps = 1e-3", cosine.max(), 1e-2)
 
 # %% [markdown]
 # With a negligible ε the leftover vanishes and dx is orthogonal to x̂ to
@@ -261,7 +261,7 @@ _, tiny = forward_in_stages(x, gamma, beta, 1e-12)
 dx_tiny = backward_compact(dout, tiny)[0]
 cos_tiny = np.abs((dx_tiny * tiny["x_hat"]).sum(axis=0)) / (
     np.linalg.norm(dx_tiny, axis=0) * np.linalg.norm(tiny["x_hat"], axis=0))
-diff = assert_below("largest |cos(dx, x_hat)| with eps = 1e-12", cos_tiny.max(), 1e-9)
+_ = assert_below("largest |cos(dx, x_hat)| with eps = 1e-12", cos_tiny.max(), 1e-9)
 
 # %% [markdown]
 # So the gradient that reaches the layer below has had two directions removed
@@ -315,7 +315,7 @@ explore.backward_explorer()
 fig, text = explore.backward_view(pattern="random", batch_size=8)
 print(text)
 ex = explore.backward_example("random", 8)
-diff = assert_below("|sum of dx| (random dout)", abs(ex.dx.sum()), 1e-12)
+_ = assert_below("|sum of dx| (random dout)", abs(ex.dx.sum()), 1e-12)
 
 # %%
 flat = explore.backward_example("all ones", 8)
