@@ -311,16 +311,20 @@ for eps_ in (1e-3, 1e-5):
     assert_true(f"eps = {eps_:g}: the check flags the bug on every feature, worst on the "
                 "narrow one", min(bad) > 1e-7 and bad[1] == max(bad) and bad[1] > 1e-2)
     _ = assert_below(f"eps = {eps_:g}: the staged backward (the forward's eps)", good, 1e-7)
+assert_true("with eps = 1e-5, the feature of spread 5 alone would pass a loose 1e-6 check",
+            bad[2] < 1e-6)
 
 # %% [markdown]
 # The check catches the bug, and the feature of spread 0.02 is what makes it
 # obvious. The hard-coded value and the real ε change $\sqrt{\sigma^2 + \varepsilon}$
-# by a relative amount of about $\varepsilon / (2\sigma^2)$, so on a feature of
-# spread 1 the mismatch is a few parts in 10,000 (with ε = 1e-3), small enough
-# to pass a loose check, while a variance of 4e-4 makes it of order one
-# (an error of 1, the largest `rel_error` can give, means some entry is of the
-# wrong sign). **Test gradients on features of very different scales,
-# including a narrow one**, and with a non-default ε.
+# by a relative amount of about $\varepsilon / (2\sigma^2)$: tiny for a wide
+# feature, of order one for a variance of 4e-4. With the blog's ε = 1e-5, the
+# feature of spread 5 shows a relative error of only 3e-7, which a check with
+# a loose tolerance (1e-6, say) on well-scaled inputs would let through; the
+# narrow feature shows 0.02 (with ε = 1e-3: 0.7; an error of 1, the largest
+# `rel_error` can give, would mean an entry of the wrong sign). **Test
+# gradients on features of very different scales, including a narrow one, and
+# with a non-default ε.**
 #
 # bnlib's cache rules both bugs out by construction. It is a named tuple whose
 # fields are declared once, in `BatchNormCache`, so the forward and the backward
