@@ -14,7 +14,8 @@
 #   values are far from 1 and 0;
 # - say what ε protects against, and why a bias just before batch norm is wasted;
 # - explain why inference cannot use batch statistics, and how the moving mean
-#   and variance (two of the four vectors the layer stores) replace them.
+#   and variance (two of the four vectors the layer stores) replace them, with
+#   their two weaknesses, warm-up and lag, and what the paper does instead.
 
 # %%
 import numpy as np
@@ -349,7 +350,7 @@ _ = assert_close(f"constant feature: dx = (dout - its mean) / sqrt(eps), a gain 
 # %%
 var_flat, d_std = 0.0, 0.0            # the constant feature's variance; the gradient at the std
 with np.errstate(divide="ignore", invalid="ignore"):
-    d_var_outside = d_std / (2 * np.sqrt(np.float64(var_flat)))    # std = sqrt(var), eps added after
+    d_var_outside = d_std / (2 * np.sqrt(np.float64(var_flat)))   # std = sqrt(var); eps added after
 d_var_inside = d_std / (2 * np.sqrt(var_flat + 1e-3))              # std = sqrt(var + eps)
 print(f"d_var with eps outside the root: {d_var_outside}, inside: {d_var_inside}")
 assert np.isnan(d_var_outside) and d_var_inside == 0.0

@@ -13,7 +13,8 @@
 #   node at a time;
 # - derive and use the compact formula for dx, and say why it is faster;
 # - verify gradients against centred differences (float64) and against
-#   TensorFlow's automatic differentiation of the Keras layer (float32);
+#   TensorFlow's automatic differentiation of the Keras layer (float32), and
+#   use that check to find the classic bugs of a hand-written backward pass;
 # - explain two properties of dx: it sums to zero over the batch, and it is
 #   (almost) orthogonal to x̂, and what an upstream gradient that is constant
 #   across the batch does.
@@ -251,12 +252,13 @@ def forward_tuple(x, gamma, beta, eps):
 
 def backward_five(dout, cache):
     x, x_hat, mean, var, gamma = cache              # five names, in another order
-    return None
+    return x_hat                                    # (never reached)
 
 
 x_dbg = np.random.default_rng(1).standard_normal((8, 3))
 x_dbg = (x_dbg - x_dbg.mean(axis=0)) / x_dbg.std(axis=0) * [1.0, 0.02, 5.0] + [0.0, 3.0, -2.0]
-g_dbg, b_dbg, dout_dbg = np.array([1.5, 0.8, 1.2]), np.array([0.1, -0.3, 0.5]), rng.normal(size=(8, 3))
+g_dbg, b_dbg = np.array([1.5, 0.8, 1.2]), np.array([0.1, -0.3, 0.5])
+dout_dbg = rng.normal(size=(8, 3))
 _, cache_dbg = forward_tuple(x_dbg, g_dbg, b_dbg, 1e-3)
 try:
     backward_five(dout_dbg, cache_dbg)

@@ -138,7 +138,8 @@ def test_the_staged_mistakes_are_true_gradients_of_their_wrong_forwards():
              lambda v: gamma * (v - v.mean(0)) / np.sqrt(v.var(0, ddof=1) + eps)),
             (bw_eps_outside_staged, lambda v: gamma * (v - v.mean(0)) / (v.std(0) + eps))):
         dx_num = numerical_gradient(forward, x.copy(), dout)
-        assert np.max(np.abs(wrong(dout, x, gamma, eps)[0] - dx_num)) < 1e-5 * np.max(np.abs(dx_num))
+        error = np.max(np.abs(wrong(dout, x, gamma, eps)[0] - dx_num))
+        assert error < 1e-5 * np.max(np.abs(dx_num))
 
 
 # ----- 04.2: the inference-mode backward pass -----
@@ -172,7 +173,8 @@ def ib_fixed_eps(value):
 
 CHECKERS = {
     "backward": (exercises.check_batchnorm_backward, backward_ok, [
-        (bw_constant_stats, "depend on x too"), (bw_mean_path_only, "not the one through the variance"),
+        (bw_constant_stats, "depend on x too"),
+        (bw_mean_path_only, "not the one through the variance"),
         (bw_var_path_only, "not the one through the mean"), (bw_no_gamma, "through γ"),
         (bw_dgamma_plain_sum, "dout * x_hat"), (bw_swapped, "dgamma and dbeta are swapped"),
         (bw_unbiased_compact, "divides by N - 1"), (bw_unbiased_staged, "divides by N - 1"),

@@ -308,7 +308,7 @@ def warmup_verdicts(runs: dict, batch_size: int = 32) -> dict:
             f"4 x jitter {4 * jitter[0.9]:.2f} and {4 * jitter[0.99]:.2f}"),
         f"momentum 0.999 still carries its start after {steps} steps": (
             bool(gaps[0.999] > 0.3), f"gap {gaps[0.999]:.3f}"),
-        "its gap is what is left of the start, m^N * mean, to within 0.05": (
+        "its gap is what is left of the start, m^steps * mean, to within 0.05": (
             bool(abs(gaps[0.999] - left) < 0.05), f"{gaps[0.999]:.2f} vs {left:.2f}"),
         "after warm-up, higher momentum wobbles less": (
             bool(wobble[0.99] < wobble[0.9] / 2),
