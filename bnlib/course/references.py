@@ -10,16 +10,21 @@ import numpy as np
 __all__ = ["bn_cases", "moving_update"]
 
 
-def bn_cases(seed: int):
+def bn_cases(seed: int, eps=(1e-3, 1e-3)):
     """Batches whose features differ in scale; one feature has a tiny spread
-    (0.02), so where eps goes changes the answer visibly."""
+    (0.02), so where eps goes changes the answer visibly.
+
+    Returns two cases ``(x, gamma, beta, eps)``, x of shapes (8, 3) and (16, 4);
+    ``eps`` gives each case's epsilon (vary it, so that an answer that ignores
+    its eps argument fails).
+    """
     rng = np.random.default_rng(seed)
     cases = []
-    for n, scales, shifts in ((8, [1.0, 0.02, 5.0], [0.0, 3.0, -2.0]),
-                              (16, [2.0, 0.5, 0.02, 1.0], [1.0, -1.0, 4.0, 0.0])):
+    for (n, scales, shifts), e in zip(((8, [1.0, 0.02, 5.0], [0.0, 3.0, -2.0]),
+                                       (16, [2.0, 0.5, 0.02, 1.0], [1.0, -1.0, 4.0, 0.0])), eps):
         d = len(scales)
         x = rng.standard_normal((n, d)) * scales + shifts
-        cases.append((x, rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d), 1e-3))
+        cases.append((x, rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d), e))
     return cases
 
 

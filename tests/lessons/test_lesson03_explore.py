@@ -8,9 +8,10 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from bnlib.course import seeds
-from bnlib.lessons.lesson03 import explore
+from bnlib import data, nn
 from bnlib.batchnorm import batchnorm_forward
+from bnlib.course import seeds, widgets
+from bnlib.lessons.lesson03 import explore
 
 
 @pytest.mark.parametrize("momentum,batch_size,unbiased",
@@ -88,8 +89,8 @@ def test_fraction_near_zero_closed_form():
     assert explore.fraction_near_zero(fit, 0.0, 5.0) == 0.0
 
 
-def test_statistics_view_readout_matches_the_run():
-    fig, text = explore.statistics_view(batch_size=16, momentum=0.9)
+def test_statistics_scene_readout_matches_the_run():
+    fig, text = explore.StatisticsScene().render(batch_size=16, momentum=0.9)
     run = explore.moving_statistics(0.9, 16, 500)
     assert f"std of the batch means {run.batch_mean.std():.3f}" in text
     assert f"moving mean {run.moving_mean[-1]:.3f}" in text
@@ -160,3 +161,68 @@ def test_warmup_claims_hold_on_the_test_seeds(seed):
     runs = {m: explore.moving_statistics(m, 32, 2000, seed=seed) for m in (0.9, 0.99, 0.999)}
     failed = {c: d for c, (holds, d) in explore.warmup_verdicts(runs).items() if not holds}
     assert not failed, failed
+
+
+def test_readout_matches_the_scene_without_a_figure_left_open():
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    text = widgets.readout(explore.StatisticsScene, batch_size=32, momentum=0.99)
+    assert len(plt.get_fignums()) == before
+    assert text == explore.StatisticsScene().update(batch_size=32, momentum=0.99)
+    plt.close("all")
+
+
+def test_exact_statistics_are_the_layer_inputs_moments_over_the_data():
+    """Against the first layer's input computed by hand (no bias before batch norm), and the
+    second's from the exactly normalized first layer; the model itself is left unchanged."""
+    split = data.digits()
+    model = nn.MLP(explore.LAG_SIZES, norm="batch", seed=3)
+    nn.train(model, split, steps=30, batch_size=32, lr=0.5, seed=3)
+    before = model.state()
+    exact = explore.exact_statistics(model, split.x_train)
+    z1 = split.x_train @ model.weights[0]
+    np.testing.assert_allclose(exact.norms[0].moving_mean, z1.mean(0), atol=1e-12)
+    np.testing.assert_allclose(exact.norms[0].moving_variance, z1.var(0), atol=1e-12)
+    layer = model.norms[0]
+    h1 = 1 / (1 + np.exp(-(layer.gamma * (z1 - z1.mean(0)) / np.sqrt(z1.var(0) + layer.eps)
+                           + layer.beta)))
+    z2 = h1 @ model.weights[1]
+    np.testing.assert_allclose(exact.norms[1].moving_mean, z2.mean(0), atol=1e-12)
+    np.testing.assert_allclose(exact.norms[1].moving_variance, z2.var(0), atol=1e-12)
+    after = model.state()
+    for a, b in zip(before["norms"], after["norms"]):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert [n.momentum for n in exact.norms] == [n.momentum for n in model.norms]
+
+
+def test_lag_run_starts_without_a_gap_and_records_every_evaluation():
+    run = explore.lag_run(0)
+    steps = np.arange(0, explore.LAG_STEPS + 1, explore.LAG_EVAL_EVERY)
+    np.testing.assert_array_equal(run.eval_step, steps)
+    assert run.gap[0] < 1e-12          # started at the exact statistics
+    assert run.acc_moving[0] == run.acc_exact[0]
+
+
+@pytest.mark.slow
+def test_lag_claims_hold_on_the_test_seeds():
+    """Lesson 03's claims about the lag of the moving statistics, on five seeds it does not use."""
+    runs = explore.lag_runs(seeds.TEST_SEEDS)
+    failed = {c: d for c, (holds, d) in explore.lag_verdicts(runs).items() if not holds}
+    assert not failed, failed
+
+
+def test_case3a_figure_shares_one_grey_scale_per_row():
+    images = data.random_images()[:10]
+    normalized = (images - images.mean(0)) / np.sqrt(images.var(0) + 1e-8)
+    fig = explore.case3a_figure(images, normalized)
+    rows = [[im for ax in fig.axes for im in ax.images if ax.get_title().startswith(name)]
+            for name in ("raw", "normalized")]
+    for row, values in zip(rows, (images, normalized)):
+        assert len(row) == 2
+        assert {im.get_clim() for im in row} == {(values.min(), values.max())}
+    means = images.mean(axis=(1, 2, 3))
+    assert rows[0][0].get_array().mean() == pytest.approx(means.min())
+    assert rows[0][1].get_array().mean() == pytest.approx(means.max())
+    assert len(fig.axes) == 8   # 4 images, 2 histograms, 2 colour bars

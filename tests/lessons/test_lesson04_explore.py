@@ -1,4 +1,7 @@
-"""Lesson 04's staged backward pass and explorer, against numerical gradients and bnlib."""
+"""Lesson 04's explorer: its gradients against closed forms, and its fixed-limit drawing.
+
+(The staged and compact backward passes live in the lesson itself, which checks them
+against bnlib, numerical gradients and Keras.)"""
 from __future__ import annotations
 
 import matplotlib
@@ -9,38 +12,6 @@ import numpy as np
 import pytest
 
 from bnlib.lessons.lesson04 import explore
-from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
-from bnlib.gradcheck import numerical_gradient, rel_error
-
-
-def _batch(n, d, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, d) + rng.normal(0.0, 3.0, d)
-    return x, rng.uniform(0.5, 2.0, d), rng.normal(size=d), rng.normal(size=(n, d))
-
-
-@pytest.mark.parametrize("n,d,eps", [(2, 1, 1e-3), (5, 3, 1e-3), (16, 4, 1e-5), (7, 2, 0.5)])
-def test_staged_backward_matches_numerical_gradients(n, d, eps):
-    x, gamma, beta, dout = _batch(n, d, seed=n)
-
-    def out(x_=x, gamma_=gamma, beta_=beta):
-        return batchnorm_forward(x_, gamma_, beta_, np.zeros(d), np.ones(d), training=True,
-                                 eps=eps)[0]
-
-    dx, dgamma, dbeta = explore.batchnorm_backward_staged(dout, x, gamma, eps)
-    assert rel_error(dx, numerical_gradient(lambda v: out(x_=v), x.copy(), dout)) < 1e-6
-    assert rel_error(dgamma, numerical_gradient(lambda v: out(gamma_=v), gamma.copy(),
-                                                dout)) < 1e-7
-    assert rel_error(dbeta, numerical_gradient(lambda v: out(beta_=v), beta.copy(), dout)) < 1e-7
-
-
-@pytest.mark.parametrize("n,d", [(3, 2), (32, 8)])
-def test_staged_backward_equals_bnlib_compact(n, d):
-    x, gamma, beta, dout = _batch(n, d, seed=100 + n)
-    _, cache, _, _ = batchnorm_forward(x, gamma, beta, np.zeros(d), np.ones(d), training=True)
-    for staged, compact in zip(explore.batchnorm_backward_staged(dout, x, gamma),
-                               batchnorm_backward(dout, cache)):
-        np.testing.assert_allclose(staged, compact, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pattern", explore.PATTERNS)
@@ -72,8 +43,8 @@ def test_upstream_gradient_rejects_unknown_patterns():
         explore.upstream_gradient("zigzag", 4)
 
 
-def test_backward_view_readout():
-    fig, text = explore.backward_view("all ones", 8)
+def test_backward_scene_readout():
+    fig, text = explore.BackwardScene().render(pattern="all ones", batch_size=8)
     assert "dbeta = 8.000" in text
     assert "largest |dx| = 0 (to round-off)" in text
     assert "-0.000" not in text
@@ -154,12 +125,15 @@ def test_importing_bnlib_does_not_import_tensorflow():
     assert result.stdout.strip() == "False"
 
 
-def test_staged_backward_matches_keras_autodiff():
-    """The staged pass against TensorFlow's automatic gradients of the Keras layer (float32)."""
-    from bnlib import tf_compare
-
-    x, gamma, beta, dout = _batch(12, 3, seed=7)
-    keras_grads = tf_compare.keras_batchnorm_gradients(x, gamma, beta, dout, eps=1e-3)
-    for ours, theirs in zip(explore.batchnorm_backward_staged(dout, x, gamma, 1e-3),
-                            keras_grads):
-        np.testing.assert_allclose(theirs, ours, atol=1e-5)
+@pytest.mark.parametrize("pattern", explore.PATTERNS)
+def test_batch_of_two_leaves_only_the_eps_leftover(pattern):
+    """With two examples, 1 and x_hat span every dout: dx = gamma s eps/(var + eps) c x_hat,
+    c the part of dout along x_hat (closed form derived by hand, lesson 04)."""
+    ex = explore.backward_example(pattern, 2)
+    x = ex.x.ravel()
+    var, eps, gamma = x.var(), 1e-3, 1.5
+    x_hat = (x - x.mean()) / np.sqrt(var + eps)
+    c = (ex.dout.ravel() @ x_hat) / (x_hat @ x_hat)
+    expected = gamma / np.sqrt(var + eps) * eps / (var + eps) * c * x_hat
+    np.testing.assert_allclose(ex.dx.ravel(), expected, rtol=1e-9, atol=1e-15)
+    assert np.abs(ex.dx).max() < 0.01

@@ -1,21 +1,25 @@
 """Lesson 03: the batch-norm forward pass, why gamma and beta, and the moving statistics.
 
-Pure compute functions return numbers and arrays; ``*_view`` functions draw a
-figure and return ``(fig, text)``; :func:`statistics_explorer` wires the view's
-:class:`StatisticsScene` to sliders (redrawn in place).
+Pure compute functions return numbers and arrays; ``*_figure`` functions draw
+the lesson's figures; :func:`statistics_explorer` wires :class:`StatisticsScene`
+to sliders (redrawn in place; ``StatisticsScene().render(...)`` draws it once).
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import NamedTuple
 
+import copy
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlib.course import widgets
+from bnlib import data as bn_data
+from bnlib import nn
 from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
-from bnlib.ema import ema
+from bnlib.course import widgets
 from bnlib.course.seeds import spread
+from bnlib.ema import ema
 from bnlib.nn import sigmoid
 
 POPULATION_MEAN = 3.0
@@ -137,7 +141,7 @@ def gamma_beta_figure(fit: GammaBetaFit):
     ax0.legend(fontsize=8, loc="upper left")
     ax1.plot(fit.loss, color="tab:orange")
     ax1.set(xlabel="gradient-descent step", ylabel="mean cross-entropy",
-            title="Training only γ and β")
+            title="Training only γ and β", ylim=(0.0, 1.05 * fit.loss.max()))
     fig.tight_layout()
     return fig
 
@@ -221,7 +225,7 @@ class StatisticsScene(widgets.Scene):
     """Batch statistics scattered around the training-set values, and the moving ones."""
 
     def build(self) -> None:
-        self.fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2))
+        _, axes = self.subplots(1, 2, figsize=(9.5, 3.2), left=0.07, bottom=0.16)
         data = training_set()[:, 0]
         self.panels = []
         for ax, full, name, limits in ((axes[0], data.mean(), "mean", MEAN_LIMITS),
@@ -241,8 +245,6 @@ class StatisticsScene(widgets.Scene):
         # static and under the data (a live legend costs ~12 ms per update): the dots of
         # batches of 2 to 4 reach it, and are drawn over it, as in a full draw
         axes[0].legend(fontsize=8, loc="lower right").set_zorder(0.9)
-        # fixed margins: tight_layout would cost most of an explorer update
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
 
     def update(self, batch_size: int = 32, momentum: float = 0.99, steps: int = 500) -> str:
         run = moving_statistics(momentum, batch_size, steps)
@@ -256,23 +258,11 @@ class StatisticsScene(widgets.Scene):
             ax.set_xlim(1 - margin, steps + margin)
         spread = float(run.batch_mean.std())
         return (f"std of the batch means {spread:.3f} "
-                f"(σ/√B = {np.sqrt(run.train_var / batch_size):.3f})"
+                f"(σ/√N = {np.sqrt(run.train_var / batch_size):.3f})"
                 f"\nafter {steps} steps: moving mean {run.moving_mean[-1]:.3f} "
                 f"(training set {run.train_mean:.3f}, "
                 f"gap {abs(run.moving_mean[-1] - run.train_mean):.3f}),"
                 f" moving variance {run.moving_var[-1]:.3f} (training set {run.train_var:.3f})")
-
-
-def statistics_view(batch_size: int = 32, momentum: float = 0.99, steps: int = 500):
-    """Batch statistics scattered around the training-set values, and the moving ones.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        Spread of the batch means, final moving statistics and their gaps.
-    """
-    return StatisticsScene().render(batch_size=batch_size, momentum=momentum, steps=steps)
 
 
 def statistics_explorer() -> widgets.Explorer:
@@ -318,7 +308,7 @@ def warmup_verdicts(runs: dict, batch_size: int = 32) -> dict:
             f"4 x jitter {4 * jitter[0.9]:.2f} and {4 * jitter[0.99]:.2f}"),
         f"momentum 0.999 still carries its start after {steps} steps": (
             bool(gaps[0.999] > 0.3), f"gap {gaps[0.999]:.3f}"),
-        "its gap is what is left of the start, m^N * mean, to within 0.05": (
+        "its gap is what is left of the start, m^steps * mean, to within 0.05": (
             bool(abs(gaps[0.999] - left) < 0.05), f"{gaps[0.999]:.2f} vs {left:.2f}"),
         "after warm-up, higher momentum wobbles less": (
             bool(wobble[0.99] < wobble[0.9] / 2),
@@ -342,5 +332,172 @@ def warmup_figure(runs: dict, train_mean: float):
     ax.set(xlabel="training step", ylabel="moving mean", xscale="log",
            title="Warm-up of the moving mean (started at 0)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ----- Case 3a: ten images batch-normalized per pixel -----
+
+def case3a_figure(raw: np.ndarray, normalized: np.ndarray, picks=None):
+    """Two images before and after per-pixel batch norm, on shared grey scales, and histograms.
+
+    Each row shares one grey scale (with its colour bar), so an image brighter than another
+    looks brighter; the histograms show every value of the batch.
+
+    Parameters
+    ----------
+    raw, normalized : ndarray of shape (N, H, W, 1)
+    picks : pair of int, optional
+        The images shown; default the darkest and the brightest of the batch.
+    """
+    if picks is None:
+        means = raw.mean(axis=(1, 2, 3))
+        picks = (int(np.argmin(means)), int(np.argmax(means)))
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6.2), layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    for row, images, name in ((0, raw, "raw"), (1, normalized, "normalized")):
+        low, high = images.min(), images.max()   # one scale for the whole row
+        for ax, i in zip(axes[row, :2], picks):
+            shown = ax.imshow(images[i].squeeze(), cmap="gray", vmin=low, vmax=high)
+            ax.set_title(f"{name}: image {i}", fontsize=10)
+            ax.axis("off")
+        fig.colorbar(shown, ax=list(axes[row, :2]), shrink=0.9, label=f"{name} value")
+        axes[row, 2].hist(images.ravel(), bins=60, color="tab:blue")
+        axes[row, 2].set(title=f"all values of the 10 images, {name}", xlabel="value",
+                         ylabel="count")
+    fig.suptitle("Per-pixel batch norm of the worksheet's first 10 images "
+                 "(one grey scale per row)")
+    return fig
+
+
+# ----- Moving statistics trailing a layer input that drifts while the network learns -----
+
+LAG_STEPS, LAG_EVAL_EVERY, LAG_LR, LAG_BATCH = 1500, 25, 0.5, 32
+LAG_SIZES = (64, 64, 64, 10)
+
+
+class LagRun(NamedTuple):
+    """One training of :func:`lag_run`; arrays of shape (n_evals,), over ``eval_step``.
+
+    gap : median over the units of the second batch-norm layer of |moving mean - exact
+        mean| / exact std, the exact statistics being those of the layer's input over the
+        whole training set at that step.
+    acc_moving, acc_exact : test accuracy in inference mode with the moving statistics, and
+        with the exact statistics of the whole training set.
+    """
+
+    eval_step: np.ndarray
+    gap: np.ndarray
+    acc_moving: np.ndarray
+    acc_exact: np.ndarray
+
+
+def exact_statistics(model: nn.MLP, x: np.ndarray) -> nn.MLP:
+    """A copy of ``model`` whose moving statistics are the exact ones of each layer's input
+    over all of ``x`` (a training-mode pass with momentum 0); ``model`` is unchanged."""
+    probe = copy.deepcopy(model)
+    for layer in probe.norms:
+        layer.momentum = 0.0
+    probe.forward(x, training=True)
+    for layer, original in zip(probe.norms, model.norms):
+        layer.momentum = original.momentum
+    return probe
+
+
+@lru_cache(maxsize=16)
+def lag_run(seed: int = 0, momentum: float = 0.99, steps: int = LAG_STEPS) -> LagRun:
+    """Train a sigmoid MLP with batch norm on the digits, tracking its moving statistics.
+
+    The moving statistics start at the exact statistics of the untrained network (so there
+    is no warm-up from 0 and 1): any gap that opens is the moving average trailing a layer
+    input that changes as the weights before it learn. Minibatch SGD, batch 32, learning
+    rate 0.5; ``seed`` seeds the weights and the batch order.
+    """
+    split = bn_data.digits()
+    model = nn.MLP(LAG_SIZES, norm="batch", seed=seed, momentum=momentum)
+    start = exact_statistics(model, split.x_train)
+    for layer, exact in zip(model.norms, start.norms):
+        layer.moving_mean[...] = exact.moving_mean
+        layer.moving_variance[...] = exact.moving_variance
+
+    def record(m):
+        exact = exact_statistics(m, split.x_train)
+        moving, full = m.norms[1], exact.norms[1]
+        gap = np.abs(moving.moving_mean - full.moving_mean) / np.sqrt(full.moving_variance)
+        return {"gap": np.median(gap), "acc_exact": nn.accuracy(exact, split.x_test, split.y_test)}
+
+    history = nn.train(model, split, steps=steps, batch_size=LAG_BATCH, lr=LAG_LR, seed=seed,
+                       eval_every=LAG_EVAL_EVERY, record=record)
+    return LagRun(history.eval_step, history.recorded["gap"], history.test_accuracy,
+                  history.recorded["acc_exact"])
+
+
+def lag_runs(seeds, momenta=(0.99, 0.999)) -> dict:
+    """``{momentum: [LagRun per seed]}``."""
+    return {m: [lag_run(int(s), m) for s in seeds] for m in momenta}
+
+
+def lag_verdicts(runs: dict, early: int = 300, costly: int = 150) -> dict:
+    """The lesson's claims about the lag of the moving statistics, on every seed.
+
+    Parameters
+    ----------
+    runs : dict of momentum -> list of LagRun
+        From :func:`lag_runs`, with momenta 0.99 and 0.999.
+    early, costly : int
+        The steps counted as "while the network learns fast", for the gap and for the
+        accuracy it costs.
+    """
+    jitter = moving_mean_jitter(0.99, LAG_BATCH, 1.0)  # batch noise alone, in units of the std
+    keras = runs[0.99]
+    peak = np.array([r.gap[r.eval_step <= early].max() for r in keras])
+    end = np.array([r.gap[-1] for r in keras])
+    cost = np.array([np.mean((r.acc_exact - r.acc_moving)[(r.eval_step > 0)
+                                                          & (r.eval_step <= costly)])
+                     for r in keras])
+    final = np.array([abs(r.acc_exact[-1] - r.acc_moving[-1]) for r in keras])
+    slow_end = np.array([r.gap[-1] for r in runs[0.999]])
+    return {
+        f"while the network learns (first {early} steps) the moving mean trails the exact "
+        f"mean by over 5x the batch noise ({jitter:.3f} std)": (
+            bool(np.all(peak > 5 * jitter)), f"largest median gap {spread(peak)} std"),
+        f"the lag costs test accuracy: over the first {costly} steps, moving statistics score "
+        "over 1 point below exact ones": (
+            bool(np.all(cost > 0.01)), f"by {spread(100 * cost, '.0f')} points on average"),
+        f"once learning slows the moving mean is close: after {LAG_STEPS} steps the gap is "
+        "below 0.1 std": (
+            bool(np.all(end < 0.1)), f"gap {spread(end)} std"),
+        f"and both give the same test accuracy to within 2 points after {LAG_STEPS} steps": (
+            bool(np.all(final < 0.02)), "on every seed"),
+        "with momentum 0.999 the lag lasts longer: its gap after "
+        f"{LAG_STEPS} steps is over 3x that of 0.99": (
+            bool(np.all(slow_end > 3 * end)), f"gap {spread(slow_end)} std"),
+    }
+
+
+def lag_figure(runs: dict):
+    """Left: the gap between moving and exact means; right: test accuracy with either.
+
+    One thin line per seed.
+    """
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10.5, 3.6))
+    colours = {0.99: "tab:orange", 0.999: "tab:purple"}
+    for momentum, seed_runs in runs.items():
+        for k, r in enumerate(seed_runs):
+            ax0.plot(r.eval_step, r.gap, color=colours[momentum], lw=1,
+                     label=f"momentum {momentum}" if k == 0 else None)
+    ax0.axhline(moving_mean_jitter(0.99, LAG_BATCH, 1.0), color="black", ls=":", lw=1,
+                label="batch noise alone (0.99)")
+    ax0.set(xlabel="training step", ylabel="|moving − exact mean| / std",
+            title="Moving mean behind the layer input (median unit)", ylim=(0.0, None))
+    ax0.legend(fontsize=8)
+    for k, r in enumerate(runs[0.99]):
+        ax1.plot(r.eval_step, r.acc_exact, color="black", lw=1,
+                 label="exact training-set statistics" if k == 0 else None)
+        ax1.plot(r.eval_step, r.acc_moving, color="tab:orange", lw=1,
+                 label="moving statistics (0.99)" if k == 0 else None)
+    ax1.set(xlabel="training step", ylabel="test accuracy", xlim=(0, 600), ylim=(0.0, 1.0),
+            title="Inference with moving vs exact statistics (first 600 steps)")
+    ax1.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

@@ -1,8 +1,11 @@
-"""Lesson 04: the batch-norm backward pass, staged and compact, and where dx goes.
+"""Lesson 04: where the gradient of batch norm goes, and its explorer.
 
-Pure compute functions return arrays; :func:`backward_view` draws a figure and
-returns ``(fig, text)``; :func:`backward_explorer` wires its :class:`BackwardScene`
-to controls (redrawn in place).
+The staged and compact backward passes are what the lesson teaches, so they are
+written out in the lesson itself (notebooks/scripts/04_batchnorm_backward.py) and
+checked there against bnlib, numerical gradients and Keras; this module does not
+keep a second copy. :func:`backward_example` runs one feature through bnlib's
+forward and backward; :func:`backward_explorer` wires :class:`BackwardScene` to
+controls (redrawn in place; ``BackwardScene().render(...)`` draws it once).
 The comparison with Keras's automatic gradients lives in :mod:`bnlib.tf_compare`.
 """
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker, transforms
 from matplotlib.lines import Line2D
@@ -20,53 +22,7 @@ from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
 
 PATTERNS = ("random", "all ones", "one-hot", "equal to x_hat")
 
-__all__ = ["batchnorm_backward_staged", "upstream_gradient", "backward_example",
-           "BackwardScene", "backward_view", "backward_explorer"]
-
-
-def batchnorm_backward_staged(dout, x, gamma, eps: float = 1e-3):
-    """Training-mode batch-norm gradients, node by node through the computational graph.
-
-    Recomputes the forward pass in small stages (mean, centred, square,
-    variance, std, inv_std, x_hat, scale, shift) and walks them backwards,
-    as in ``images/bn-graph.png``. Slower than the compact
-    :func:`bnlib.batchnorm.batchnorm_backward`, but each line is one chain-rule step.
-
-    Parameters
-    ----------
-    dout : ndarray of shape (N, D)
-        Upstream gradient.
-    x : ndarray of shape (N, D)
-        The batch the forward pass saw.
-    gamma : ndarray of shape (D,)
-    eps : float
-
-    Returns
-    -------
-    dx : ndarray of shape (N, D)
-    dgamma, dbeta : ndarray of shape (D,)
-    """
-    n = x.shape[0]
-    mu = x.mean(axis=0)
-    centred = x - mu
-    sq = centred ** 2
-    var = sq.mean(axis=0)
-    std = np.sqrt(var + eps)
-    inv_std = 1.0 / std
-    x_hat = centred * inv_std
-    # backwards, from the output to the input
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat).sum(axis=0)
-    dx_hat = dout * gamma
-    d_inv_std = (dx_hat * centred).sum(axis=0)
-    d_centred = dx_hat * inv_std             # first path into centred: through x_hat
-    d_std = -d_inv_std / std ** 2
-    d_var = d_std / (2.0 * std)              # d sqrt(v) / dv = 1 / (2 sqrt(v)); eps is a constant
-    d_sq = np.broadcast_to(d_var / n, sq.shape)
-    d_centred = d_centred + 2.0 * centred * d_sq   # second path: through the variance
-    d_mu = -d_centred.sum(axis=0)
-    dx = d_centred + d_mu / n                # x reaches the output directly and through mu
-    return dx, dgamma, dbeta
+__all__ = ["upstream_gradient", "backward_example", "BackwardScene", "backward_explorer"]
 
 
 def upstream_gradient(pattern: str, n: int, seed: int = 0, x_hat=None) -> np.ndarray:
@@ -144,7 +100,7 @@ class BackwardScene(widgets.Scene):
     """Bars of the upstream gradient and of dx, example by example, for one feature."""
 
     def build(self) -> None:
-        self.fig, ax = plt.subplots(figsize=(7.5, 3.0))
+        _, ax = self.subplots(figsize=(7.5, 3.0), left=0.1, right=0.8, bottom=0.17, top=0.88)
         self.to_axes = transforms.Affine2D()  # (example, gradient) -> axes fraction
         to_figure = self.to_axes + ax.transAxes
         # thick vertical lines instead of ax.bar: one collection each, several times faster;
@@ -169,8 +125,6 @@ class BackwardScene(widgets.Scene):
         ax.yaxis.set_label_coords(-0.11, 0.5)
         # legend outside the axes, so it never hides the tallest bars
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        # fixed margins: tight_layout would cost most of an explorer update
-        self.fig.subplots_adjust(left=0.1, right=0.8, bottom=0.17, top=0.88)
         self.x_locator = ticker.MaxNLocator(nbins=X_TICK_BINS, steps=TICK_STEPS, integer=True)
         self.y_locator = ticker.MaxNLocator(nbins=Y_TICK_BINS, steps=TICK_STEPS)
         self.y_formatter = ticker.ScalarFormatter()
@@ -199,18 +153,6 @@ class BackwardScene(widgets.Scene):
         y_ticks = _ticks_within(self.y_locator, y0, y1)
         self.y_formatter.axis.set_view_interval(y0, y1)
         self.y_ticks.set((y_ticks - y0) / (y1 - y0), self.y_formatter.format_ticks(y_ticks))
-
-
-def backward_view(pattern: str = "random", batch_size: int = 8):
-    """Bars of the upstream gradient and of dx, example by example, for one feature.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        dgamma, dbeta, the batch sum of dx and the largest |dx|.
-    """
-    return BackwardScene().render(pattern=pattern, batch_size=batch_size)
 
 
 def _fmt(value: float) -> str:
