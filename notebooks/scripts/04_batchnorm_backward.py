@@ -262,8 +262,9 @@ dout_dbg = rng.normal(size=(8, 3))
 _, cache_dbg = forward_tuple(x_dbg, g_dbg, b_dbg, 1e-3)
 try:
     backward_five(dout_dbg, cache_dbg)
-except ValueError as err:
-    print(f"{type(err).__name__}: {err}")
+except ValueError as err:   # Python's wording after the comma differs between versions
+    print(f"{type(err).__name__}: {str(err).split(' (')[0]}: the backward unpacks 5 values, "
+          f"the cache holds {len(cache_dbg)}")
 
 # %% [markdown]
 # Fixing the count is not enough: if the two lists had the same length but
