@@ -25,9 +25,11 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "Python 3.11, 3.12 or 3.13 is needed and none was found on the PATH (make PYTHON=/path/to/python3.12 ...)"; exit 1; }
 	@test -x $(BIN)/python || echo "Making .venv/ with $$($(PYTHON) -c 'import sys; print(sys.executable, "(Python " + sys.version.split()[0] + ")")'), the newest Python 3.11-3.13 found"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "'$(PYTHON) -m venv' failed: on Debian or Ubuntu, install the venv module first (sudo apt install $(notdir $(PYTHON))-venv)"; exit 1; }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# uv (pinned in requirements.txt) installs the lock: several times faster than pip.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep -m1 '^uv==' requirements.txt)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
 	# bnlib itself, editable: the one way every command and kernel finds this checkout's code.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	# Build matplotlib's font cache now, so no notebook prints the one-time warning.
 	MPLBACKEND=Agg $(BIN)/python -c 'import matplotlib.pyplot'
 	touch $(STAMP)
@@ -61,7 +63,8 @@ restore: $(STAMP)
 # one worker (xdist_group "kernels"): kernels started at once by separate processes can race
 # for the same TCP ports and hang. Notebooks and the browser suite start kernels one at a time.
 # Then strict nbval once more under another CPU's numerics (OpenBLAS kernel and NumPy SIMD
-# loops one level below this machine's, initial weights nudged by 1e-15).
+# loops one level below this machine's, initial weights nudged by 1e-15), and the other
+# supported Pythons this machine has (install, the core's unit tests, one lesson).
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest tests -m "not browser" -rs -n 2 --dist loadgroup
 	$(BIN)/python -m pytest notebooks -rs \
@@ -69,6 +72,7 @@ test: $(STAMP) browser-deps
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 	$(BIN)/python -m pytest tests/browser -m browser -rs
 	$(BIN)/python -m tools.portability
+	$(BIN)/python -m tools.other_pythons
 
 # Strict nbval under every environment of the matrix (kernels, SIMD levels, 1 and 2 BLAS
 # threads, the nudge), then a table of every cell that differs anywhere.

@@ -208,24 +208,34 @@ def bench_shape(shape, *, repeats: int, min_repeat_s: float) -> dict:
 
 # ---------------------------------------------------------------- report
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options(argv, shapes: list) -> tuple[bool, list, int, float]:
+    """The benchmarks' command line: (quick, shapes, repeats, min_repeat_s)."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="smallest shape only, few repeats (checks that the script runs)")
-    args = parser.parse_args(argv)
-    shapes = SHAPES[:1] if args.quick else SHAPES
-    repeats, min_repeat_s = (3, 0.002) if args.quick else (7, 0.05)
-    tf_compare.set_seed(0)
-    started = time.perf_counter()
+    quick = parser.parse_args(argv).quick
+    repeats, min_repeat_s = (3, 0.002) if quick else (7, 0.05)
+    return quick, shapes[:1] if quick else shapes, repeats, min_repeat_s
 
-    print("Batch norm, float32, training mode: median time per call "
-          f"({repeats} repeats, each of >= {min_repeat_s * 1e3:g} ms)")
+
+def print_setting(what: str, repeats: int, min_repeat_s: float, threads: str = "") -> None:
+    """The benchmark's title, the library versions, the CPUs and the load at the start."""
+    print(f"{what}: median time per call ({repeats} repeats, each of >= "
+          f"{min_repeat_s * 1e3:g} ms)")
     print(f"NumPy {np.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"{os.cpu_count()} CPUs (NumPy elementwise ops use one thread, TensorFlow all), "
+          f"{os.cpu_count()} CPUs{threads}, "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
     if hasattr(os, "getloadavg"):
         print(f"Load average at the start: {os.getloadavg()[0]:.1f} "
               "(above the number of CPUs, other work competes and the times are noisy)")
+
+
+def main(argv=None) -> int:
+    quick, shapes, repeats, min_repeat_s = options(argv, SHAPES)
+    tf_compare.set_seed(0)
+    started = time.perf_counter()
+    print_setting("Batch norm, float32, training mode", repeats, min_repeat_s,
+                  " (NumPy elementwise ops use one thread, TensorFlow all)")
     print(LEGEND)
     print()
     print(HEADER)
@@ -242,8 +252,8 @@ def main(argv=None) -> int:
                   f"{fwd_bwd * 1e3:>12.3f}{ratio:>14.1f}x")
         print()
 
-    print(f"import bnlib in a fresh interpreter (median of {3 if args.quick else 5}): "
-          f"{import_time(3 if args.quick else 5) * 1e3:.0f} ms")
+    print(f"import bnlib in a fresh interpreter (median of {3 if quick else 5}): "
+          f"{import_time(3 if quick else 5) * 1e3:.0f} ms")
     print()
     print(f"Target 1: bnlib fwd+bwd within {COPY_TARGET:g}x of the memcopy of the bytes it "
           "must touch")

@@ -22,28 +22,20 @@ busy it is).
 """
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import os
 import sys
 import time
-from pathlib import Path
 
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from bnlib import tf_compare  # noqa: E402  (sets TensorFlow's environment, imports it)
-from bnlib.batchnorm import batchnorm_backward, batchnorm_forward  # noqa: E402
-from bnlib.conv import conv2d_backward, conv2d_forward  # noqa: E402
+# one timing rule and one command line for both benchmarks (this folder is on the path)
+from bench_batchnorm import median_time, options, print_setting
+from bnlib import tf_compare  # sets TensorFlow's environment, imports it
+from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
+from bnlib.conv import conv2d_backward, conv2d_forward
 
 keras, tf = tf_compare.keras, tf_compare.tf
 
-_spec = importlib.util.spec_from_file_location("bench_batchnorm",
-                                               Path(__file__).with_name("bench_batchnorm.py"))
-_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bench)
-median_time = _bench.median_time        # one timing rule for both benchmarks
 
 # (N, H, W, C_in, C_out): the lesson's first two layers, then typical CIFAR-sized blocks
 SHAPES = [(32, 8, 8, 8, 16), (64, 32, 32, 16, 32), (128, 16, 16, 32, 64)]
@@ -118,21 +110,11 @@ def bench_shape(shape, *, repeats: int, min_repeat_s: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smallest shape only, few repeats (checks that the script runs)")
-    args = parser.parse_args(argv)
-    shapes = SHAPES[:1] if args.quick else SHAPES
-    repeats, min_repeat_s = (3, 0.002) if args.quick else (7, 0.05)
+    _, shapes, repeats, min_repeat_s = options(argv, SHAPES)
     tf_compare.set_seed(0)
     started = time.perf_counter()
-    print("3x3 convolution (no bias) + batch norm per channel, float32, training mode: "
-          f"median time per call ({repeats} repeats, each of >= {min_repeat_s * 1e3:g} ms)")
-    print(f"NumPy {np.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"{os.cpu_count()} CPUs, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
-    if hasattr(os, "getloadavg"):
-        print(f"Load average at the start: {os.getloadavg()[0]:.1f} "
-              "(above the number of CPUs, other work competes and the times are noisy)")
+    print_setting("3x3 convolution (no bias) + batch norm per channel, float32, training mode",
+                  repeats, min_repeat_s)
     print()
     print(HEADER)
     print("-" * len(HEADER))
