@@ -48,24 +48,6 @@ def combine_unbiased(counts, means, variances):
     return mean, var * n / (n - 1)
 
 
-def test_combine_accepts_a_correct_answer_and_a_stub(capsys):
-    assert exercises.check_combine_replica_stats(combine_ok) is True
-    assert exercises.check_combine_replica_stats(_placeholder) is None
-    out = capsys.readouterr().out
-    assert "passed" in out and checks.NOT_ATTEMPTED in out
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (combine_no_between, "spread between the replicas"),
-    (combine_plain_average, "weight each replica by its count"),
-    (combine_equal_weights, "different numbers of examples"),
-    (combine_unbiased, "biased variance"),
-])
-def test_combine_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_combine_replica_stats(wrong) is False
-    assert hint in capsys.readouterr().out
-
-
 def test_combine_cases_have_unequal_replicas_and_distinct_centres():
     cases = exercises._combine_cases()
     assert any(len(set(c[0].tolist())) > 1 for c in cases)
@@ -115,25 +97,6 @@ def stored_unbiased(batches, replicas, momentum, synchronized):
 
 def stored_torch_momentum(batches, replicas, momentum, synchronized):
     return stored_ok(batches, replicas, 1 - momentum, synchronized)
-
-
-def test_stored_accepts_a_correct_answer_and_a_stub(capsys):
-    assert exercises.check_stored_moving_stats(stored_ok) is True
-    assert exercises.check_stored_moving_stats(_placeholder) is None
-    out = capsys.readouterr().out
-    assert "passed" in out and checks.NOT_ATTEMPTED in out
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (stored_global, "own copy from its own slice"),
-    (stored_average_of_copies, "nothing averages the copies"),
-    (stored_last_replica, "not the last"),
-    (stored_unbiased, "biased batch variance"),
-    (stored_torch_momentum, "weight on the OLD value"),
-])
-def test_stored_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_stored_moving_stats(wrong) is False
-    assert hint in capsys.readouterr().out
 
 
 def test_stored_cases_vary_replicas_momentum_and_mode():
@@ -191,24 +154,41 @@ def ghost_eps_outside(x, gamma, beta, ghost_size, eps):
             + beta).reshape(x.shape)
 
 
-def test_ghost_accepts_a_correct_answer_and_a_stub(capsys):
-    assert exercises.check_ghost_batchnorm(ghost_ok) is True
-    assert exercises.check_ghost_batchnorm(_placeholder) is None
+def test_ghost_cases_vary_the_ghost_size_and_eps():
+    cases = exercises._ghost_cases()
+    assert len({c[3] for c in cases}) == len(cases) and len({c[4] for c in cases}) == len(cases)
+
+
+# ---------------------------------------------------------------- every checker
+
+CHECKERS = {"combine": (exercises.check_combine_replica_stats, combine_ok),
+            "stored": (exercises.check_stored_moving_stats, stored_ok),
+            "ghost": (exercises.check_ghost_batchnorm, ghost_ok)}
+
+
+@pytest.mark.parametrize("checker, correct", CHECKERS.values(), ids=list(CHECKERS))
+def test_accepts_a_correct_answer_and_a_stub(capsys, checker, correct):
+    assert checker(correct) is True
+    assert checker(_placeholder) is None
     out = capsys.readouterr().out
     assert "passed" in out and checks.NOT_ATTEMPTED in out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (ghost_whole, "normalizes the whole batch"),
-    (ghost_strided, "consecutive rows"),
-    (ghost_unbiased, "biased variance"),
-    (ghost_eps_outside, "inside the square root"),
-])
-def test_ghost_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_ghost_batchnorm(wrong) is False
+@pytest.mark.parametrize("checker, wrong, hint", [
+    (exercises.check_combine_replica_stats, combine_no_between, "spread between the replicas"),
+    (exercises.check_combine_replica_stats, combine_plain_average, "weight each replica by its count"),
+    (exercises.check_combine_replica_stats, combine_equal_weights, "different numbers of examples"),
+    (exercises.check_combine_replica_stats, combine_unbiased, "biased variance"),
+    (exercises.check_stored_moving_stats, stored_global, "own copy from its own slice"),
+    (exercises.check_stored_moving_stats, stored_average_of_copies, "nothing averages the copies"),
+    (exercises.check_stored_moving_stats, stored_last_replica, "not the last"),
+    (exercises.check_stored_moving_stats, stored_unbiased, "biased batch variance"),
+    (exercises.check_stored_moving_stats, stored_torch_momentum, "weight on the OLD value"),
+    (exercises.check_ghost_batchnorm, ghost_whole, "normalizes the whole batch"),
+    (exercises.check_ghost_batchnorm, ghost_strided, "consecutive rows"),
+    (exercises.check_ghost_batchnorm, ghost_unbiased, "biased variance"),
+    (exercises.check_ghost_batchnorm, ghost_eps_outside, "inside the square root"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_names_the_mistake(capsys, checker, wrong, hint):
+    assert checker(wrong) is False
     assert hint in capsys.readouterr().out
-
-
-def test_ghost_cases_vary_the_ghost_size_and_eps():
-    cases = exercises._ghost_cases()
-    assert len({c[3] for c in cases}) == len(cases) and len({c[4] for c in cases}) == len(cases)
