@@ -176,7 +176,8 @@ def test_accepts_a_correct_answer_and_a_stub(capsys, checker, correct):
 
 @pytest.mark.parametrize("checker, wrong, hint", [
     (exercises.check_combine_replica_stats, combine_no_between, "spread between the replicas"),
-    (exercises.check_combine_replica_stats, combine_plain_average, "weight each replica by its count"),
+    (exercises.check_combine_replica_stats, combine_plain_average,
+     "weight each replica by its count"),
     (exercises.check_combine_replica_stats, combine_equal_weights, "different numbers of examples"),
     (exercises.check_combine_replica_stats, combine_unbiased, "biased variance"),
     (exercises.check_stored_moving_stats, stored_global, "own copy from its own slice"),
