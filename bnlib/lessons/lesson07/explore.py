@@ -277,11 +277,17 @@ class Training(NamedTuple):
     test_curve: np.ndarray
 
 
-@functools.lru_cache(maxsize=None)
 def train_model(kind: str, seed: int = 0, epochs: int = 6, batch_size: int = 32,
                 momentum: float = MOMENTUM) -> Training:
     """Build :func:`build_model` with ``seed`` (initial weights and shuffling) and train it
-    on the digits, full batches only (:func:`training_batches`)."""
+    on the digits, full batches only (:func:`training_batches`). Cached: each setting
+    is trained once per process, however it is spelled."""
+    return _train_model(kind, int(seed), int(epochs), int(batch_size), float(momentum))
+
+
+@functools.lru_cache(maxsize=None)
+def _train_model(kind: str, seed: int, epochs: int, batch_size: int,
+                 momentum: float) -> Training:
     from bnlib.data import digits
 
     split = digits(dtype=np.float32)
@@ -359,21 +365,27 @@ def stored_statistics(seeds, kind: str = "bn_before_activation",
 
 
 # Over seeds 0-10 and 101-105 (bn_before_activation): at momentum 0.9 the ratios ran from
-# 0.74 to 1.11; at 0.99 the lowest ratio of a run was 1.18 to 1.28, the highest 2.0 to 2.6.
+# 0.74 to 1.11 (medians 0.92 to 0.95 on seeds 0-2); at 0.99 the lowest ratio of a run was
+# 1.18 to 1.28, the highest 2.0 to 2.6 (medians 1.61 to 1.67 on seeds 0-2).
 STORED_HIGH = 1.1
+STORED_MEDIAN_099 = 1.4
 
 
 def stored_verdicts(stats: dict) -> dict:
-    """Claims about :func:`stored_statistics`: claim -> (holds, detail)."""
-    low_099, mid_09 = stats[0.99][:, 0].min(), stats[MOMENTUM][:, 1]
+    """Claims about :func:`stored_statistics`: claim -> (holds, detail).
+
+    No ratio is printed: they come out of training, and the lesson's seeds put some of
+    them within 0.005 of a rounding boundary.
+    """
+    low_099, mid_099, mid_09 = stats[0.99][:, 0], stats[0.99][:, 1], stats[MOMENTUM][:, 1]
     n = len(mid_09)
     return {
-        f"momentum 0.99: every hidden unit's stored variance is more than {STORED_HIGH}x the "
-        f"trained network's, on all {n} seeds": (low_099 > STORED_HIGH,
-                                                f"lowest ratio {low_099:.1f}"),
-        f"momentum {MOMENTUM}: the median ratio is between 0.8 and {STORED_HIGH}, on all {n} seeds":
-            (bool(np.all((mid_09 > 0.8) & (mid_09 < STORED_HIGH))),
-             f"medians {mid_09.min():.1f} to {mid_09.max():.1f}"),
+        f"momentum 0.99: every hidden unit's stored variance is more than {STORED_HIGH} times "
+        f"the trained network's, on all {n} seeds": (bool(np.all(low_099 > STORED_HIGH)), ""),
+        f"momentum 0.99: the median unit's is more than {STORED_MEDIAN_099} times, "
+        f"on all {n} seeds": (bool(np.all(mid_099 > STORED_MEDIAN_099)), ""),
+        f"momentum {MOMENTUM}: the median unit's ratio is between 0.8 and {STORED_HIGH}, "
+        f"on all {n} seeds": (bool(np.all((mid_09 > 0.8) & (mid_09 < STORED_HIGH))), ""),
     }
 
 
