@@ -296,7 +296,8 @@ diff = checks.assert_close("PyTorch-style running variance", torch_like.moving_v
 # the readout gives the PyTorch spelling of your setting, the warm-up length
 # $\lceil\ln 0.05/\ln m\rceil$ and the jitter of the moving mean after warm-up,
 # measured and predicted ($\frac{\sigma}{\sqrt{N}}\sqrt{\frac{1-m}{1+m}}$). The plot
-# shows one run; the jitter is measured over 200 independent runs at step 500, because
+# shows one run, for 700 steps (past the warm-up of every setting); the jitter is
+# measured over 200 independent runs at step 700, because
 # the steps of one run are correlated over about $1/(1-m)$ steps and would understate it.
 
 # %% tags=["nbval-ignore-output"]
@@ -341,7 +342,8 @@ checks.assert_true("and it is far from the unbiased prediction",
 # About 300 steps before the moving mean forgets its zero start: a model trained
 # for only a few hundred steps with momentum 0.99 evaluates with statistics that
 # are still biased towards 0 and 1. That is a classic "my model is great in
-# training and poor in evaluation" bug; lesson 08 shows the repair.
+# training and poor in evaluation" bug; lesson 08 shows the repair, and section 6
+# avoids it by choosing the momentum.
 #
 # ## 5 · Freezing batch norm when fine-tuning
 #
@@ -406,12 +408,12 @@ print("checked: only trainable=False freezes all four vectors")
 
 # %%
 recipe = explore.fine_tune_recipe()
+columns = explore.BN_VECTORS + ("base Dense",)
+print(f"{'':57s}", *(f"{name.replace('moving_', 'moving '):15s}" for name in columns),
+      "bn.trainable")
 for step, moved_now in recipe:
-    bn_state = "moved" if moved_now["gamma"] or moved_now["moving_mean"] else "frozen"
-    print(f"{step:58s} BN vectors: " + " ".join(
-        f"{'✓' if moved_now[k] else '·'}" for k in explore.BN_VECTORS) + f" ({bn_state})"
-          f" | base Dense {'moved' if moved_now['base Dense'] else 'frozen'}"
-          f" | bn.trainable={moved_now['bn.trainable']}")
+    print(f"{step:57s}", *(f"{'moved' if moved_now[k] else 'frozen':15s}" for k in columns),
+          moved_now["bn.trainable"])
 
 # %%
 pattern = [tuple(moved_now[k] for k in explore.BN_VECTORS) for _, moved_now in recipe]

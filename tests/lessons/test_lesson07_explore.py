@@ -400,3 +400,10 @@ def test_momentum_explorer_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_momentum_explorer_runs_past_every_warm_up():
+    """The jitter is measured, and the warm-up line drawn, after warm-up at every setting."""
+    slider = ek.momentum_explorer().controls["momentum"]
+    assert ek.warmup_steps(slider.max) == 598 < ek.EXPLORER_STEPS
+    assert ek.moving_mean_track(slider.max)[0].size == ek.EXPLORER_STEPS

@@ -587,8 +587,13 @@ def folding_times(model, x, compiled: bool, repeats: int = 7) -> tuple:
 
 # ---------------------------------------------------------------- momentum explorer
 
+# Steps the momentum explorer simulates: past the warm-up of every slider setting (598 steps
+# at momentum 0.995, the slider's top), so the jitter is always measured after warm-up.
+EXPLORER_STEPS = 700
+
+
 @functools.lru_cache(maxsize=64)
-def moving_mean_track(momentum: float, steps: int = 500, batch_size: int = 32,
+def moving_mean_track(momentum: float, steps: int = EXPLORER_STEPS, batch_size: int = 32,
                       true_mean: float = 3.0, true_std: float = 2.0, seed: int = 0):
     """Moving mean and variance (Keras rule, start 0 and 1) over batches from N(true_mean, true_std^2).
 
@@ -616,10 +621,10 @@ def warmup_steps(momentum: float, fraction: float = 0.05) -> int:
 
 # Fixed limits of the momentum explorer, wide enough for every slider setting (tests sweep
 # them): the moving mean runs from 0.01 (momentum 0.995, step 1) to 3.63 (momentum 0.5),
-# the moving variance from 1.0 (its start) to 5.5 (momentum 0.5).
-STEP_LIMITS = (-24.0, 525.0)  # steps 1-500 with matplotlib's 5% margins
+# the moving variance from 1.0 (its start) to 5.98 (momentum 0.5), over 700 steps.
+STEP_LIMITS = (-34.0, 735.0)  # steps 1-700 with matplotlib's 5% margins
 MEAN_LIMITS = (-0.2, 3.9)
-VARIANCE_LIMITS = (0.75, 5.75)
+VARIANCE_LIMITS = (0.75, 6.25)
 
 
 class MomentumScene(widgets.Scene):
@@ -648,14 +653,15 @@ class MomentumScene(widgets.Scene):
         warm = warmup_steps(momentum)
         for (track, warm_line, title, name), values in zip(self.panels, tracks):
             track.set_data(steps, values)
-            warm_line.set_xdata([min(warm, values.size)] * 2)
+            warm_line.set_xdata([warm] * 2)     # always inside: warm-up <= 598 steps
             title.set_text(f"{name}, momentum {momentum:.3f}")
         spread, predicted = moving_mean_spread(momentum)
         return (f"Keras/CS231n momentum {momentum:.3f} = PyTorch momentum "
                 f"{convert_momentum(momentum, source='keras', target='pytorch'):.3f}; "
                 f"window ~ {1 / (1 - momentum):.0f} steps\n"
                 f"warm-up (start-up bias below 5%): {warm} steps; "
-                f"jitter of the moving mean at step 500 (std over 200 runs): {spread:.3f} "
+                f"jitter of the moving mean at step {EXPLORER_STEPS} (std over 200 runs): "
+                f"{spread:.3f} "
                 f"(predicted {predicted:.3f})")
 
 
@@ -676,7 +682,7 @@ def _batch_statistics_over_runs(runs: int, steps: int, batch_size: int, true_mea
 
 
 @functools.lru_cache(maxsize=64)
-def moving_statistics_over_runs(momentum: float, step: int = 500, runs: int = 200,
+def moving_statistics_over_runs(momentum: float, step: int = EXPLORER_STEPS, runs: int = 200,
                                 batch_size: int = 32, true_mean: float = 3.0,
                                 true_std: float = 2.0, seed: int = 0):
     """Moving mean and variance at ``step`` in ``runs`` independent runs (Keras rule, start 0 and 1).
@@ -728,7 +734,8 @@ def keras_settled_variance(momentum: float = 0.99, steps: int = 500, runs: int =
 
 
 def moving_mean_spread(momentum: float, batch_size: int = 32, true_std: float = 2.0):
-    """Standard deviation of the moving mean at step 500 over 200 runs, and its prediction.
+    """Standard deviation of the moving mean at step 700 (past every warm-up) over 200 runs,
+    and its prediction.
 
     The prediction is std(batch mean) * sqrt((1 - m) / (1 + m)), the spread of an
     exponential moving average of independent values once the start is forgotten
