@@ -409,10 +409,10 @@ print("checked: only trainable=False freezes all four vectors")
 # %%
 recipe = explore.fine_tune_recipe()
 columns = explore.BN_VECTORS + ("base Dense",)
-print(f"{'':57s}", *(f"{name.replace('moving_', 'moving '):15s}" for name in columns),
-      "bn.trainable")
+headers = ("gamma", "beta", "moving mean", "moving var.", "base Dense")
+print(f"{'':58s}", *(f"{name:11s}" for name in headers), "bn.trainable")
 for step, moved_now in recipe:
-    print(f"{step:57s}", *(f"{'moved' if moved_now[k] else 'frozen':15s}" for k in columns),
+    print(f"{step:58s}", *(f"{'moved' if moved_now[k] else 'frozen':11s}" for k in columns),
           moved_now["bn.trainable"])
 
 # %%
@@ -473,12 +473,11 @@ print("checked: step 2 unfreezes BN too; step 3 changes nothing until the recomp
 # set's pixel means summed):
 
 # %%
-for m in (0.99, explore.MOMENTUM):
-    share = explore.input_moving_mean_share(m)
-    print(f"momentum {m}: after 252 steps the input layer's moving mean is {share:.2f} "
+share = {m: explore.input_moving_mean_share(m) for m in (0.99, explore.MOMENTUM)}
+for m, value in share.items():
+    print(f"momentum {m}: after 252 steps the input layer's moving mean is {value:.2f} "
           f"of the pixel means (start-up bias left: {m ** 252:.2f})")
-assert abs(explore.input_moving_mean_share(0.99) - (1 - 0.99 ** 252)) < 0.005
-assert abs(explore.input_moving_mean_share(explore.MOMENTUM) - 1) < 0.02
+assert abs(share[0.99] - (1 - 0.99 ** 252)) < 0.005 and abs(share[explore.MOMENTUM] - 1) < 0.02
 
 # %% [markdown]
 # In the hidden layers the statistics also change while the network learns, and a
@@ -494,8 +493,9 @@ for claim, (holds, detail) in explore.stored_verdicts(stored).items():
 
 # %% [markdown]
 # At 0.99 the model would evaluate with variances too large by a factor of 1.1 at
-# least, and about 1.6 for the median unit (2 or more for some): they still remember the first epochs, when the activations were larger, and the start
-# value 1. At 0.9 they describe the trained network. (Lesson 08 shows the repair when a
+# least (measured while writing the lesson: about 1.6 for the median unit, 2 or more
+# for some): they still remember the first epochs, when the activations were larger,
+# and the start value 1. At 0.9 they describe the trained network. (Lesson 08 shows the repair when a
 # model has been trained anyway: recompute the statistics with the final weights.)
 # A rule of thumb: choose the momentum so that the window $1/(1-m)$ is small against the
 # number of training steps.
@@ -535,8 +535,8 @@ for claim, (holds, detail) in explore.layout_verdicts(comparison).items():
 # a handful of the 450 test digits, too few to rank the layouts. The notes' rule of
 # thumb that "before the activation" tends to work better does not show here, and
 # its training loss stays higher on every seed. (Over 16 seeds, measured while writing
-# the lesson, either layout came out ahead in test accuracy on some of them.) The two models differ in more than the order of two
-# layers, though: in the first, the output layer also receives batch-normalized
+# the lesson, each layout came out ahead in test accuracy on some of them.) The two
+# models differ in more than the order of two layers, though: in the first, the output layer also receives batch-normalized
 # inputs. One small network on one small data set settles no general question; it
 # shows why such advice is worth measuring on your own problem, over several seeds.
 # (Lesson 05 compares the two placements in the from-scratch network.)

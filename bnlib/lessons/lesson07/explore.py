@@ -293,7 +293,8 @@ def _train_model(kind: str, seed: int, epochs: int, batch_size: int,
     split = digits(dtype=np.float32)
     model = build_model(kind, seed=seed, momentum=momentum)
     history = model.fit(training_batches(split.x_train, split.y_train, batch_size, seed),
-                        epochs=epochs, shuffle=False, verbose=0, validation_data=(split.x_test, split.y_test))
+                        epochs=epochs, shuffle=False, verbose=0,
+                        validation_data=(split.x_test, split.y_test))
     _, accuracy = model.evaluate(split.x_test, split.y_test, verbose=0)
     return Training(model, float(accuracy), np.array(history.history["loss"]),
                     np.array(history.history["val_accuracy"]))
