@@ -366,8 +366,8 @@ def stored_statistics(seeds, kind: str = "bn_before_activation",
 
 
 # Over seeds 0-10 and 101-105 (bn_before_activation): at momentum 0.9 the ratios ran from
-# 0.74 to 1.11 (medians 0.92 to 0.95 on seeds 0-2); at 0.99 the lowest ratio of a run was
-# 1.18 to 1.28, the highest 2.0 to 2.6 (medians 1.61 to 1.67 on seeds 0-2).
+# 0.74 to 1.11, the median unit's 0.92 to 0.95; at 0.99 the lowest ratio of a run was 1.18
+# to 1.28, the median 1.60 to 1.68, the highest 2.0 to 2.6.
 STORED_HIGH = 1.1
 STORED_MEDIAN_099 = 1.4
 
