@@ -47,6 +47,118 @@ def test_fine_tune_changes(mode, expected):
     assert tuple(v > 0 for v in change.values()) == expected
 
 
+RECIPE_EXPECTED = [  # gamma, beta, moving_mean, moving_variance, base Dense, head, bn.trainable
+    (True, True, True, True, True, True, True),
+    (False, False, False, False, False, True, False),
+    (True, True, True, True, True, True, True),
+    (True, True, True, True, True, True, False),
+    (False, False, False, False, True, True, False),
+]
+
+
+def _recipe_rows(record):
+    keys = ek.BN_VECTORS + ("base Dense", "head", "bn.trainable")
+    return [tuple(moved[k] for k in keys) for _, moved in record]
+
+
+def test_fine_tune_recipe_steps():
+    record = ek.fine_tune_recipe(steps=3)
+    assert [step for step, _ in record] == [step for step, _ in ek.RECIPE]
+    assert _recipe_rows(record) == RECIPE_EXPECTED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeds.TEST_SEEDS)
+def test_fine_tune_recipe_on_other_seeds(seed):
+    """Lesson 07, section 5: each step of the recipe moves the same weights on every seed."""
+    assert _recipe_rows(ek.fine_tune_recipe(seed=seed)) == RECIPE_EXPECTED
+
+
+def test_keras_batchnorm_on_images_keeps_one_statistic_per_channel():
+    """Written out against NumPy: per channel over (N, H, W), and axis must be one int."""
+    x = np.random.default_rng(5).normal(2.0, 3.0, (6, 4, 5, 2)).astype(np.float32)
+    layer = keras.layers.BatchNormalization(epsilon=0.01)
+    out = layer(x, training=True).numpy()
+    assert layer.moving_mean.shape == (2,)
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 0.01), atol=2e-6)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.01 * mean, rtol=1e-5)
+    with pytest.raises(TypeError):
+        keras.layers.BatchNormalization(axis=[1, 2, 3])
+
+
+def test_training_batches_are_full_and_reshuffled():
+    split = data.digits(dtype=np.float32)
+    dataset = ek.training_batches(split.x_train, split.y_train, 32, seed=0)
+    epochs = [[y.numpy() for _, y in dataset] for _ in range(2)]
+    assert [len(e) for e in epochs] == [len(split.x_train) // 32] * 2 == [42, 42]
+    assert all(len(b) == 32 for e in epochs for b in e)
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
+
+
+def test_train_model_takes_full_batches_only():
+    run = ek.train_model("bn_after_activation", seed=0, epochs=1)
+    assert int(run.model.optimizer.iterations.numpy()) == 42
+
+
+def test_train_model_cache_ignores_the_spelling():
+    assert ek.train_model("bn_after_activation", 0, epochs=1) is ek.train_model(
+        "bn_after_activation", seed=0, epochs=1, momentum=ek.MOMENTUM)
+
+
+@pytest.mark.parametrize("momentum", [0.99, 0.9])
+def test_input_moving_mean_share_matches_a_numpy_ema(momentum):
+    """The same full batches averaged in NumPy with the Keras rule from 0."""
+    split = data.digits(dtype=np.float32)
+    mean = np.zeros(64)
+    for xb, _ in ek.training_batches(split.x_train, split.y_train, 32, seed=0).repeat(6):
+        mean = momentum * mean + (1 - momentum) * xb.numpy().astype(np.float64).mean(axis=0)
+    share = mean.sum() / split.x_train.astype(np.float64).mean(axis=0).sum()
+    assert ek.input_moving_mean_share(momentum) == pytest.approx(share, rel=1e-5)
+
+
+def test_stored_vs_population_reads_the_ratio():
+    """Hidden BN moving variances set to 2x (and 3x) the variance of their inputs, computed
+    through a truncated Keras model, give ratios 2 and 3; the input BN is left out."""
+    model = ek.build_model("bn_before_activation", hidden=(8, 6))
+    x = np.random.default_rng(0).uniform(0, 1, (200, 64)).astype(np.float32)
+    bns = [i for i, layer in enumerate(model.layers)
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    model.layers[bns[0]].moving_variance.assign(np.full(64, 123.0, np.float32))
+    for factor, i in zip((2.0, 3.0), bns[1:]):
+        upstream = keras.Sequential([keras.Input((64,))] + model.layers[:i])
+        h = upstream.predict(x, verbose=0)
+        model.layers[i].moving_variance.assign((factor * h.var(axis=0)).astype(np.float32))
+    low, median, high = ek.stored_vs_population(model, x)
+    assert low == pytest.approx(2.0, rel=1e-4) and high == pytest.approx(3.0, rel=1e-4)
+    assert 2.0 <= median <= 3.0
+
+
+def test_stored_verdicts_hold_and_fail_where_they_should():
+    good = {0.9: np.array([[0.8, 0.95, 1.05]] * 2), 0.99: np.array([[1.2, 1.6, 2.3]] * 2)}
+    assert all(holds for holds, _ in ek.stored_verdicts(good).values())
+    low = {**good, 0.99: np.array([[1.2, 1.6, 2.3], [1.05, 1.6, 2.3]])}
+    assert [h for h, _ in ek.stored_verdicts(low).values()] == [False, True, True]
+    off = {**good, 0.9: np.array([[0.8, 0.95, 1.05], [0.6, 0.75, 1.0]])}
+    assert [h for h, _ in ek.stored_verdicts(off).values()] == [True, True, False]
+
+
+@pytest.mark.slow
+def test_stored_statistics_claims_hold_on_the_test_seeds():
+    """Lesson 07, section 6: momentum 0.99 leaves the stored variances too large, 0.9 not."""
+    stats = ek.stored_statistics(seeds.TEST_SEEDS)
+    failed = [claim for claim, (holds, _) in ek.stored_verdicts(stats).items() if not holds]
+    assert not failed, (failed, stats)
+
+
+def test_folding_times_are_positive_for_both_modes():
+    model = ek.build_model("bn_after_activation", hidden=(8, 6))
+    x = np.random.default_rng(0).uniform(0, 1, (16, 64)).astype(np.float32)
+    for compiled in (False, True):
+        t_bn, t_folded = ek.folding_times(model, x, compiled, repeats=2)
+        assert 0 < t_bn < 5 and 0 < t_folded < 5
+
+
 def test_fine_tune_rejects_unknown_mode():
     with pytest.raises(ValueError):
         ek.fine_tune_changes("nonsense", steps=1)
@@ -201,11 +313,45 @@ def test_jitter_over_runs_matches_prediction(momentum, seed):
     assert 0.7 < mean.std() / predicted < 1.3
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_moving_variance_settles_near_the_biased_variance(seed):
-    """The lesson's claim at momentum 0.99: below the true 4, within 3% of (31/32) 4."""
-    _, variance = ek.moving_statistics_over_runs(0.99, seed=seed)
-    assert variance.mean() < 4 and abs(variance.mean() / 3.875 - 1) < 0.03
+def _settled_claims(result):
+    """The lesson's claims: Keras's average within 0.03 of the biased prediction, more than
+    0.09 from the unbiased one."""
+    return (abs(result["keras"] - result["biased"]) < 0.03,
+            abs(result["keras"] - result["unbiased"]) > 0.09)
+
+
+def test_settled_variance_predictions_are_the_closed_forms():
+    result = ek.keras_settled_variance(momentum=0.9, steps=40, runs=50, batch_size=4, seed=3)
+    left = 0.9 ** 40
+    assert result["biased"] == pytest.approx(left + (1 - left) * 0.75 * 4.0, rel=1e-12)
+    assert result["unbiased"] == pytest.approx(left + (1 - left) * 4.0, rel=1e-12)
+    # batches of 4: the biased rule settles at 3/4 of the truth, 25% below the unbiased one
+    assert abs(result["keras"] - result["biased"]) < 0.15 < abs(result["keras"] - result["unbiased"])
+
+
+def test_settled_variance_separates_the_conventions_in_the_lesson():
+    assert _settled_claims(ek.keras_settled_variance(seed=0)) == (True, True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seeds.TEST_SEEDS)
+def test_settled_variance_separates_the_conventions_on_other_seeds(seed):
+    """Lesson 07, section 4: the Keras layer's settled moving variance is the biased one."""
+    assert _settled_claims(ek.keras_settled_variance(seed=seed)) == (True, True)
+
+
+def test_settled_variance_would_flag_an_unbiased_rule():
+    """The same statistic computed for a layer that used the unbiased variance (the bnlib
+    layer with unbiased_moving_variance=True, Keras momentum) fails the lesson's claim."""
+    rng = np.random.default_rng(0)
+    layer = BatchNorm(200, momentum=0.99, unbiased_moving_variance=True)
+    for _ in range(500):
+        layer(3.0 + 2.0 * rng.standard_normal((32, 200)), training=True)
+    left = 0.99 ** 500
+    unbiased_layer = {"keras": float(layer.moving_variance.mean()),
+                      "biased": left + (1 - left) * 31 / 32 * 4.0,
+                      "unbiased": left + (1 - left) * 4.0}
+    assert _settled_claims(unbiased_layer) == (False, False)
 
 
 def test_moving_mean_spread_is_the_lessons_default():
@@ -254,3 +400,10 @@ def test_momentum_explorer_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_momentum_explorer_runs_past_every_warm_up():
+    """The jitter is measured, and the warm-up line drawn, after warm-up at every setting."""
+    slider = ek.momentum_explorer().controls["momentum"]
+    assert ek.warmup_steps(slider.max) == 598 < ek.EXPLORER_STEPS
+    assert ek.moving_mean_track(slider.max)[0].size == ek.EXPLORER_STEPS
