@@ -70,7 +70,8 @@ def check(python: str, minor: tuple[int, int]) -> list[tuple[str, bool, float, s
                      [str(UV), "pip", "install", "--quiet", "--python", bin_python, "--no-deps",
                       "-e", "."]]),
         (f"unit tests ({len(UNIT_TESTS)} files)",
-         [[bin_python, "-m", "pytest", *UNIT_TESTS, "-q", "-p", "no:cacheprovider", "-n", "2",
+         # one process: with xdist, each worker's start (importing TensorFlow) outweighs the tests
+         [[bin_python, "-m", "pytest", *UNIT_TESTS, "-q", "-p", "no:cacheprovider",
            "-m", "not slow"]]),
         ("lesson 09, strict nbval", [[bin_python, "-m", "pytest", LESSON, *NBVAL, "-q",
                                       "-p", "no:cacheprovider"]]),
