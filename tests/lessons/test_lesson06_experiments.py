@@ -350,9 +350,14 @@ def test_claim_plain_layer_moves_early_and_away_from_the_centre(drift_on_test_se
 
 
 @pytest.mark.slow
-def test_claim_noisy_batch_norm_jitters_yet_trains_like_batch_norm(drift_on_test_seeds):
-    jitter = drift_on_test_seeds["noisy"]["per_step"] / drift_on_test_seeds["none"]["per_step"]
-    assert np.all(jitter > 2), jitter
+def test_claim_noisy_batch_norm_jitters_more_drifts_less_and_trains_like_batch_norm(
+        drift_on_test_seeds):
+    noisy, plain = drift_on_test_seeds["noisy"], drift_on_test_seeds["none"]
+    jitter = noisy["per_step"] / plain["per_step"]
+    assert np.all(jitter > 2.5), jitter
+    drifted = noisy["total"] / plain["total"]
+    assert np.all(drifted < 0.8), drifted
+    assert np.all(drift_on_test_seeds["batch"]["total"] > 0.3)
     acc = experiments.accuracies(seeds.TEST_SEEDS)   # the runs drift_on_test_seeds trained
     gap = np.abs(acc["noisy"]["final"] - acc["batch"]["final"])
     assert np.all(gap < 0.04), gap
@@ -387,14 +392,61 @@ def test_claim_lr_08_run_is_chaotic_and_lr_04_run_is_not():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lr, factors", [(0.4, (40, 25, 2.5)), (0.2, (15, 15, 2.5))])
-def test_claim_batch_norm_smooths_the_loss_along_the_gradient(lr, factors):
+@pytest.mark.parametrize("lr", [0.4, 0.2])
+def test_claim_batch_norm_smooths_the_loss_along_the_gradient(lr):
     """The lesson's comparison (lr 0.4) on other seeds, and at a smaller learning rate."""
     smooth = experiments.smoothness(seeds.TEST_SEEDS, lr=lr, steps=100)
-    for key, factor in zip(("loss_range", "grad_change", "beta"), factors):
-        ratio = smooth["none"][key] / smooth["batch"][key]
-        assert np.all(ratio > factor), (key, ratio)
+    ratio = {key: smooth["none"][key] / smooth["batch"][key] for key in experiments.SMOOTHNESS_KEYS}
+    # k <= 1: every seed over 5x / 10x, the median over 10x / 15x (at lr 0.2: 3x and 5x)
+    small_loss = (5, 10) if lr == 0.4 else (3, 5)
+    assert np.all(ratio["loss_range_small"] > small_loss[0]), ratio["loss_range_small"]
+    assert np.median(ratio["loss_range_small"]) > small_loss[1], ratio["loss_range_small"]
+    assert np.all(ratio["grad_change_small"] > 10), ratio["grad_change_small"]
+    assert np.median(ratio["grad_change_small"]) > 15, ratio["grad_change_small"]
+    assert np.all(ratio["loss_range"] > (40 if lr == 0.4 else 15)), ratio["loss_range"]
+    assert np.all(ratio["grad_norm"] > 3), ratio["grad_norm"]
+    assert np.all(ratio["beta"] > 2.5) and np.median(ratio["beta"]) > 3.5, ratio["beta"]
     assert np.all(smooth["batch"]["start"] > 5 * smooth["none"]["start"])
+
+
+@pytest.mark.slow
+def test_claim_gradient_measure_of_the_shift_on_layer_3(drift_on_test_seeds):
+    """Santurkar's measure in the lesson's sigmoid runs (trained by the drift fixture)."""
+    shift = experiments.gradient_shifts(seeds.TEST_SEEDS)
+    early = {net: shift[net][3]["early"] for net in shift}
+    late = {net: shift[net][3]["late"] for net in shift}
+    still = early["none"]["relative"] / early["batch"]["relative"]
+    assert np.all(still < 1) and np.median(still) < 0.1, still
+    assert np.all(np.minimum(late["batch"]["cos"], late["noisy"]["cos"]) > 0.9)
+    assert np.all(late["none"]["cos"] < 0.7), late["none"]["cos"]
+    assert np.all(late["none"]["ics"] > 4 * late["batch"]["ics"])
+    assert np.all(late["none"]["relative"] > 1.5 * late["batch"]["relative"])
+
+
+@pytest.mark.slow
+def test_claim_gradient_measure_of_the_shift_in_the_relu_runs():
+    relu = experiments.landscape_gradient_shifts(seeds.TEST_SEEDS)
+    assert np.all(relu["batch"]["cos"] > 0.9), relu["batch"]["cos"]
+    assert np.all(relu["none"]["cos"] < 0.5), relu["none"]["cos"]
+
+
+def test_gradient_shifts_split_the_records_into_two_phases():
+    shift = experiments.gradient_shifts((0,), nets=("batch",), layers=(3,), split=20,
+                                        steps=40, eval_every=10)["batch"][3]
+    rec = experiments.shift_run("batch", steps=40, eval_every=10)["history"].recorded
+    assert shift["early"]["cos"][0] == pytest.approx(np.mean(rec["cos3"][1:2]))
+    assert shift["late"]["ics"][0] == pytest.approx(np.mean(rec["ics3"][2:]))
+    assert shift["late"]["relative"][0] == pytest.approx(np.mean(rec["ics3"][2:]
+                                                                 / rec["gnorm3"][2:]))
+
+
+@pytest.mark.slow
+def test_claim_batch_norm_lowers_the_top_curvature():
+    curv = experiments.curvature(seeds.TEST_SEEDS, lr=0.4)
+    flatter = curv["none"]["mean"] / curv["batch"]["mean"]
+    assert np.all(flatter > 1.5), flatter
+    assert np.median(curv["none"]["max"]) > 0.8 * 2 / 0.4, curv["none"]["max"]
+    assert np.all(curv["batch"]["max"] < 2 / 0.4), curv["batch"]["max"]
 
 
 @pytest.mark.slow

@@ -240,13 +240,17 @@ def test_running_median(values, expected):
 
 
 def test_gradient_shift_figure_draws_layer_3_of_every_seed():
-    fig, text = explore.gradient_shift_figure(seeds=(0, 1), nets=("none", "batch"), **SMALL_RUN)
+    fig, text = explore.gradient_shift_figure(seeds=(0, 1), nets=("none", "batch"), split=30,
+                                              **SMALL_RUN)
     ax, ax1 = fig.axes
     assert len(ax.lines) == len(ax1.lines) == 2 * (2 + 1)
     runs = experiments.shift_runs("batch", (0, 1), **SMALL_RUN)
     np.testing.assert_allclose(ax1.lines[3].get_ydata(), runs[0]["history"].recorded["cos3"][1:])
-    cos = [r["history"].recorded["cos3"][1:].mean() for r in runs]
-    assert f"cos(G, G') {seeds.spread(cos)}" in text
+    # records at steps 0, 20, 40: the early phase (1-29) is step 20, the late one (30+) step 40
+    early = [r["history"].recorded["cos3"][1] for r in runs]
+    late = [r["history"].recorded["cos3"][2] for r in runs]
+    for phase, values in (("steps 1-29", early), ("steps 30+", late)):
+        assert f"{'batch norm':>16}, {phase:>11}: cos(G, G') {seeds.spread(values)}" in text
     plt.close(fig)
 
 

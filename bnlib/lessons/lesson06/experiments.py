@@ -1,10 +1,13 @@
-"""Lesson 06 part 2: internal covariate shift, "noisy" batch norm and loss-surface smoothness.
+"""Lesson 06 part 2: internal covariate shift, "noisy" batch norm, loss-surface smoothness, curvature.
 
 Built on :mod:`bnlib.nn` without changing it: :class:`NoisyBatchNorm` is a
 batch-norm layer for ``nn.MLP(norm=...)`` that shifts and rescales its output
 at random every training step, and the measurements read a model's hidden
 pre-activations or step along its gradient, then put every parameter and
-moving statistic back as it was.
+moving statistic back as it was: a layer's input percentiles, Santurkar et
+al.'s gradient measure of internal covariate shift (:func:`gradient_shift`),
+the loss and gradient along the gradient direction (:func:`landscape_probe`)
+and the top eigenvalue of the loss's Hessian (:func:`top_curvature`).
 
 The lesson's claims about training (drift of a deep layer's input, accuracy,
 usable learning rates, smoothness, compounding with depth) are functions of
@@ -531,23 +534,55 @@ def compounding_shifts(norm: str, seeds=SEEDS, **options) -> np.ndarray:
     return np.array([compounding_shift(norm, seed=int(s), **options) for s in seeds])
 
 
-def gradient_shifts(seeds=SEEDS, *, nets=NORMS, layers=(2, 3, 4), **options) -> dict:
+PLATEAU_END = 300  # the plain sigmoid network's test accuracy is near chance until about here
+
+
+def _shift_summary(recorded: list, layer: int, keep) -> dict:
+    """Means over the records ``keep`` selects of one layer's gradient shift, per run."""
+    return {"ics": np.array([rec[f"ics{layer}"][keep].mean() for rec in recorded]),
+            "cos": np.array([rec[f"cos{layer}"][keep].mean() for rec in recorded]),
+            "relative": np.array([(rec[f"ics{layer}"] / rec[f"gnorm{layer}"])[keep].mean()
+                                  for rec in recorded])}
+
+
+def gradient_shifts(seeds=SEEDS, *, nets=NORMS, layers=(2, 3, 4), split: int = PLATEAU_END,
+                    **options) -> dict:
     """Santurkar et al.'s internal covariate shift in the :func:`shift_run` runs, per seed.
+
+    The records are taken in two phases: ``"early"``, the records after step 0
+    and before step ``split`` (the plain network's plateau), and ``"late"``,
+    from step ``split`` on (every network learns).
 
     Returns
     -------
-    dict net -> layer -> dict of ndarray of shape (n_seeds,): ``"ics"``
+    dict net -> layer -> phase -> dict of ndarray of shape (n_seeds,): ``"ics"``
     (||G - G'||), ``"cos"`` (cos(G, G')) and ``"relative"`` (||G - G'|| / ||G||),
-    each the mean over the records after step 0 (see :func:`gradient_shift`).
+    each the mean over the phase's records (see :func:`gradient_shift`).
     """
     out = {}
     for net in nets:
-        recorded = [r["history"].recorded for r in shift_runs(net, seeds, **options)]
-        out[net] = {layer: {
-            "ics": np.array([rec[f"ics{layer}"][1:].mean() for rec in recorded]),
-            "cos": np.array([rec[f"cos{layer}"][1:].mean() for rec in recorded]),
-            "relative": np.array([(rec[f"ics{layer}"] / rec[f"gnorm{layer}"])[1:].mean()
-                                  for rec in recorded])} for layer in layers}
+        runs = shift_runs(net, seeds, **options)
+        steps = runs[0]["history"].eval_step
+        phases = {"early": (steps > 0) & (steps < split), "late": steps >= split}
+        recorded = [r["history"].recorded for r in runs]
+        out[net] = {layer: {phase: _shift_summary(recorded, layer, keep)
+                            for phase, keep in phases.items()} for layer in layers}
+    return out
+
+
+def landscape_gradient_shifts(seeds=SEEDS, *, nets=("none", "batch"), layer: int = 3,
+                              **options) -> dict:
+    """The same measure in the ReLU runs of :func:`smoothness` (every probe after step 0).
+
+    Returns
+    -------
+    dict net -> dict of ndarray of shape (n_seeds,), as in :func:`gradient_shifts`.
+    """
+    options = {"lr": 0.4, "steps": 100, **options}
+    out = {}
+    for net in nets:
+        recorded = [landscape_run(net, seed=int(s), **options) for s in seeds]
+        out[net] = _shift_summary(recorded, layer, slice(1, None))
     return out
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import transforms
+from matplotlib import ticker, transforms
 
 from bnlib import data
 from bnlib.course import widgets
@@ -374,38 +374,45 @@ def drift_figure(seeds=experiments.SEEDS, nets=experiments.NORMS, **run_options)
 
 
 def gradient_shift_figure(seeds=experiments.SEEDS, nets=experiments.NORMS, layer: int = 3,
-                          **run_options):
+                          split: int = experiments.PLATEAU_END, **run_options):
     """Santurkar et al.'s internal covariate shift of one layer over training, every seed.
 
     Left: ||G - G'||, the change of dense layer ``layer``'s weight gradient when
     the layers before it take their SGD step; right: cos(G, G'). Recorded by
     :func:`bnlib.lessons.lesson06.experiments.shift_run` (``run_options`` passed
     on) with :func:`bnlib.lessons.lesson06.experiments.gradient_shift`. One thin
-    line per seed, the median thick.
+    line per seed, the median thick; the plain network's plateau (before step
+    ``split``) shaded.
 
     Returns
     -------
     fig : matplotlib Figure
     text : str
-        Per network: the median and range over seeds of both, each seed's
-        value being its mean over the records after step 0.
+        Per network and phase (see
+        :func:`bnlib.lessons.lesson06.experiments.gradient_shifts`): the median
+        and range over seeds of cos(G, G') and of ||G - G'|| / ||G||.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
-    lines = [f"layer {layer}, means over the records after step 0:"]
+    shifts = experiments.gradient_shifts(seeds, nets=nets, layers=(layer,), split=split,
+                                         **run_options)
+    lines = [f"layer {layer}, means over the records of each phase:"]
     for net in nets:
-        recorded = [r["history"].recorded
-                    for r in experiments.shift_runs(net, seeds, **run_options)]
-        steps = experiments.shift_runs(net, seeds[:1], **run_options)[0]["history"].eval_step
+        runs = experiments.shift_runs(net, seeds, **run_options)
+        steps = runs[0]["history"].eval_step
         for ax, key in zip(axes, ("ics", "cos")):
-            _per_seed(ax, steps[1:], [rec[f"{key}{layer}"][1:] for rec in recorded], COLORS[net],
-                      NETS[net])
-        ics = [rec[f"ics{layer}"][1:].mean() for rec in recorded]
-        cos = [rec[f"cos{layer}"][1:].mean() for rec in recorded]
-        lines.append(f"{NETS[net]:>16}: ||G - G'|| {spread(ics, '.3f')}\n{'':>18}"
-                     f"cos(G, G') {spread(cos)}")
+            _per_seed(ax, steps[1:], [r["history"].recorded[f"{key}{layer}"][1:] for r in runs],
+                      COLORS[net], NETS[net])
+        for phase, name in (("early", f"steps 1-{split - 1}"), ("late", f"steps {split}+")):
+            v = shifts[net][layer][phase]
+            lines.append(f"{NETS[net]:>16}, {name:>11}: cos(G, G') {spread(v['cos'])}\n"
+                         f"{'':>31}||G - G'|| / ||G|| {spread(v['relative'])}")
+    for ax in axes:
+        ax.axvspan(0, split, color="0.92", zorder=0)
+    axes[0].text(split / 2, 0.97, "plain net's plateau", transform=axes[0].get_xaxis_transform(),
+                 ha="center", va="top", fontsize=8, color="0.35")
     axes[0].set(xlabel="training step", ylabel="||G - G'||", yscale="log",
                 title=f"change of layer {layer}'s gradient")
-    axes[1].set(xlabel="training step", ylabel="cos(G, G')", ylim=(0, 1.02),
+    axes[1].set(xlabel="training step", ylabel="cos(G, G')", ylim=(-0.1, 1.05),
                 title="cosine of the two gradients")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(nets),
                fontsize=8)
@@ -456,6 +463,13 @@ def learning_rate_figure(seeds=experiments.SEEDS, lrs=(0.4, 0.8), **options):
     return fig, "\n".join(lines)
 
 
+def _plain_log_ticks(ax) -> None:
+    """Log y axis labelled 0.01, 0.03, 0.1, 0.3, 1, ... (not 10^0 with crowded 6x10^0 minors)."""
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 3.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def landscape_figure(seeds=experiments.SEEDS, **options):
     """The loss surface along the gradient, with and without batch norm, every seed.
 
@@ -476,8 +490,8 @@ def landscape_figure(seeds=experiments.SEEDS, **options):
             for net in ("none", "batch")}
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
     keys = (("loss_range_small", "loss range, k <= 1", "max - min of the loss"),
-            ("grad_change_small", "gradient change, k <= 1", "max ||g_k - g||  (dashed: ||g||)"),
-            ("beta", "effective beta-smoothness", "max ||g_k - g|| / ||theta_k - theta||"))
+            ("grad_change_small", "gradient change, k <= 1", "max ||g_k - g||, dashed: ||g||"),
+            ("beta", "effective beta-smoothness", "max ||g_k - g|| / ||step||"))
     for ax, (key, title, ylabel) in zip(axes, keys):
         for net, rs in runs.items():
             steps = rs[0]["history"].eval_step
@@ -486,8 +500,9 @@ def landscape_figure(seeds=experiments.SEEDS, **options):
                 ax.plot(steps, np.median([r["grad_norm"] for r in rs], axis=0), color=COLORS[net],
                         lw=1.2, ls="--")
         ax.set(yscale="log", xlabel="training step", title=title, ylabel=ylabel)
+        _plain_log_ticks(ax)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3, top=0.9, wspace=0.35)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3, top=0.9, wspace=0.42)
     rows = (("loss_range_small", "loss range, k <= 1", ".3f"),
             ("grad_change_small", "gradient change, k <= 1", ".3f"),
             ("grad_norm", "gradient norm ||g||", ".2f"),
@@ -519,7 +534,7 @@ def curvature_figure(seeds=experiments.SEEDS, lr: float = 0.4, **options):
         _per_seed(ax, rs[0]["history"].eval_step, [r["curvature"] for r in rs], COLORS[net],
                   NETS[net], marker=".")
     ax.axhline(2 / lr, color="black", ls="--", lw=1, label=f"2 / learning rate = {2 / lr:g}")
-    ax.set(yscale="log", xlabel="training step", ylabel="largest Hessian eigenvalue",
+    ax.set(xlabel="training step", ylabel="largest Hessian eigenvalue", ylim=(0, None),
            title="Curvature along the most curved direction")
     ax.legend(fontsize=8)
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)
