@@ -355,7 +355,11 @@ explore.layer_input_explorer()
 # units of how far the three percentiles moved, in the sigmoid's input units):
 
 # %%
-print(widgets.readout(explore.LayerInputScene, unit=0))
+text = widgets.readout(explore.LayerInputScene, unit=0)
+print(text)
+runs = {net: experiments.shift_run(net) for net in explore.NETS}
+assert all(f"{r['movement']['total']:.2f} in all" in text for r in runs.values())
+assert runs["batch"]["movement"]["total"] < runs["none"]["movement"]["total"]
 
 # %% [markdown]
 # One seed is an anecdote. Here is the whole layer's movement, measured two
@@ -717,7 +721,8 @@ checks.assert_true("batch norm: below 2/lr after step 0 on every seed",
 #   (other work points to its effect on the effective learning rate of
 #   scale-invariant weights). Take the name of the paper as history, not as the
 #   mechanism.
-#
+
+# %% [markdown]
 # ## What the source notes get wrong
 #
 # - *A model trained on one input distribution performs poorly on another, and
@@ -753,8 +758,8 @@ checks.assert_true("batch norm's drift not zero, on every seed (above 0.3)",
 #   $w$ without knowing either density. It cannot help where the source has no data.
 # - Internal covariate shift: a hidden layer's inputs move because the layers
 #   below it train; small changes add up with depth. Batch norm pins every
-#   unit's input mean and variance to $\beta$ and $\gamma$, which makes the
-#   layers more independent.
+#   unit's input mean to $\beta$ and its standard deviation to $\gamma$, which
+#   makes the layers more independent.
 # - Shuffled minibatches keep the *first* layer's inputs stable; the problem is
 #   a deep one.
 # - Two measures of the shift can disagree. Noisy batch norm has more jitter
