@@ -298,14 +298,15 @@ normed = experiments.compounding_shifts("batch")
 growth, damping = plain[:, -1] / plain[:, 0], plain[:, -1] / normed[:, -1]
 checks.assert_true("every seed, no batch norm: layer 8 moves over twice as far as layer 1",
                    np.all(growth > 2), f"{seeds.spread(growth, '.1f')} times")
-checks.assert_true("every seed: batch norm's layer 8 moves under a fifth as far",
-                   np.all(damping > 5), f"{seeds.spread(damping, '.0f')} times less")
+checks.assert_true("batch norm's layer 8 moves under a sixth as far on every seed, about a "
+                   "tenth at the median", np.all(damping > 6) and np.median(damping) > 8,
+                   f"{seeds.spread(damping, '.0f')} times less")
 
 # %% [markdown]
 # Without batch norm the shift grows as it travels up: layer 8 moves about three
 # times as far as layer 1 (2.5 to 3.6 times, depending on the seed). With batch
 # norm before each activation the shift stays small at every depth: at layer 8
-# it is ten to fifteen times smaller than without.
+# it is about ten times smaller than without (10 to 15 times on these seeds).
 #
 # The reason is simple. In training mode, batch norm gives each unit the mean
 # $\beta$ and the standard deviation $\gamma$ (up to $\varepsilon$), *whatever*

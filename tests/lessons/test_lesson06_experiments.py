@@ -325,7 +325,8 @@ def test_claim_shift_compounds_with_depth_without_batch_norm_only():
     plain = experiments.compounding_shifts("none", seeds.TEST_SEEDS)
     normed = experiments.compounding_shifts("batch", seeds.TEST_SEEDS)
     assert np.all(plain[:, -1] > 2 * plain[:, 0]), plain[:, -1] / plain[:, 0]
-    assert np.all(plain[:, -1] > 5 * normed[:, -1]), plain[:, -1] / normed[:, -1]
+    damping = plain[:, -1] / normed[:, -1]
+    assert np.all(damping > 6) and np.median(damping) > 8, damping
 
 
 @pytest.fixture(scope="module")

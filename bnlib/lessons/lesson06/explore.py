@@ -4,8 +4,10 @@ Part 1 (one input, no network): a straight line fit to a curved function on a
 source sample and judged on a shifted target sample, plain and importance
 weighted (true density ratio, or one estimated by a source-vs-target
 classifier). Part 2 draws the network experiments of :mod:`bnlib.lessons.lesson06.experiments`:
-a layer's input distribution over training, the compounding of shifts with
-depth, and the loss surface along the gradient.
+a layer's input distribution over training (drift and jitter), the
+compounding of shifts with depth, Santurkar et al.'s gradient measure of the
+shift, the loss surface along the gradient (with the effective
+beta-smoothness) and the top eigenvalue of the loss's Hessian.
 """
 from __future__ import annotations
 
