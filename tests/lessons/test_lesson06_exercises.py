@@ -33,6 +33,11 @@ def test_odds_weights_accepts_correct(capsys):
     assert "passed" in capsys.readouterr().out
 
 
+def test_odds_weights_hard_coded_pool_sizes_fail(capsys):
+    # the lesson's 400 / 400: right on no case of the checker
+    assert exercises.check_odds_weights(lambda p, ns, nt: p / (1 - p) * 400 / 400) is False
+
+
 def test_odds_weights_not_attempted(capsys):
     assert exercises.check_odds_weights(_placeholder) is None
     assert checks.NOT_ATTEMPTED in capsys.readouterr().out
@@ -43,6 +48,8 @@ def test_odds_weights_not_attempted(capsys):
     (lambda p, ns, nt: p / (1 - p) * nt / ns, "upside down"),
     (lambda p, ns, nt: (1 - p) / p * ns / nt, "that is P_S / P_T"),
     (lambda p, ns, nt: p * ns / nt, "not the probability p itself"),
+    (lambda p, ns, nt: p / (1 - p) * ns, "n_target is ignored"),
+    (lambda p, ns, nt: p / (1 - p) / nt, "n_source is ignored"),
 ])
 def test_odds_weights_names_mistakes(wrong, hint, capsys):
     assert exercises.check_odds_weights(wrong) is False
@@ -85,15 +92,24 @@ def _correct_steps(loss, grad, theta, lr, multipliers):
     return max(losses) - min(losses), max(changes)
 
 
-def _steps(loss, grad, theta, lr, multipliers, *, sign=-1, scale=True, start=True, diff=True):
+def _steps(loss, grad, theta, lr, multipliers, *, sign=-1, scale=True, start=True, diff=True,
+           from_start=False, last=False, fixed_ks=False, raw=False):
+    """Common wrong answers, written out independently of the checker."""
     g = grad(theta)
-    points = [theta + sign * k * (lr if scale else 1) * g for k in multipliers]
+    ks = [0.5, 1.0, 2.0, 4.0] if fixed_ks else list(multipliers)
+    points = [theta + sign * k * (lr if scale else 1) * g for k in ks]
     losses = [loss(p) for p in points] + ([loss(theta)] if start else [])
-    if diff:
+    if from_start:
+        loss_range = max(abs(loss(p) - loss(theta)) for p in points)
+    else:
+        loss_range = max(losses) - min(losses)
+    if raw:
+        changes = [np.sqrt(np.sum(grad(p) ** 2)) for p in points]
+    elif diff:
         changes = [np.sqrt(np.sum((grad(p) - g) ** 2)) for p in points]
     else:
         changes = [abs(np.sqrt(np.sum(grad(p) ** 2)) - np.sqrt(np.sum(g ** 2))) for p in points]
-    return max(losses) - min(losses), max(changes)
+    return loss_range, changes[-1] if last else max(changes)
 
 
 def test_gradient_steps_accepts_correct(capsys):
@@ -111,7 +127,24 @@ def test_gradient_steps_not_attempted(capsys):
     ({"sign": 1}, "step against the gradient"),
     ({"scale": False}, "multiply by lr too"),
     ({"diff": False}, "not the difference of the norms"),
+    ({"from_start": True}, "not the largest distance from the starting loss"),
+    ({"last": True}, "not the change at the last one"),
+    ({"fixed_ks": True}, "the multipliers are ignored"),
+    ({"raw": True}, "not ||g_k||"),
 ])
 def test_gradient_steps_names_mistakes(options, hint, capsys):
     assert exercises.check_gradient_steps(lambda *a: _steps(*a, **options)) is False
     assert hint in capsys.readouterr().out
+
+
+def test_gradient_steps_has_a_case_where_a_step_overshoots():
+    """max |L_k - L_0| equals the range when every loss is below the start; one case is not."""
+    seen = []
+
+    def spy(loss, grad, theta, lr, multipliers):
+        losses = [loss(theta - k * lr * grad(theta)) for k in multipliers]
+        seen.append(max(losses) > loss(theta))
+        return _correct_steps(loss, grad, theta, lr, multipliers)
+
+    assert exercises.check_gradient_steps(spy) is True
+    assert any(seen) and not all(seen)

@@ -120,6 +120,111 @@ def test_landscape_probe_matches_manual_steps_and_restores(probe, norm):
     assert out["loss_range"] == pytest.approx(np.ptp(losses))
     assert out["grad_change"] == pytest.approx(max(dist))
     assert out["beta"] == pytest.approx(max(dist[0] / 0.3, dist[1] / 0.9) / norm0)
+    assert out["grad_norm"] == pytest.approx(norm0)
+    # k <= 1 keeps the start and the k = 1 step only
+    assert out["loss_range_small"] == pytest.approx(abs(losses[1] - losses[0]))
+    assert out["grad_change_small"] == pytest.approx(dist[0])
+    assert out["beta_small"] == pytest.approx(dist[0] / (0.3 * norm0))
+
+
+def _dense_grads(model, x, y):
+    loss, d = nn.softmax_cross_entropy(model.forward(x, training=True), y)
+    model.backward(d)
+    return [dw.copy() for dw in model._dweights]
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "noisy"])
+def test_gradient_shift_matches_updating_the_layers_below_by_hand(probe, norm):
+    x, y = probe
+    lr = 0.5
+    model = experiments.make_model(norm, sizes=(64, 12, 12, 12, 10), seed=5)
+    before = copy.deepcopy(model)
+    out = experiments.gradient_shift(model, x, y, lr)
+    for p, q in zip(model.params(), before.params()):
+        np.testing.assert_array_equal(p, q)
+    ref = copy.deepcopy(before)
+    # the noise generators are back where they were: the next draw is the same
+    for a, b in zip(model.norms, before.norms):
+        if norm == "noisy":
+            assert a.rng.uniform() == b.rng.uniform()
+    G = _dense_grads(copy.deepcopy(ref), x, y)
+    grads_twin = copy.deepcopy(ref)
+    _dense_grads(grads_twin, x, y)
+    for i in (2, 3, 4):
+        twin = copy.deepcopy(ref)
+        for j in range(i - 1):        # the dense layers (and their norms) below layer i
+            twin.weights[j] -= lr * grads_twin._dweights[j]
+            if twin.biases[j] is not None:
+                twin.biases[j] -= lr * grads_twin._dbiases[j]
+            if twin.norms[j] is not None:
+                twin.norms[j].gamma -= lr * grads_twin.norms[j].dgamma
+                twin.norms[j].beta -= lr * grads_twin.norms[j].dbeta
+        G2 = _dense_grads(twin, x, y)[i - 1]
+        g = G[i - 1]
+        assert out[f"ics{i}"] == pytest.approx(np.sqrt(np.sum((G2 - g) ** 2)))
+        assert out[f"gnorm{i}"] == pytest.approx(np.sqrt(np.sum(g ** 2)))
+        assert out[f"cos{i}"] == pytest.approx(np.sum(G2 * g) / np.sqrt(np.sum(G2 ** 2)
+                                                                      * np.sum(g ** 2)))
+
+
+def _full_hessian(model, x, y, h=1e-5):
+    """Every column of the Hessian by central differences of the gradient, as one matrix."""
+    params = model.params()
+    sizes = [p.size for p in params]
+    flat0 = np.concatenate([p.ravel() for p in params])
+
+    def grad(flat):
+        for p, chunk in zip(params, np.split(flat, np.cumsum(sizes)[:-1])):
+            p[...] = chunk.reshape(p.shape)
+        _, d = nn.softmax_cross_entropy(model.forward(x, training=True), y)
+        model.backward(d)
+        return np.concatenate([g.ravel() for g in model.grads()])
+
+    columns = []
+    for k in range(flat0.size):
+        e = np.zeros_like(flat0)
+        e[k] = h
+        columns.append((grad(flat0 + e) - grad(flat0 - e)) / (2 * h))
+    grad(flat0)
+    H = np.array(columns)
+    return (H + H.T) / 2
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_top_curvature_is_the_largest_eigenvalue_of_the_hessian(probe, norm):
+    x, y = probe[0][:40, :6], probe[1][:40] % 3
+    model = experiments.make_model(norm, sizes=(6, 5, 4, 3), seed=2, activation="tanh")
+    nn.train(model, data.Split(np.tile(x, (3, 1)), np.tile(y, 3), x, y), steps=30, lr=0.5,
+             batch_size=40, eval_every=30)
+    before = copy.deepcopy(model)
+    top = experiments.top_curvature(model, x, y, iterations=400)
+    for p, q in zip(model.params(), before.params()):
+        np.testing.assert_array_equal(p, q)
+    expected = np.linalg.eigvalsh(_full_hessian(copy.deepcopy(before), x, y)).max()
+    assert top == pytest.approx(expected, rel=1e-3)
+
+
+def test_top_curvature_finds_the_largest_when_a_negative_one_dominates():
+    """The shifted second pass: a saddle with curvatures -9 and 2 (a quadratic in disguise)."""
+    hessian = np.diag([-9.0, 2.0, 0.5])
+
+    class Quadratic:               # just what top_curvature uses of a model
+        def __init__(self):
+            self.theta = np.array([0.3, -0.2, 0.1])
+            self.norms = []
+        def params(self):
+            return [self.theta]
+        def grads(self):
+            return [hessian @ self.theta]
+        def forward(self, x, training):
+            return np.zeros((1, 2))
+        def backward(self, d):
+            return None
+    import contextlib
+    from unittest import mock
+    with mock.patch.object(nn, "restore_on_exit", lambda m: contextlib.nullcontext()):
+        top = experiments.top_curvature(Quadratic(), None, np.array([0]), iterations=200)
+    assert top == pytest.approx(2.0, rel=1e-6)
 
 
 def test_compounding_shift_grows_without_batch_norm_only():
@@ -140,15 +245,19 @@ def test_layer_input_explorer_updates():
     np.testing.assert_allclose(band, r["quantiles"][:, 1, 7])
 
 
-def test_views_report_the_computed_numbers():
-    _, text = explore.compounding_view(seeds=(0, 1, 2), depth=3, width=16)
+def test_figures_report_the_computed_numbers():
+    _, text = explore.compounding_figure(seeds=(0, 1, 2), depth=3, width=16)
     values = np.median([experiments.compounding_shift("none", depth=3, width=16, seed=s)
                         for s in (0, 1, 2)], axis=0)
     assert " ".join(f"{v:.3f}" for v in values) in text
-    _, text = explore.landscape_view(seeds=(0, 1), steps=20, every=10)
+    fig, text = explore.landscape_figure(seeds=(0, 1), steps=20, every=10)
     runs = [experiments.landscape_run("batch", steps=20, every=10, seed=s) for s in (0, 1)]
-    means = [r["loss_range"][1:].mean() for r in runs]
-    assert f"loss range {seeds.spread(means, '.3f')}" in text
+    means = [r["loss_range_small"][1:].mean() for r in runs]
+    assert f"loss range, k <= 1 {seeds.spread(means, '.3f')}" in text
+    beta = [r["beta"][1:].mean() for r in runs]
+    assert f"effective beta-smoothness {seeds.spread(beta)}" in text
+    assert fig.axes[2].get_title() == "effective beta-smoothness"
+    np.testing.assert_allclose(fig.axes[2].lines[3].get_ydata(), runs[0]["beta"])
 
 
 def test_runs_are_cached_whatever_the_call_spelling():
@@ -216,7 +325,8 @@ def test_claim_shift_compounds_with_depth_without_batch_norm_only():
     plain = experiments.compounding_shifts("none", seeds.TEST_SEEDS)
     normed = experiments.compounding_shifts("batch", seeds.TEST_SEEDS)
     assert np.all(plain[:, -1] > 2 * plain[:, 0]), plain[:, -1] / plain[:, 0]
-    assert np.all(plain[:, -1] > 5 * normed[:, -1]), plain[:, -1] / normed[:, -1]
+    damping = plain[:, -1] / normed[:, -1]
+    assert np.all(damping > 6) and np.median(damping) > 8, damping
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +351,14 @@ def test_claim_plain_layer_moves_early_and_away_from_the_centre(drift_on_test_se
 
 
 @pytest.mark.slow
-def test_claim_noisy_batch_norm_jitters_yet_trains_like_batch_norm(drift_on_test_seeds):
-    jitter = drift_on_test_seeds["noisy"]["per_step"] / drift_on_test_seeds["none"]["per_step"]
-    assert np.all(jitter > 2), jitter
+def test_claim_noisy_batch_norm_jitters_more_drifts_less_and_trains_like_batch_norm(
+        drift_on_test_seeds):
+    noisy, plain = drift_on_test_seeds["noisy"], drift_on_test_seeds["none"]
+    jitter = noisy["per_step"] / plain["per_step"]
+    assert np.all(jitter > 2.5), jitter
+    drifted = noisy["total"] / plain["total"]
+    assert np.all(drifted < 0.8), drifted
+    assert np.all(drift_on_test_seeds["batch"]["total"] > 0.3)
     acc = experiments.accuracies(seeds.TEST_SEEDS)   # the runs drift_on_test_seeds trained
     gap = np.abs(acc["noisy"]["final"] - acc["batch"]["final"])
     assert np.all(gap < 0.04), gap
@@ -278,14 +393,61 @@ def test_claim_lr_08_run_is_chaotic_and_lr_04_run_is_not():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lr, factors", [(0.4, (40, 25, 2.5)), (0.2, (15, 15, 2.5))])
-def test_claim_batch_norm_smooths_the_loss_along_the_gradient(lr, factors):
+@pytest.mark.parametrize("lr", [0.4, 0.2])
+def test_claim_batch_norm_smooths_the_loss_along_the_gradient(lr):
     """The lesson's comparison (lr 0.4) on other seeds, and at a smaller learning rate."""
     smooth = experiments.smoothness(seeds.TEST_SEEDS, lr=lr, steps=100)
-    for key, factor in zip(("loss_range", "grad_change", "beta"), factors):
-        ratio = smooth["none"][key] / smooth["batch"][key]
-        assert np.all(ratio > factor), (key, ratio)
+    ratio = {key: smooth["none"][key] / smooth["batch"][key] for key in experiments.SMOOTHNESS_KEYS}
+    # k <= 1: every seed over 5x / 10x, the median over 10x / 15x (at lr 0.2: 3x and 5x)
+    small_loss = (5, 10) if lr == 0.4 else (3, 5)
+    assert np.all(ratio["loss_range_small"] > small_loss[0]), ratio["loss_range_small"]
+    assert np.median(ratio["loss_range_small"]) > small_loss[1], ratio["loss_range_small"]
+    assert np.all(ratio["grad_change_small"] > 10), ratio["grad_change_small"]
+    assert np.median(ratio["grad_change_small"]) > 15, ratio["grad_change_small"]
+    assert np.all(ratio["loss_range"] > (40 if lr == 0.4 else 15)), ratio["loss_range"]
+    assert np.all(ratio["grad_norm"] > 3), ratio["grad_norm"]
+    assert np.all(ratio["beta"] > 2.5) and np.median(ratio["beta"]) > 3.5, ratio["beta"]
     assert np.all(smooth["batch"]["start"] > 5 * smooth["none"]["start"])
+
+
+@pytest.mark.slow
+def test_claim_gradient_measure_of_the_shift_on_layer_3(drift_on_test_seeds):
+    """Santurkar's measure in the lesson's sigmoid runs (trained by the drift fixture)."""
+    shift = experiments.gradient_shifts(seeds.TEST_SEEDS)
+    early = {net: shift[net][3]["early"] for net in shift}
+    late = {net: shift[net][3]["late"] for net in shift}
+    still = early["none"]["relative"] / early["batch"]["relative"]
+    assert np.all(still < 1) and np.median(still) < 0.1, still
+    assert np.all(np.minimum(late["batch"]["cos"], late["noisy"]["cos"]) > 0.9)
+    assert np.all(late["none"]["cos"] < 0.7), late["none"]["cos"]
+    assert np.all(late["none"]["ics"] > 4 * late["batch"]["ics"])
+    assert np.all(late["none"]["relative"] > 1.5 * late["batch"]["relative"])
+
+
+@pytest.mark.slow
+def test_claim_gradient_measure_of_the_shift_in_the_relu_runs():
+    relu = experiments.landscape_gradient_shifts(seeds.TEST_SEEDS)
+    assert np.all(relu["batch"]["cos"] > 0.9), relu["batch"]["cos"]
+    assert np.all(relu["none"]["cos"] < 0.5), relu["none"]["cos"]
+
+
+def test_gradient_shifts_split_the_records_into_two_phases():
+    shift = experiments.gradient_shifts((0,), nets=("batch",), layers=(3,), split=20,
+                                        steps=40, eval_every=10)["batch"][3]
+    rec = experiments.shift_run("batch", steps=40, eval_every=10)["history"].recorded
+    assert shift["early"]["cos"][0] == pytest.approx(np.mean(rec["cos3"][1:2]))
+    assert shift["late"]["ics"][0] == pytest.approx(np.mean(rec["ics3"][2:]))
+    assert shift["late"]["relative"][0] == pytest.approx(np.mean(rec["ics3"][2:]
+                                                                 / rec["gnorm3"][2:]))
+
+
+@pytest.mark.slow
+def test_claim_batch_norm_lowers_the_top_curvature():
+    curv = experiments.curvature(seeds.TEST_SEEDS, lr=0.4)
+    flatter = curv["none"]["mean"] / curv["batch"]["mean"]
+    assert np.all(flatter > 1.5), flatter
+    assert np.median(curv["none"]["max"]) > 0.8 * 2 / 0.4, curv["none"]["max"]
+    assert np.all(curv["batch"]["max"] < 2 / 0.4), curv["batch"]["max"]
 
 
 @pytest.mark.slow

@@ -137,7 +137,7 @@ def test_shift_scene_limits_hold_the_samples_and_densities_at_every_shift():
 def test_shift_explorer_frame_at_the_slider_ends_matches_a_full_draw(shift):
     explorer = explore.shift_explorer()
     explorer.controls["shift"].value = shift
-    assert frame_differs(explorer, explore.shift_view(shift)[0]) <= 0.002
+    assert frame_differs(explorer, explore.ShiftScene().render(shift=shift)[0]) <= 0.002
 
 
 def test_layer_input_scene_limits_hold_every_unit():
@@ -157,34 +157,40 @@ def test_layer_input_explorer_frame_matches_a_full_draw(unit):
     # the legend is live with loc="best": it moves with the unit's band, on top of it
     explorer = explore.layer_input_explorer(**SMALL_RUN)
     explorer.controls["unit"].value = unit
-    fresh_fig, _ = explore.layer_input_view(unit, **SMALL_RUN)
+    fresh_fig, _ = explore.LayerInputScene(**SMALL_RUN).render(unit=unit)
     assert frame_differs(explorer, fresh_fig) <= 0.002
 
 
-def test_layer_input_view_names_the_unit_and_draws_one_panel_per_net():
-    fig, text = explore.layer_input_view(3, nets=("batch",), **SMALL_RUN)
+def test_layer_input_scene_names_the_unit_and_draws_one_panel_per_net():
+    fig, text = explore.LayerInputScene(("batch",), **SMALL_RUN).render(unit=3)
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "batch norm"
     assert "input of unit 3, last hidden layer" in [t.get_text() for t in fig.axes[0].texts]
     assert text.startswith("       batch norm: unit 3 moved")
     plt.close(fig)
 
 
-def test_drift_view_draws_every_seed_and_reports_the_spread():
-    fig, text = explore.drift_view(seeds=(0, 1), nets=("none", "batch"), **SMALL_RUN)
-    ax, ax2 = fig.axes
-    assert len(ax.lines) == len(ax2.lines) == 2 * (2 + 1)   # per net: a line per seed, the median
+def test_drift_figure_draws_every_seed_and_lists_both_measures():
+    fig, text = explore.drift_figure(seeds=(0, 1), nets=("none", "batch"), **SMALL_RUN)
+    ax, ax1, ax2 = fig.axes
+    # per net: a line per seed, the median
+    assert len(ax.lines) == len(ax1.lines) == len(ax2.lines) == 2 * (2 + 1)
     runs = experiments.shift_runs("none", (0, 1), **SMALL_RUN)
-    for line, r in zip(ax.lines, runs):
+    for line, jumps, r in zip(ax.lines, ax1.lines, runs):
         np.testing.assert_allclose(line.get_ydata(), r["movement"]["path"])
+        q = r["quantiles"]
+        np.testing.assert_allclose(jumps.get_ydata(),
+                                   np.abs(np.diff(q, axis=0)).mean(axis=(1, 2)))
     np.testing.assert_allclose(ax.lines[2].get_ydata(),
                                np.median([r["movement"]["path"] for r in runs], axis=0))
     np.testing.assert_allclose(ax2.lines[0].get_ydata(), runs[0]["history"].test_accuracy)
-    assert f"drift {seeds.spread([r['movement']['total'] for r in runs])}" in text
+    drifts = "".join(f"{r['movement']['total']:7.2f}" for r in runs)
+    jitters = "".join(f"{r['movement']['per_step']:7.2f}" for r in runs)
+    assert f"no batch norm: drift{drifts}" in text and f"jitter{jitters}" in text
     plt.close(fig)
 
 
-def test_learning_rate_view_gives_one_verdict_per_rate():
-    fig, text = explore.learning_rate_view(seeds=(0, 1), lrs=(0.4, 0.8), steps=150)
+def test_learning_rate_figure_gives_one_verdict_per_rate():
+    fig, text = explore.learning_rate_figure(seeds=(0, 1), lrs=(0.4, 0.8), steps=150)
     v = experiments.learning_rate_verdicts((0, 1), lrs=(0.4, 0.8), steps=150)
     for lr in (0.4, 0.8):
         assert f"learning rate {lr}: settled on {v[lr]['settled'].sum()} of 2 seeds" in text
@@ -193,8 +199,8 @@ def test_learning_rate_view_gives_one_verdict_per_rate():
     plt.close(fig)
 
 
-def test_compounding_view_draws_every_seed():
-    fig, _ = explore.compounding_view(seeds=(0, 1, 2), depth=3, width=16)
+def test_compounding_figure_draws_every_seed():
+    fig, _ = explore.compounding_figure(seeds=(0, 1, 2), depth=3, width=16)
     lines = fig.axes[0].lines
     assert len(lines) == 2 * (3 + 1)
     np.testing.assert_allclose(lines[1].get_ydata(),
@@ -231,3 +237,30 @@ def test_claim_weighting_repairs_the_shift_on_other_samples():
                                               ([4.0, 1.0], [4.0, 1.0])])
 def test_running_median(values, expected):
     np.testing.assert_array_equal(explore._running_median(values, window=3), expected)
+
+
+def test_gradient_shift_figure_draws_layer_3_of_every_seed():
+    fig, text = explore.gradient_shift_figure(seeds=(0, 1), nets=("none", "batch"), split=30,
+                                              **SMALL_RUN)
+    ax, ax1 = fig.axes
+    assert len(ax.lines) == len(ax1.lines) == 2 * (2 + 1)
+    runs = experiments.shift_runs("batch", (0, 1), **SMALL_RUN)
+    np.testing.assert_allclose(ax1.lines[3].get_ydata(), runs[0]["history"].recorded["cos3"][1:])
+    # records at steps 0, 20, 40: the early phase (1-29) is step 20, the late one (30+) step 40
+    early = [r["history"].recorded["cos3"][1] for r in runs]
+    late = [r["history"].recorded["cos3"][2] for r in runs]
+    for phase, values in (("steps 1-29", early), ("steps 30+", late)):
+        assert f"{'batch norm':>16}, {phase:>11}: cos(G, G') {seeds.spread(values)}" in text
+    plt.close(fig)
+
+
+def test_curvature_figure_draws_every_seed_and_the_stability_line():
+    options = {"steps": 20, "every": 10}
+    fig, text = explore.curvature_figure(seeds=(0, 1), lr=0.4, **options)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 * (2 + 1) + 1
+    assert ax.lines[-1].get_ydata()[0] == pytest.approx(5.0)
+    run = experiments.curvature_run("none", seed=1, lr=0.4, **options)
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), run["curvature"])
+    assert "largest" in text
+    plt.close(fig)

@@ -20,7 +20,9 @@ def check_odds_weights(answer: Callable) -> bool | None:
     """
     rng = np.random.default_rng(6)
     cases = [(rng.uniform(0.05, 0.95, size=20), 300, 100),
-             (rng.uniform(0.01, 0.6, size=15), 50, 200)]
+             (rng.uniform(0.01, 0.6, size=15), 50, 200),
+             (np.array([0.3]), 80, 80),                       # one point, equal pools
+             (rng.uniform(0.2, 0.9, size=6), 7, 1000)]
     return check_exercise(
         "odds_weights", answer, lambda p, ns, nt: p / (1 - p) * ns / nt, cases,
         mistakes=[(lambda p, ns, nt: p / (1 - p),
@@ -30,14 +32,18 @@ def check_odds_weights(answer: Callable) -> bool | None:
                   (lambda p, ns, nt: (1 - p) / p * ns / nt,
                    "that is P_S / P_T: the weight of a source point grows with P(target | x)"),
                   (lambda p, ns, nt: p * ns / nt,
-                   "use the odds p / (1 - p), not the probability p itself")])
+                   "use the odds p / (1 - p), not the probability p itself"),
+                  (lambda p, ns, nt: p / (1 - p) * ns,
+                   "n_target is ignored: divide by it (the correction is n_source / n_target)"),
+                  (lambda p, ns, nt: p / (1 - p) / nt,
+                   "n_source is ignored: multiply by it (the correction is n_source / n_target)")])
 
 
 def check_weighted_line(answer: Callable) -> bool | None:
     """Exercise 06.2: weighted least-squares line, returning (slope, intercept)."""
     rng = np.random.default_rng(7)
     cases = []
-    for n in (30, 12):
+    for n in (30, 12, 3):
         x = rng.normal(size=n)
         y = np.sin(2 * x) + 0.5 * x + 0.1 * rng.normal(size=n)
         cases.append((x, y, rng.uniform(0.1, 5.0, size=n)))
@@ -64,15 +70,23 @@ def check_weighted_line(answer: Callable) -> bool | None:
 
 
 def _steps_along_gradient(loss, grad, theta, lr, multipliers, sign=-1.0, use_lr=True,
-                          with_start=True, norm_of_change=True):
+                          with_start=True, norm_of_change=True, range_from_start=False,
+                          last_only=False, usual_multipliers=False, subtract_start=True):
     g = grad(theta)
-    points = [theta + sign * k * (lr if use_lr else 1.0) * g for k in multipliers]
-    losses = ([loss(theta)] if with_start else []) + [loss(p) for p in points]
-    if norm_of_change:
+    ks = (0.5, 1.0, 2.0, 4.0) if usual_multipliers else multipliers
+    points = [theta + sign * k * (lr if use_lr else 1.0) * g for k in ks]
+    losses = [loss(p) for p in points]
+    if range_from_start:
+        loss_range = max(abs(value - loss(theta)) for value in losses)
+    else:
+        loss_range = np.ptp(([loss(theta)] if with_start else []) + losses)
+    if not subtract_start:
+        changes = [np.linalg.norm(grad(p)) for p in points]
+    elif norm_of_change:
         changes = [np.linalg.norm(grad(p) - g) for p in points]
     else:
         changes = [abs(np.linalg.norm(grad(p)) - np.linalg.norm(g)) for p in points]
-    return float(np.ptp(losses)), float(max(changes))
+    return float(loss_range), float(changes[-1] if last_only else max(changes))
 
 
 def check_gradient_steps(answer: Callable) -> bool | None:
@@ -82,20 +96,44 @@ def check_gradient_steps(answer: Callable) -> bool | None:
     ``(loss_range, grad_change)``: the max minus min of the loss over theta and
     every theta - k * lr * grad(theta), and the largest
     ||grad(theta - k * lr * g) - grad(theta)||.
+
+    The cases vary the function, the dimension (1 to 3), the learning rate and
+    the multipliers (their number and order); in the second, long steps
+    overshoot, so some losses lie above the starting one, as in the lesson's
+    network without batch norm.
     """
     stiff = np.array([1.0, 10.0])
-    cases = [(lambda t: 0.5 * float(np.sum(stiff * t * t)), lambda t: stiff * t,
-              np.array([1.0, 1.0]), 0.05, (0.5, 1.0, 2.0, 4.0)),
-             (lambda t: float(np.sum(np.log(np.cosh(3 * t)))), lambda t: 3 * np.tanh(3 * t),
-              np.array([0.4, -0.2, 0.1]), 0.1, (0.5, 1.0, 2.0))]
+
+    def bowl(t):
+        return 0.5 * float(np.sum(stiff * t * t))
+
+    def logcosh(t):
+        return float(np.sum(np.log(np.cosh(3 * t))))
+
+    cases = [(bowl, lambda t: stiff * t, np.array([1.0, 1.0]), 0.05, (0.5, 1.0, 2.0, 4.0)),
+             (bowl, lambda t: stiff * t, np.array([1.0, 1.0]), 0.12, (0.5, 1.0, 2.0, 4.0)),
+             (logcosh, lambda t: 3 * np.tanh(3 * t), np.array([0.4, -0.2, 0.1]), 0.1,
+              (2.0, 0.5, 1.0)),
+             (lambda t: float(t[0] ** 4), lambda t: 4 * t ** 3, np.array([0.7]), 0.3, (1.5,))]
     return check_exercise(
         "gradient_steps", answer, _steps_along_gradient, cases,
         mistakes=[(lambda *a: _steps_along_gradient(*a, with_start=False),
                    "include the starting point (k = 0) in the loss range"),
+                  (lambda *a: _steps_along_gradient(*a, range_from_start=True),
+                   "the loss range is the largest minus the smallest loss over every point, "
+                   "k = 0 included, not the largest distance from the starting loss: when a "
+                   "long step overshoots, losses above and below the start both count"),
                   (lambda *a: _steps_along_gradient(*a, sign=1.0),
                    "step against the gradient: theta - k * lr * g, not plus"),
                   (lambda *a: _steps_along_gradient(*a, use_lr=False),
                    "each step is k times the learning rate times g: multiply by lr too"),
+                  (lambda *a: _steps_along_gradient(*a, usual_multipliers=True),
+                   "the multipliers are ignored: step by each k in the multipliers passed in"),
+                  (lambda *a: _steps_along_gradient(*a, last_only=True),
+                   "grad_change is the largest change over every k, not the change at the "
+                   "last one"),
+                  (lambda *a: _steps_along_gradient(*a, subtract_start=False),
+                   "grad_change measures how the gradient changed: ||g_k - g||, not ||g_k||"),
                   (lambda *a: _steps_along_gradient(*a, norm_of_change=False),
                    "measure the norm of the difference ||g_k - g||, not the difference "
                    "of the norms")])

@@ -1,10 +1,13 @@
-"""Lesson 06 part 2: internal covariate shift, "noisy" batch norm and loss-surface smoothness.
+"""Lesson 06 part 2: internal covariate shift, "noisy" batch norm, loss-surface smoothness, curvature.
 
 Built on :mod:`bnlib.nn` without changing it: :class:`NoisyBatchNorm` is a
 batch-norm layer for ``nn.MLP(norm=...)`` that shifts and rescales its output
 at random every training step, and the measurements read a model's hidden
 pre-activations or step along its gradient, then put every parameter and
-moving statistic back as it was.
+moving statistic back as it was: a layer's input percentiles, Santurkar et
+al.'s gradient measure of internal covariate shift (:func:`gradient_shift`),
+the loss and gradient along the gradient direction (:func:`landscape_probe`)
+and the top eigenvalue of the loss's Hessian (:func:`top_curvature`).
 
 The lesson's claims about training (drift of a deep layer's input, accuracy,
 usable learning rates, smoothness, compounding with depth) are functions of
@@ -14,6 +17,7 @@ tests on :data:`bnlib.course.seeds.TEST_SEEDS`.
 from __future__ import annotations
 
 import functools
+import re
 import inspect
 
 import numpy as np
@@ -133,14 +137,17 @@ def movement(quantiles) -> dict:
     -------
     dict with ``"total"``: mean over units and percentiles of |Q(end) - Q(start)|;
     ``"per_step"``: the same between consecutive records, averaged over records;
-    ``"path"``: shape (n_records,), distance from the start at each record. All
+    ``"path"``: shape (n_records,), distance from the start at each record;
+    ``"jumps"``: shape (n_records - 1,), the distance between each record and
+    the one before (its mean is ``"per_step"``). All
     in the units of the activation's input (a sigmoid's shape is fixed, so one
     unit of input means the same to every layer).
     """
     quantiles = np.asarray(quantiles, float)
     path = np.abs(quantiles - quantiles[0]).mean(axis=(1, 2))
     steps = np.abs(np.diff(quantiles, axis=0)).mean(axis=(1, 2))
-    return {"total": float(path[-1]), "per_step": float(steps.mean()), "path": path}
+    return {"total": float(path[-1]), "per_step": float(steps.mean()), "path": path,
+            "jumps": steps}
 
 
 @_cached
@@ -151,16 +158,18 @@ def shift_run(norm: str, *, steps: int = 600, lr: float = 1.0, seed: int = 0,
     Returns
     -------
     dict with ``"history"`` (nn.History), ``"quantiles"`` of shape
-    (n_evals, 3, 100) and ``"movement"`` (see :func:`movement`).
+    (n_evals, 3, 100), ``"movement"`` (see :func:`movement`) and, in
+    ``history.recorded``, the :func:`gradient_shift` of every layer at every
+    evaluation (on the same 250 images).
     """
     split = data.digits()
-    probe = split.x_train[:n_probe]
+    probe, labels = split.x_train[:n_probe], split.y_train[:n_probe]
     model = make_model(norm, seed=seed)
     records = []
 
     def record(m):
         records.append(layer_input_quantiles(m, probe))
-        return {}
+        return gradient_shift(m, probe, labels, lr)
 
     history = nn.train(model, split, steps=steps, lr=lr, seed=seed, eval_every=eval_every,
                        record=record)
@@ -194,18 +203,23 @@ def compounding_shift(norm: str, *, depth: int = 8, width: int = 64, change: flo
     return np.array([np.mean(np.abs(a - b) / (b[2] - b[0])) for a, b in zip(after, before)])
 
 
-def landscape_probe(model: nn.MLP, x, y, lr: float, multipliers=(0.5, 1.0, 2.0, 4.0)) -> dict:
+def landscape_probe(model: nn.MLP, x, y, lr: float, multipliers=(0.5, 1.0, 2.0, 4.0),
+                    small: float = 1.0) -> dict:
     """Step along the negative gradient and see how much loss and gradient change.
 
     From the current parameters theta with gradient g (loss on (x, y), training
-    mode), evaluate the loss and gradient at theta - k * lr * g for each k.
+    mode), evaluate the loss and gradient g_k at theta - k * lr * g for each k.
     The model is restored afterwards.
 
     Returns
     -------
     dict with ``"loss_range"`` (max - min of the loss over k = 0 and the
-    multipliers), ``"grad_change"`` (max over k of ||g_k - g||) and
-    ``"grad_norm"`` (||g||).
+    multipliers), ``"grad_change"`` (max over k of ||g_k - g||),
+    ``"grad_norm"`` (||g||) and ``"beta"``, the *effective beta-smoothness*
+    of Santurkar et al. (2018): max over k of ||g_k - g|| / ||theta_k - theta||,
+    the gradient's change per unit distance moved (||theta_k - theta|| =
+    k * lr * ||g||). The same three with the suffix ``"_small"`` use only the
+    steps with k <= ``small`` (one learning-rate step and less).
     """
     def loss_and_grad():
         loss, dlogits = nn.softmax_cross_entropy(model.forward(x, training=True), y)
@@ -215,17 +229,152 @@ def landscape_probe(model: nn.MLP, x, y, lr: float, multipliers=(0.5, 1.0, 2.0, 
     start = [p.copy() for p in model.params()]
     with nn.restore_on_exit(model):
         loss0, g0 = loss_and_grad()
-        losses, changes, betas = [loss0], [], []
+        losses, changes = [], []
         for k in multipliers:
             for p, p0, g in zip(model.params(), start, g0):
                 p[...] = p0 - k * lr * g
             loss_k, g_k = loss_and_grad()
             losses.append(loss_k)
             changes.append(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(g_k, g0))))
-            betas.append(changes[-1] / (k * lr))
-    norm = np.sqrt(sum(np.sum(g * g) for g in g0))
-    return {"loss_range": float(np.ptp(losses)), "grad_change": float(max(changes)),
-            "grad_norm": float(norm), "beta": float(max(betas) / norm)}
+    norm = float(np.sqrt(sum(np.sum(g * g) for g in g0)))
+    ks = np.asarray(multipliers, dtype=np.float64)
+    losses, changes = np.array(losses), np.array(changes)
+    betas = changes / (ks * lr * norm)
+    out = {"grad_norm": norm}
+    for suffix, keep in (("", ks == ks), ("_small", ks <= small)):
+        out["loss_range" + suffix] = float(np.ptp(np.r_[loss0, losses[keep]]))
+        out["grad_change" + suffix] = float(changes[keep].max())
+        out["beta" + suffix] = float(betas[keep].max())
+    return out
+
+
+def _layer_of(name: str) -> int:
+    """The layer number in a parameter name of :meth:`bnlib.nn.MLP.param_names` (W3, gamma2...)."""
+    return int(re.search(r"\d+$", name).group())
+
+
+def _noise_states(model: nn.MLP) -> list:
+    """The random generators' states of the model's noisy layers (None for the others)."""
+    return [None if getattr(n, "rng", None) is None else n.rng.bit_generator.state
+            for n in model.norms]
+
+
+def _set_noise_states(model: nn.MLP, states) -> None:
+    for norm, state in zip(model.norms, states):
+        if state is not None:
+            norm.rng.bit_generator.state = state
+
+
+def gradient_shift(model: nn.MLP, x, y, lr: float) -> dict:
+    """Santurkar et al.'s measure of internal covariate shift (their section 2.2), per layer.
+
+    For each dense layer i from the second on: G is the gradient of the loss
+    on (x, y) with respect to W_i; G' is the same gradient after the layers
+    *before* i (their weights, biases, gamma and beta) have taken one SGD step
+    of size ``lr`` on that loss, layer i and the later ones left as they were.
+    If a layer's inputs moving under it mattered, G' would differ from G: the
+    update layer i computed would be out of date by the time it is applied.
+
+    Training mode throughout (batch statistics; a noisy layer draws the same
+    noise for G and G'). The model, its moving statistics and the state of its
+    noise generators are restored, so a probe during training does not change
+    the training.
+
+    Returns
+    -------
+    dict with, for each layer i >= 2, ``"ics{i}"`` = ||G - G'||, ``"cos{i}"`` =
+    cos(G, G') and ``"gnorm{i}"`` = ||G||.
+    """
+    noise = _noise_states(model)
+
+    def grads():
+        _set_noise_states(model, noise)
+        _, dlogits = nn.softmax_cross_entropy(model.forward(x, training=True), y)
+        model.backward(dlogits)
+        return [g.copy() for g in model.grads()]
+
+    names = model.param_names()
+    layers = np.array([_layer_of(n) for n in names])
+    out = {}
+    with nn.restore_on_exit(model):
+        start = [p.copy() for p in model.params()]
+        g0 = grads()
+        for i in range(2, len(model.weights) + 1):
+            for p, p0, g, layer in zip(model.params(), start, g0, layers):
+                p[...] = p0 - lr * g if layer < i else p0
+            g_i = g0[names.index(f"W{i}")]
+            g_new = grads()[names.index(f"W{i}")]
+            out[f"ics{i}"] = float(np.linalg.norm(g_new - g_i))
+            out[f"cos{i}"] = float(np.sum(g_new * g_i)
+                                   / (np.linalg.norm(g_new) * np.linalg.norm(g_i)))
+            out[f"gnorm{i}"] = float(np.linalg.norm(g_i))
+    _set_noise_states(model, noise)
+    return out
+
+
+def _power_iteration(hvp, start, iterations: int, shift: float = 0.0) -> float:
+    """Rayleigh quotient after ``iterations`` rounds of v <- (H - shift I) v / ||.||, plus shift."""
+    v, value = start, 0.0
+    for _ in range(iterations):
+        norm = np.sqrt(sum(np.sum(a * a) for a in v))
+        v = [a / norm for a in v]
+        hv = [a - shift * b for a, b in zip(hvp(v), v)]
+        value = float(sum(np.sum(a * b) for a, b in zip(v, hv)))
+        v = hv
+    return value + shift
+
+
+def top_curvature(model: nn.MLP, x, y, *, iterations: int = 20, h: float = 1e-4,
+                  seed: int = 0) -> float:
+    """The largest eigenvalue of the loss's Hessian, by power iteration on Hessian-vector products.
+
+    The Hessian H of the loss on (x, y) (training mode) with respect to every
+    parameter is never formed: H v is the centred difference of gradients
+    (grad(theta + h v) - grad(theta - h v)) / (2 h) for a unit vector v (exact
+    up to O(h^2) for a smooth network: use tanh or sigmoid units, not ReLU,
+    whose kinks the differences would straddle). ``iterations`` rounds of
+    v <- H v / ||H v|| from a seeded random start find the eigenvalue of largest
+    magnitude; if it is negative, as many rounds on H - lambda I then find the
+    largest one. That is the curvature of the loss along its most curved
+    direction: on a quadratic, gradient descent with learning rate lr is
+    stable only if lr < 2 / (this value). The model is restored afterwards.
+    """
+    def grad_at(delta):
+        for p, p0, d in zip(model.params(), start, delta):
+            p[...] = p0 + d
+        _, dlogits = nn.softmax_cross_entropy(model.forward(x, training=True), y)
+        model.backward(dlogits)
+        return [g.copy() for g in model.grads()]
+
+    def hvp(v):
+        plus, minus = grad_at([h * a for a in v]), grad_at([-h * a for a in v])
+        return [(a - b) / (2 * h) for a, b in zip(plus, minus)]
+
+    rng = np.random.default_rng(seed)
+    with nn.restore_on_exit(model):
+        start = [p.copy() for p in model.params()]
+        v0 = [rng.standard_normal(p.shape) for p in start]
+        value = _power_iteration(hvp, v0, iterations)
+        if value < 0:
+            value = _power_iteration(hvp, v0, iterations, shift=value)
+    return value
+
+
+@_cached
+def curvature_run(norm: str, *, lr: float = 0.4, steps: int = 300, seed: int = 0,
+                  every: int = 50, n_probe: int = 250, activation: str = "tanh") -> dict:
+    """Train the 3 x 100 network and measure :func:`top_curvature` every ``every`` steps.
+
+    Returns
+    -------
+    dict with ``"history"`` and ``"curvature"`` (one value per probe, the first at step 0).
+    """
+    split = data.digits()
+    x, y = split.x_train[:n_probe], split.y_train[:n_probe]
+    model = make_model(norm, seed=seed, activation=activation)
+    history = nn.train(model, split, steps=steps, lr=lr, seed=seed, eval_every=every,
+                       record=lambda m: {"curvature": top_curvature(m, x, y, seed=seed)})
+    return {"history": history, "curvature": history.recorded["curvature"]}
 
 
 @_cached
@@ -235,14 +384,15 @@ def landscape_run(norm: str, *, lr: float = 0.5, steps: int = 200, seed: int = 0
 
     Returns
     -------
-    dict with ``"history"`` and arrays (one value per probe) ``"loss_range"``,
-    ``"grad_change"``, ``"grad_norm"``.
+    dict with ``"history"`` and arrays (one value per probe) of every value
+    :func:`landscape_probe` and :func:`gradient_shift` return.
     """
     split = data.digits()
     x, y = split.x_train[:n_probe], split.y_train[:n_probe]
     model = make_model(norm, seed=seed, activation=activation)
     history = nn.train(model, split, steps=steps, lr=lr, seed=seed, eval_every=every,
-                       record=lambda m: landscape_probe(m, x, y, lr))
+                       record=lambda m: {**landscape_probe(m, x, y, lr),
+                                         **gradient_shift(m, x, y, lr)})
     return {"history": history, **history.recorded}
 
 
@@ -352,6 +502,10 @@ def learning_rate_verdicts(seeds=SEEDS, lrs=(0.4, 0.8), *, steps: int = 300,
     return out
 
 
+SMOOTHNESS_KEYS = ("loss_range", "grad_change", "beta", "loss_range_small", "grad_change_small",
+                   "beta_small", "grad_norm")
+
+
 def smoothness(seeds=SEEDS, *, nets=("none", "batch"), lr: float = 0.4, steps: int = 100,
                activation: str = "relu", **options) -> dict:
     """The loss surface along the gradient during training (:func:`landscape_run`), per seed.
@@ -359,7 +513,9 @@ def smoothness(seeds=SEEDS, *, nets=("none", "batch"), lr: float = 0.4, steps: i
     Returns
     -------
     dict net -> dict of ndarray of shape (n_seeds,): ``"loss_range"``,
-    ``"grad_change"`` and ``"beta"``, each the mean over the probes after step 0;
+    ``"grad_change"``, ``"beta"``, the same three with ``"_small"`` (steps of
+    at most one learning rate, see :func:`landscape_probe`) and ``"grad_norm"``,
+    each the mean over the probes after step 0;
     ``"start"``, the loss range at step 0; ``"accuracy"``, the final test accuracy.
     """
     out = {}
@@ -367,7 +523,7 @@ def smoothness(seeds=SEEDS, *, nets=("none", "batch"), lr: float = 0.4, steps: i
         runs = [landscape_run(net, lr=lr, steps=steps, seed=int(s), activation=activation,
                               **options) for s in seeds]
         out[net] = {key: np.array([r[key][1:].mean() for r in runs])
-                    for key in ("loss_range", "grad_change", "beta")}
+                    for key in SMOOTHNESS_KEYS}
         out[net]["start"] = np.array([r["loss_range"][0] for r in runs])
         out[net]["accuracy"] = np.array([r["history"].final_accuracy for r in runs])
     return out
@@ -376,3 +532,72 @@ def smoothness(seeds=SEEDS, *, nets=("none", "batch"), lr: float = 0.4, steps: i
 def compounding_shifts(norm: str, seeds=SEEDS, **options) -> np.ndarray:
     """:func:`compounding_shift` for every seed: shape (n_seeds, depth)."""
     return np.array([compounding_shift(norm, seed=int(s), **options) for s in seeds])
+
+
+PLATEAU_END = 300  # the plain sigmoid network's test accuracy is near chance until about here
+
+
+def _shift_summary(recorded: list, layer: int, keep) -> dict:
+    """Means over the records ``keep`` selects of one layer's gradient shift, per run."""
+    return {"ics": np.array([rec[f"ics{layer}"][keep].mean() for rec in recorded]),
+            "cos": np.array([rec[f"cos{layer}"][keep].mean() for rec in recorded]),
+            "relative": np.array([(rec[f"ics{layer}"] / rec[f"gnorm{layer}"])[keep].mean()
+                                  for rec in recorded])}
+
+
+def gradient_shifts(seeds=SEEDS, *, nets=NORMS, layers=(2, 3, 4), split: int = PLATEAU_END,
+                    **options) -> dict:
+    """Santurkar et al.'s internal covariate shift in the :func:`shift_run` runs, per seed.
+
+    The records are taken in two phases: ``"early"``, the records after step 0
+    and before step ``split`` (the plain network's plateau), and ``"late"``,
+    from step ``split`` on (every network learns).
+
+    Returns
+    -------
+    dict net -> layer -> phase -> dict of ndarray of shape (n_seeds,): ``"ics"``
+    (||G - G'||), ``"cos"`` (cos(G, G')) and ``"relative"`` (||G - G'|| / ||G||),
+    each the mean over the phase's records (see :func:`gradient_shift`).
+    """
+    out = {}
+    for net in nets:
+        runs = shift_runs(net, seeds, **options)
+        steps = runs[0]["history"].eval_step
+        phases = {"early": (steps > 0) & (steps < split), "late": steps >= split}
+        recorded = [r["history"].recorded for r in runs]
+        out[net] = {layer: {phase: _shift_summary(recorded, layer, keep)
+                            for phase, keep in phases.items()} for layer in layers}
+    return out
+
+
+def landscape_gradient_shifts(seeds=SEEDS, *, nets=("none", "batch"), layer: int = 3,
+                              **options) -> dict:
+    """The same measure in the ReLU runs of :func:`smoothness` (every probe after step 0).
+
+    Returns
+    -------
+    dict net -> dict of ndarray of shape (n_seeds,), as in :func:`gradient_shifts`.
+    """
+    options = {"lr": 0.4, "steps": 100, **options}
+    out = {}
+    for net in nets:
+        recorded = [landscape_run(net, seed=int(s), **options) for s in seeds]
+        out[net] = _shift_summary(recorded, layer, slice(1, None))
+    return out
+
+
+def curvature(seeds=SEEDS, *, nets=("none", "batch"), lr: float = 0.4, **options) -> dict:
+    """The top Hessian eigenvalue during training (:func:`curvature_run`), per seed.
+
+    Returns
+    -------
+    dict net -> dict of ndarray of shape (n_seeds,): ``"mean"`` and ``"max"``
+    over the probes after step 0, and ``"start"``, the value at step 0.
+    """
+    out = {}
+    for net in nets:
+        values = [curvature_run(net, seed=int(s), lr=lr, **options)["curvature"] for s in seeds]
+        out[net] = {"mean": np.array([v[1:].mean() for v in values]),
+                    "max": np.array([v[1:].max() for v in values]),
+                    "start": np.array([v[0] for v in values])}
+    return out

@@ -4,8 +4,10 @@ Part 1 (one input, no network): a straight line fit to a curved function on a
 source sample and judged on a shifted target sample, plain and importance
 weighted (true density ratio, or one estimated by a source-vs-target
 classifier). Part 2 draws the network experiments of :mod:`bnlib.lessons.lesson06.experiments`:
-a layer's input distribution over training, the compounding of shifts with
-depth, and the loss surface along the gradient.
+a layer's input distribution over training (drift and jitter), the
+compounding of shifts with depth, Santurkar et al.'s gradient measure of the
+shift, the loss surface along the gradient (with the effective
+beta-smoothness) and the top eigenvalue of the loss's Hessian.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from functools import lru_cache
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import transforms
+from matplotlib import ticker, transforms
 
 from bnlib import data
 from bnlib.course import widgets
@@ -175,8 +177,8 @@ class ShiftScene(widgets.Scene):
     """Left: the samples, the true curve and the three lines. Right: the input densities."""
 
     def build(self) -> None:
-        self.fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6),
-                                           gridspec_kw={"width_ratios": [3, 2]})
+        _, (ax, ax2) = self.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [3, 2]},
+                                     left=0.07, bottom=0.27, top=0.92)
         self.samples = {name: self.live(ax.scatter([], [], s=5, alpha=0.35, color=color,
                                                    label=name))
                         for name, color in (("source", "tab:blue"), ("target", "tab:orange"))}
@@ -195,7 +197,6 @@ class ShiftScene(widgets.Scene):
                 ylabel="density", title="Input distributions")
         # live, after the curves: "best" places it away from them at every shift, on top
         self.live(ax2.legend(fontsize=8))
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.27, top=0.92, wspace=0.25)
 
     def update(self, shift: float = 1.5) -> str:
         r = shift_experiment(float(shift))
@@ -212,18 +213,6 @@ class ShiftScene(widgets.Scene):
                 f"{e['known'][1]:.3f} | weighted (classifier) {e['estimated'][1]:.3f} | "
                 f"best line {e['best'][1]:.3f}\neffective sample size of the weights: "
                 f"{r['ess']['known']:.0f} of {len(d.x_source)}")
-
-
-def shift_view(shift: float = 1.5):
-    """Left: the samples, the true curve and the three lines. Right: the input densities.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        Target errors of the plain and weighted lines, and the effective sample size.
-    """
-    return ShiftScene().render(shift=shift)
 
 
 def shift_explorer() -> widgets.Explorer:
@@ -257,7 +246,8 @@ class LayerInputScene(widgets.Scene):
 
     def build(self) -> None:
         n = len(self.runs)
-        self.fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 2.9), sharey=True, squeeze=False)
+        _, axes = self.subplots(1, n, figsize=(3.3 * n, 2.9), sharey=True, squeeze=False,
+                                bottom=0.17, top=0.88, wspace=0.08)
         axes = axes[0]
         self.bands, self.medians = [], []
         for ax, (net, r) in zip(axes, self.runs.items()):
@@ -278,7 +268,6 @@ class LayerInputScene(widgets.Scene):
             color=plt.rcParams["axes.labelcolor"]))
         # live, after the first panel's data: "best" keeps it off the band of every unit
         self.live(axes[0].legend(fontsize=8))
-        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88, wspace=0.08)
 
     def update(self, unit: int = 0) -> str:
         lines = []
@@ -293,22 +282,6 @@ class LayerInputScene(widgets.Scene):
                          f"test accuracy {r['history'].final_accuracy:.3f}")
         self.ylabel.set_text(f"input of unit {unit}, last hidden layer")
         return "\n".join(lines)
-
-
-def layer_input_view(unit: int = 0, nets=("none", "batch", "noisy"), **run_options):
-    """The 15th/50th/85th percentiles of one unit's input in the last hidden layer, over training.
-
-    One panel per network, trained by :func:`bnlib.lessons.lesson06.experiments.shift_run`
-    (``run_options`` are passed on; the default is the lesson's setting).
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        Per network: how far the unit's band moved from start to end, the
-        layer's average movement per record, and the final test accuracy.
-    """
-    return LayerInputScene(nets, **run_options).render(unit=unit)
 
 
 def layer_input_explorer(**run_options) -> widgets.Explorer:
@@ -330,7 +303,7 @@ def _per_seed(ax, x, curves, color, label, **style):
             label=f"{label} (median, {len(curves)} seeds)", **style)
 
 
-def compounding_view(seeds=experiments.SEEDS, **options):
+def compounding_figure(seeds=experiments.SEEDS, **options):
     """Shift of each hidden layer's input after all layers' weights move a little.
 
     One thin line per seed (the seed sets the network and the nudge), the
@@ -357,39 +330,95 @@ def compounding_view(seeds=experiments.SEEDS, **options):
     return fig, f"median over {len(tuple(seeds))} seeds, hidden layers 1 to {depth[-1]}:\n{text}"
 
 
-def drift_view(seeds=experiments.SEEDS, nets=experiments.NORMS, **run_options):
-    """The last hidden layer's drift and the test accuracy over training, every seed.
+def drift_figure(seeds=experiments.SEEDS, nets=experiments.NORMS, **run_options):
+    """Drift and jitter of the last hidden layer's input, and the test accuracy, every seed.
 
     Left: the layer's distance from its starting distribution (the mean over
     units of how far the 15th, 50th and 85th percentiles of their inputs moved).
-    Right: test accuracy. One thin line per seed, the median thick; the runs
-    are :func:`bnlib.lessons.lesson06.experiments.shift_run` (``run_options`` passed on).
+    Middle: its distance from the previous record (the jitter). Right: test
+    accuracy. One thin line per seed, the median thick; the runs are
+    :func:`bnlib.lessons.lesson06.experiments.shift_run` (``run_options`` passed on).
 
     Returns
     -------
     fig : matplotlib Figure
     text : str
-        Per network: the median and range over seeds of the drift from start
-        to end, the movement per record and the final test accuracy.
+        Per network and seed: the drift from start to end and the mean
+        movement per record; the final test accuracy over seeds.
     """
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
-    lines = []
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    lines = [f"{'':>16}  {'seed':>5}" + "".join(f"{int(s):>7}" for s in seeds)]
     for net in nets:
         runs = experiments.shift_runs(net, seeds, **run_options)
         steps = runs[0]["history"].eval_step
-        _per_seed(ax, steps, [r["movement"]["path"] for r in runs], COLORS[net], NETS[net])
-        _per_seed(ax2, steps, [r["history"].test_accuracy for r in runs], COLORS[net], NETS[net])
+        _per_seed(axes[0], steps, [r["movement"]["path"] for r in runs], COLORS[net], NETS[net])
+        _per_seed(axes[1], steps[1:], [r["movement"]["jumps"] for r in runs], COLORS[net],
+                  NETS[net])
+        _per_seed(axes[2], steps, [r["history"].test_accuracy for r in runs], COLORS[net],
+                  NETS[net])
         total = [r["movement"]["total"] for r in runs]
         per_step = [r["movement"]["per_step"] for r in runs]
         final = [r["history"].final_accuracy for r in runs]
-        lines.append(f"{NETS[net]:>16}: drift {spread(total)}\n{'':>18}per record "
-                     f"{spread(per_step, '.3f')}\n{'':>18}final test accuracy {spread(final)}")
-    ax.set(xlabel="training step", ylabel="distance from the start",
-           title="Last hidden layer: drift of its input")
-    ax2.set(xlabel="training step", ylabel="test accuracy", title="Test accuracy", ylim=(0, 1))
+        lines.append(f"{NETS[net]:>16}: drift" + "".join(f"{v:7.2f}" for v in total))
+        lines.append(f"{'':>16}  jitter" + "".join(f"{v:7.2f}" for v in per_step)
+                     + f"   final test accuracy {spread(final)}")
+    axes[0].set(xlabel="training step", ylabel="distance from the start",
+                title="drift: distance from the start")
+    axes[1].set(xlabel="training step", ylabel="distance from the record before",
+                title="jitter: move since the last record")
+    axes[2].set(xlabel="training step", ylabel="test accuracy", title="test accuracy",
+                ylim=(0, 1))
     # under the panels: inside, it would cover a band of curves whatever the seeds
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=len(nets), fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.27, top=0.91, wspace=0.25)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(nets),
+               fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3, top=0.91, wspace=0.32)
+    return fig, "\n".join(lines)
+
+
+def gradient_shift_figure(seeds=experiments.SEEDS, nets=experiments.NORMS, layer: int = 3,
+                          split: int = experiments.PLATEAU_END, **run_options):
+    """Santurkar et al.'s internal covariate shift of one layer over training, every seed.
+
+    Left: ||G - G'||, the change of dense layer ``layer``'s weight gradient when
+    the layers before it take their SGD step; right: cos(G, G'). Recorded by
+    :func:`bnlib.lessons.lesson06.experiments.shift_run` (``run_options`` passed
+    on) with :func:`bnlib.lessons.lesson06.experiments.gradient_shift`. One thin
+    line per seed, the median thick; the plain network's plateau (before step
+    ``split``) shaded.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        Per network and phase (see
+        :func:`bnlib.lessons.lesson06.experiments.gradient_shifts`): the median
+        and range over seeds of cos(G, G') and of ||G - G'|| / ||G||.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
+    shifts = experiments.gradient_shifts(seeds, nets=nets, layers=(layer,), split=split,
+                                         **run_options)
+    lines = [f"layer {layer}, means over the records of each phase:"]
+    for net in nets:
+        runs = experiments.shift_runs(net, seeds, **run_options)
+        steps = runs[0]["history"].eval_step
+        for ax, key in zip(axes, ("ics", "cos")):
+            _per_seed(ax, steps[1:], [r["history"].recorded[f"{key}{layer}"][1:] for r in runs],
+                      COLORS[net], NETS[net])
+        for phase, name in (("early", f"steps 1-{split - 1}"), ("late", f"steps {split}+")):
+            v = shifts[net][layer][phase]
+            lines.append(f"{NETS[net]:>16}, {name:>11}: cos(G, G') {spread(v['cos'])}\n"
+                         f"{'':>31}||G - G'|| / ||G|| {spread(v['relative'])}")
+    for ax in axes:
+        ax.axvspan(0, split, color="0.92", zorder=0)
+    axes[0].text(split / 2, 0.97, "plain net's plateau", transform=axes[0].get_xaxis_transform(),
+                 ha="center", va="top", fontsize=8, color="0.35")
+    axes[0].set(xlabel="training step", ylabel="||G - G'||", yscale="log",
+                title=f"change of layer {layer}'s gradient")
+    axes[1].set(xlabel="training step", ylabel="cos(G, G')", ylim=(-0.1, 1.05),
+                title="cosine of the two gradients")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(nets),
+               fontsize=8)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.3, top=0.9, wspace=0.28)
     return fig, "\n".join(lines)
 
 
@@ -401,7 +430,7 @@ def _running_median(values, window: int = 10) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(values, window), axis=1)
 
 
-def learning_rate_view(seeds=experiments.SEEDS, lrs=(0.4, 0.8), **options):
+def learning_rate_figure(seeds=experiments.SEEDS, lrs=(0.4, 0.8), **options):
     """Training loss of the ReLU network without batch norm at each learning rate, every seed.
 
     One panel per rate: the running median (over 10 steps) of each seed's
@@ -436,11 +465,21 @@ def learning_rate_view(seeds=experiments.SEEDS, lrs=(0.4, 0.8), **options):
     return fig, "\n".join(lines)
 
 
-def landscape_view(seeds=experiments.SEEDS, **options):
-    """Loss range and gradient change along the gradient direction, with and without batch norm.
+def _plain_log_ticks(ax) -> None:
+    """Log y axis labelled 0.01, 0.03, 0.1, 0.3, 1, ... (not 10^0 with crowded 6x10^0 minors)."""
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 3.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
-    One thin line per seed, the median thick; ``options`` go to
-    :func:`bnlib.lessons.lesson06.experiments.landscape_run`.
+
+def landscape_figure(seeds=experiments.SEEDS, **options):
+    """The loss surface along the gradient, with and without batch norm, every seed.
+
+    Panels: the loss range and the largest gradient change over steps of at
+    most one learning rate (k <= 1), the gradient's norm ||g|| (dashed) beside
+    it, and the effective beta-smoothness (the largest ||g_k - g|| / ||theta_k -
+    theta|| over every k). One thin line per seed, the median thick;
+    ``options`` go to :func:`bnlib.lessons.lesson06.experiments.landscape_run`.
 
     Returns
     -------
@@ -451,21 +490,57 @@ def landscape_view(seeds=experiments.SEEDS, **options):
     """
     runs = {net: [experiments.landscape_run(net, seed=int(s), **options) for s in seeds]
             for net in ("none", "batch")}
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    keys = (("loss_range", "loss range along the gradient"),
-            ("grad_change", "largest gradient change"))
-    for ax, (key, title) in zip(axes, keys):
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+    keys = (("loss_range_small", "loss range, k <= 1", "max - min of the loss"),
+            ("grad_change_small", "gradient change, k <= 1", "max ||g_k - g||, dashed: ||g||"),
+            ("beta", "effective beta-smoothness", "max ||g_k - g|| / ||step||"))
+    for ax, (key, title, ylabel) in zip(axes, keys):
         for net, rs in runs.items():
-            _per_seed(ax, rs[0]["history"].eval_step, [r[key] for r in rs], COLORS[net], NETS[net],
-                      marker=".")
-        ax.set(yscale="log", xlabel="training step", title=title)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("max - min of the loss")
-    axes[1].set_ylabel("max ||grad(step) - grad||")
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
-    text = "\n".join(
-        f"{NETS[n]:>14}: loss range {spread([r['loss_range'][1:].mean() for r in rs], '.3f')}\n"
-        f"{'':>16}gradient change {spread([r['grad_change'][1:].mean() for r in rs])}\n"
-        f"{'':>16}smoothness ratio {spread([r['beta'][1:].mean() for r in rs])}"
+            steps = rs[0]["history"].eval_step
+            _per_seed(ax, steps, [r[key] for r in rs], COLORS[net], NETS[net], marker=".")
+            if key == "grad_change_small":
+                ax.plot(steps, np.median([r["grad_norm"] for r in rs], axis=0), color=COLORS[net],
+                        lw=1.2, ls="--")
+        ax.set(yscale="log", xlabel="training step", title=title, ylabel=ylabel)
+        _plain_log_ticks(ax)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.3, top=0.9, wspace=0.42)
+    rows = (("loss_range_small", "loss range, k <= 1", ".3f"),
+            ("grad_change_small", "gradient change, k <= 1", ".3f"),
+            ("grad_norm", "gradient norm ||g||", ".2f"),
+            ("beta", "effective beta-smoothness", ".2f"))
+    text = "\n".join(f"{NETS[n]:>14}: " + f"\n{'':>16}".join(
+        f"{name} {spread([r[key][1:].mean() for r in rs], fmt)}" for key, name, fmt in rows)
         for n, rs in runs.items())
     return fig, "means over the probes after step 0:\n" + text
+
+
+def curvature_figure(seeds=experiments.SEEDS, lr: float = 0.4, **options):
+    """The top eigenvalue of the loss's Hessian over training, with and without batch norm.
+
+    One thin line per seed, the median thick, and the line 2 / lr above which
+    gradient descent on a quadratic of that curvature diverges; ``options`` go
+    to :func:`bnlib.lessons.lesson06.experiments.curvature_run`.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    text : str
+        Per network, over seeds: the mean and the largest value over the probes
+        after step 0.
+    """
+    runs = {net: [experiments.curvature_run(net, seed=int(s), lr=lr, **options) for s in seeds]
+            for net in ("none", "batch")}
+    fig, ax = plt.subplots(figsize=(5.5, 3.3))
+    for net, rs in runs.items():
+        _per_seed(ax, rs[0]["history"].eval_step, [r["curvature"] for r in rs], COLORS[net],
+                  NETS[net], marker=".")
+    ax.axhline(2 / lr, color="black", ls="--", lw=1, label=f"2 / learning rate = {2 / lr:g}")
+    ax.set(xlabel="training step", ylabel="largest Hessian eigenvalue", ylim=(0, None),
+           title="Curvature along the most curved direction")
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.9)
+    text = "\n".join(f"{NETS[n]:>14}: mean {spread([r['curvature'][1:].mean() for r in rs], '.1f')}"
+                     f", largest {spread([r['curvature'][1:].max() for r in rs], '.1f')}"
+                     for n, rs in runs.items())
+    return fig, "top curvature over the probes after step 0:\n" + text
