@@ -559,8 +559,9 @@ modes.check()
 # `explore.run`, so the plot follows the sliders at once. The readout gives
 # each seed a verdict: **trains** (90% or more at step 300), **slow**
 # (learning, but below 90% at step 300), **stuck at chance** (below 15%),
-# **diverged** (the loss blew up past 10 ln 10, far above any slow training)
-# or **chaotic** (a 1e-15 nudge of the initial weights grows into a different
+# **diverged** (at the end the loss is still above 10 ln 10, ten times chance
+# level: the weights or the logits have blown up, far beyond any slow
+# training; an early spike that training recovers from does not count) or **chaotic** (a 1e-15 nudge of the initial weights grows into a different
 # curve, so the numbers are not printed: another CPU would draw another one).
 # To train a setting yourself, including one the sliders do not offer, call
 # `explore.run("batch", lr=0.5, init_scale=2.0, seed=0)` (`None` instead of

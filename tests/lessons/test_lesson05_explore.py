@@ -99,8 +99,16 @@ def test_sensitivity_bound_bins():
 
 
 @pytest.mark.parametrize("history,sens,expected", [
-    (nn.History(step=np.arange(1, 4), loss=np.array([2.3, 50.0, 40.0]), eval_step=np.array([0, 3]),
-                test_accuracy=np.array([0.1, 0.1])), 1.0, "diverged"),    # loss past 10 ln 10
+    (nn.History(step=np.arange(1, 4), loss=np.array([30.0, 50.0, 40.0]), eval_step=np.array([0, 3]),
+                test_accuracy=np.array([0.1, 0.1])), 1e-14, "diverged"),  # stays past 10 ln 10
+    (nn.History(step=np.arange(1, 4), loss=np.array([30.0, 50.0, 40.0]), eval_step=np.array([0, 3]),
+                test_accuracy=np.array([0.1, 0.1])), 1.0, "chaotic"),     # chaotic: too close
+    (nn.History(step=np.arange(1, 4), loss=np.array([100.0, 150.0, 120.0]),
+                eval_step=np.array([0, 3]), test_accuracy=np.array([0.1, 0.1])), 1.0,
+     "diverged"),                                      # chaotic, but 4 x 10 ln 10 above
+    (nn.History(step=np.arange(1, 42), loss=np.r_[2.3, 90.0, np.full(39, 0.1)],
+                eval_step=np.array([0, 41]), test_accuracy=np.array([0.1, 0.95])), 1e-14,
+     "trains"),                                        # an early spike it recovers from
     (nn.History(step=np.arange(1, 3), loss=np.array([2.3, np.nan]), eval_step=np.array([0]),
                 test_accuracy=np.array([0.1]), diverged=True), np.inf, "diverged"),
     (nn.History(step=np.arange(1, 3), loss=np.array([2.3, 1.0]), eval_step=np.array([0, 2]),
