@@ -296,8 +296,9 @@ causes.check()
 # At $s = 100$ the hidden weights are **frozen**: each step moves them by a few
 # millionths of their norm, and the whole run by less than a thousandth,
 # against about half at $s = 1$. The per-step ratio falls by about three
-# thousand, close to the $1/s^2 = 10^{-4}$ that scale invariance predicts (not
-# the $1/s$ of the gradient alone). The network is then a fixed random
+# thousand: the order of the $1/s^2 = 10^4$ that scale invariance predicts (the
+# match is rough because the two networks then learn different things), far
+# beyond the $1/s = 100$ of the gradient alone. The network is then a fixed random
 # projection of the input, standardized by batch norm, with only γ, β and
 # the output layer learning, and that alone reaches 94-95% on the digits.
 # The output layer is a different matter: scaled by 100, its logits start
@@ -630,8 +631,8 @@ stable.check()
 # %% [markdown]
 # ## What the source notes get wrong
 #
-# - One note lists "training very deep networks easily" among batch norm's
-#   benefits, and another presents it as a guard against vanishing and
+# - One note counts the easy training of very deep networks among batch norm's
+#   benefits, and another presents batch norm as a guard against vanishing and
 #   exploding gradients. Without skip connections the measurement says the
 #   opposite for depth: at initialization batch norm makes the gradient
 #   ratio between the first and the last hidden layer *explode* with depth,
