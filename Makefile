@@ -103,7 +103,8 @@ images: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m bnlib.lessons.lesson09.diagram images
 
 # Train again the explorer tables after changing the training code: lesson 05's 70 settings
-# with their 1e-15-nudge sensitivities (runs.npz, ~35 s of CPU) and lesson 09's 60 CNN runs
+# from 3 seeds with their 1e-15-nudge sensitivities (runs.npz, ~3 min of CPU) and its depth
+# runs (depth.npz, ~20 s), and lesson 09's 60 CNN runs
 # (~190 s), each saved in its lesson package.
 tables: $(STAMP)
 	$(BIN)/python -m bnlib.lessons.lesson05.explore

@@ -159,6 +159,12 @@ class MLP:
     momentum, eps : float
         Passed to each BatchNorm layer (Keras convention and defaults).
     dtype : np.float32 or np.float64, default float64
+    residual : bool, default False
+        True adds a skip connection around every hidden layer whose input and
+        output widths match: that layer returns ``h + f(h)``, where ``f`` is
+        its usual dense -> (norm) -> activation (-> norm) path and ``h`` its
+        input (an identity shortcut, as in He et al. 2016). The first hidden
+        layer has one only if ``sizes[0] == sizes[1]``; the output layer never has.
 
     Attributes
     ----------
@@ -169,12 +175,16 @@ class MLP:
         The input of each hidden activation in the last forward pass.
     activations : list of ndarray of shape (N, width)
         The output of each hidden activation in the last forward pass.
+    skips : list of bool, one per hidden layer
+        Whether that layer has a skip connection (all False unless ``residual``).
     """
 
     def __init__(self, sizes, *, activation: str = "sigmoid", norm=None,
                  norm_position: str = "before", init_scale: float = 1.0, seed: int = 0,
-                 momentum: float = 0.99, eps: float = 1e-3, dtype=np.float64):
+                 momentum: float = 0.99, eps: float = 1e-3, dtype=np.float64,
+                 residual: bool = False):
         sizes = _check_sizes(sizes)
+        residual = check_bool("residual", residual)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("norm_position", norm_position, NORM_POSITIONS)
         if not (norm is None or (isinstance(norm, str) and norm == "batch")
@@ -190,6 +200,7 @@ class MLP:
             raise ValueError("dtype must be np.float32 or np.float64 (the training path is not "
                              "written for float16); got float16")
         self.sizes = sizes
+        self.skips = [residual and sizes[i] == sizes[i + 1] for i in range(len(sizes) - 2)]
         self.activation = activation
         self.norm_position = norm_position
         rng = np.random.default_rng(seed)
@@ -284,8 +295,9 @@ class MLP:
             a = _activate(self.activation, z)
             self.pre_activations.append(z)
             self.activations.append(a)
-            h = norm(a, training=training) if (norm is not None
-                                               and self.norm_position == "after") else a
+            out = norm(a, training=training) if (norm is not None
+                                                 and self.norm_position == "after") else a
+            h = h + out if self.skips[i] else out
         raise AssertionError("unreachable")
 
     def backward(self, dlogits, *, input_grad: bool = True):
@@ -318,6 +330,7 @@ class MLP:
         """:meth:`backward` without the checks."""
         d = np.asarray(dlogits, dtype=self.dtype)
         for i in range(len(self.weights) - 1, -1, -1):
+            skip = d if i < self.n_hidden and self.skips[i] else None
             if i < self.n_hidden:
                 norm = self.norms[i]
                 if norm is not None and self.norm_position == "after":
@@ -331,6 +344,8 @@ class MLP:
             if i == 0 and not input_grad:
                 return None
             d = d @ self.weights[i].T
+            if skip is not None:
+                d = d + skip
         return d
 
     def _entries(self):

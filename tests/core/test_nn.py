@@ -395,3 +395,54 @@ def test_restore_on_exit_restores_even_after_an_error(split):
             raise RuntimeError("measurement failed")
     for a, b in zip(before, _everything(model)):
         np.testing.assert_array_equal(b, a)
+
+
+# ----- residual connections (optional, off by default) -----
+
+@pytest.mark.parametrize("activation", nn.ACTIVATIONS)
+@pytest.mark.parametrize("norm,position", NORMS)
+def test_residual_gradients_match_numerical(activation, norm, position):
+    model = nn.MLP((5, 4, 4, 4, 3), activation=activation, norm=norm, norm_position=position,
+                   seed=4, residual=True)
+    assert model.skips == [False, True, True]  # 5 -> 4 has no identity shortcut
+    rng = np.random.default_rng(8)
+    for name, p in zip(model.param_names(), model.params()):
+        if name.startswith(("gamma", "b")):
+            p[...] = rng.normal(1.0 if name.startswith("gamma") else 0.0, 0.5, p.shape)
+    x, y = rng.normal(0.0, 1.0, (7, 5)), rng.integers(0, 3, 7)
+    loss, dlogits = _loss(model, x, y, True)
+    dx = model.backward(dlogits)
+
+    def f(_):
+        return np.array(_loss(model, x, y, True)[0])
+
+    for name, p, g in zip(model.param_names(), model.params(), model.grads()):
+        np.testing.assert_allclose(g, numerical_gradient(f, p, 1.0), rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
+    np.testing.assert_allclose(dx, numerical_gradient(f, x, 1.0), rtol=1e-6, atol=1e-9)
+
+
+def test_residual_forward_is_input_plus_block():
+    """Written out independently: h1 = relu(BN(x W1)), h2 = h1 + relu(BN(h1 W2)), logits."""
+    model = nn.MLP((3, 4, 4, 2), activation="relu", norm="batch", seed=2, residual=True)
+    x = np.random.default_rng(1).normal(size=(6, 3))
+    W1, W2, W3 = model.weights
+
+    def bn(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-3)
+
+    h1 = np.maximum(bn(x @ W1), 0)
+    h2 = h1 + np.maximum(bn(h1 @ W2), 0)
+    np.testing.assert_allclose(model.forward(x, training=True), h2 @ W3 + model.biases[2],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_residual_off_by_default_and_same_parameters():
+    plain = nn.MLP((4, 4, 4, 2), norm="batch", seed=0)
+    skip = nn.MLP((4, 4, 4, 2), norm="batch", seed=0, residual=True)
+    assert plain.skips == [False, False] and skip.skips == [True, True]
+    assert plain.param_names() == skip.param_names()
+    for a, b in zip(plain.params(), skip.params()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="residual"):
+        nn.MLP((4, 4, 2), residual="yes")

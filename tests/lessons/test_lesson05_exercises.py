@@ -62,6 +62,16 @@ def _bn(z, mean, var, gamma, beta, eps=1e-3):
      "eps goes inside the square root"),
     (lambda x, W, g, b: _sigmoid(_bn(x @ W, (x @ W).mean(0), (x @ W).var(0), 1.0, 0.0)),
      "scale by gamma and shift by beta"),
+    (lambda x, W, g, b: _sigmoid((x @ W - (x @ W).mean(0)) / np.sqrt((x @ W).var(0) + 1e-3) + b),
+     "gamma is missing"),
+    (lambda x, W, g, b: _sigmoid(g * (x @ W - (x @ W).mean(0)) / np.sqrt((x @ W).var(0) + 1e-3)),
+     "beta is missing"),
+    (lambda x, W, g, b: _sigmoid(_bn(x @ W, (x @ W).mean(0), np.var(x @ W, axis=0, ddof=1), g, b)),
+     "not ddof=1"),
+    (lambda x, W, g, b: _sigmoid(_bn(x @ W, (x @ W).mean(0), (x @ W).var(0), g, b, eps=1e-5)),
+     "not 1e-5"),
+    (lambda x, W, g, b: _sigmoid(g * (x @ W - (x @ W).mean(0)) / (x @ W).std(0) + b),
+     "belongs inside the square root"),
 ])
 def test_hidden_layer_mistakes(answer, hint, capsys):
     assert exercises.check_network_hidden_layer(answer) is False
@@ -73,6 +83,11 @@ def test_hidden_layer_mistakes(answer, hint, capsys):
      "use the moving mean and variance"),
     (lambda x, W, g, b, m, v: _sigmoid(g * (x @ W - m) / (v + 1e-3) + b), "not a standard deviation"),
     (lambda x, W, g, b, m, v: _sigmoid(_bn(x @ W, m, v, g, b, eps=0.0)), "keep eps = 1e-3"),
+    (lambda x, W, g, b, m, v: _sigmoid(_bn(x @ W, m, v, g, b, eps=1e-5)), "not 1e-5"),
+    (lambda x, W, g, b, m, v: _sigmoid(g * (x @ W - m) / (np.sqrt(v) + 1e-3) + b),
+     "sqrt(moving_variance + eps)"),
+    (lambda x, W, g, b, m, v: _sigmoid((x @ W - m) / np.sqrt(v + 1e-3) + b), "gamma is missing"),
+    (lambda x, W, g, b, m, v: _sigmoid(g * (x @ W - m) / np.sqrt(v + 1e-3)), "beta is missing"),
 ])
 def test_inference_layer_mistakes(answer, hint, capsys):
     assert exercises.check_network_inference_layer(answer) is False
@@ -85,6 +100,13 @@ def test_inference_layer_mistakes(answer, hint, capsys):
     (lambda d, xh, g, b, lr: (g - lr * d.sum(0), b - lr * d.sum(0)), "sum of dout * x_hat"),
     (lambda d, xh, g, b, lr: (g - lr * (d * xh).sum(1).mean(), b - lr * d.sum(1).mean()),
      "sum over the batch axis 0"),
+    (lambda d, xh, g, b, lr: (g - lr * d.sum(0), b - lr * (d * xh).sum(0)), "are swapped"),
+    (lambda d, xh, g, b, lr: (b - lr * d.sum(0), g - lr * (d * xh).sum(0)),
+     "(new_gamma, new_beta) in that order"),
+    (lambda d, xh, g, b, lr: (g - lr * (d * xh).sum(0), b), "beta is not updated"),
+    (lambda d, xh, g, b, lr: (g, b - lr * d.sum(0)), "gamma is not updated"),
+    (lambda d, xh, g, b, lr: (g - 0.1 * (d * xh).sum(0), b - 0.1 * d.sum(0)),
+     "use the learning rate passed as lr"),
 ])
 def test_gamma_beta_step_mistakes(answer, hint, capsys):
     assert exercises.check_network_gamma_beta_step(answer) is False
@@ -94,3 +116,20 @@ def test_gamma_beta_step_mistakes(answer, hint, capsys):
 def test_unknown_mistake_gets_the_generic_hint(capsys):
     assert exercises.check_network_gamma_beta_step(lambda d, xh, g, b, lr: (g * 0, b * 0)) is False
     assert "differs from the expected one" in capsys.readouterr().out
+
+
+def test_inference_layer_must_work_for_a_single_example(capsys):
+    # an answer that fails only for N = 1 (returns None there) does not pass
+    def no_single(x, W, g, b, m, v):
+        return None if len(x) == 1 else inference_layer(x, W, g, b, m, v)
+    assert exercises.check_network_inference_layer(no_single) is False
+    assert "returned None" in capsys.readouterr().out
+
+
+def test_hidden_layer_answer_that_hard_codes_the_shapes_fails(capsys):
+    # the cases vary N, the input width and the number of units
+    def fixed_shape(x, W, g, b):
+        if x.shape != (8, 4):
+            raise ValueError("only (8, 4)")
+        return hidden_layer(x, W, g, b)
+    assert exercises.check_network_hidden_layer(fixed_shape) is False

@@ -33,7 +33,7 @@ import numpy as np
 
 from bnlib import data, nn
 from bnlib.course import checks, plots, widgets
-from bnlib.course.seeds import LESSON_SEEDS, diverged, spread
+from bnlib.course.seeds import DIVERGED_LOSS, LESSON_SEEDS, spread
 
 SIZES = (64, 100, 100, 10)          # the lesson's default network
 FIGURE1_SIZES = (64, 100, 100, 100, 10)
@@ -55,26 +55,58 @@ def digits() -> data.Split:
     return data.digits()
 
 
-@lru_cache(maxsize=512)
 def run(norm: str | None = None, *, lr: float = 0.5, init_scale: float = 1.0,
         activation: str = "sigmoid", position: str = "before", sizes: tuple = SIZES,
-        steps: int = 300, seed: int = 0, eval_every: int = 10):
+        steps: int = 300, seed: int = 0, eval_every: int = 10,
+        output_scale: float | None = None, residual: bool = False):
     """Train one network on the digits; return ``(model, history)`` (cached).
 
-    The same ``seed`` sets the weights and the minibatch order. Treat the
-    returned model as read-only (the cache shares it).
+    The same ``seed`` sets the weights and the minibatch order. The hidden
+    weights are drawn with ``init_scale``, the output layer's with
+    ``output_scale`` (None: the same). ``residual`` adds skip connections
+    (:class:`bnlib.nn.MLP`). At every evaluation the history records, per
+    dense layer k, ``"update_W<k>"``: the last step's update relative to the
+    weights, lr * |dW| / |W| (NaN before the first step). Treat the returned
+    model as read-only (the cache shares it, whatever the order of the keywords).
     """
-    return _train(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every)
+    return _run_cached(norm, lr, init_scale, activation, position, tuple(sizes), steps, seed,
+                       eval_every, output_scale, residual)
+
+
+@lru_cache(maxsize=512)
+def _run_cached(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every,
+                output_scale, residual):
+    return _train(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every,
+                  output_scale=output_scale, residual=residual)
+
+
+run.cache_clear = _run_cached.cache_clear
+
+
+def _initial_model(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every,
+                   nudge: float = 0.0, output_scale=None, residual: bool = False) -> nn.MLP:
+    """The untrained network of a setting of :func:`run` (the arguments of :func:`_train`)."""
+    model = nn.MLP(sizes, activation=activation, norm=norm, norm_position=position,
+                   init_scale=init_scale, seed=seed, residual=residual)
+    if output_scale is not None:
+        model.weights[-1] *= output_scale / init_scale
+    for weights in model.weights:
+        weights *= 1.0 + nudge
+    return model
 
 
 def _train(norm, lr, init_scale, activation, position, sizes, steps, seed, eval_every,
-           nudge: float = 0.0):
+           nudge: float = 0.0, output_scale=None, residual: bool = False):
     """:func:`run` without the cache; every initial weight is multiplied by ``1 + nudge``."""
-    model = nn.MLP(sizes, activation=activation, norm=norm, norm_position=position,
-                   init_scale=init_scale, seed=seed)
-    for weights in model.weights:
-        weights *= 1.0 + nudge
-    return model, nn.train(model, digits(), steps=steps, lr=lr, seed=seed, eval_every=eval_every)
+    model = _initial_model(norm, lr, init_scale, activation, position, sizes, steps, seed,
+                           eval_every, nudge, output_scale, residual)
+
+    def record(m):
+        return {f"update_W{k}": np.nan if dW is None else lr * np.linalg.norm(dW) / np.linalg.norm(W)
+                for k, (W, dW) in enumerate(zip(m.weights, m._dweights), start=1)}
+
+    return model, nn.train(model, digits(), steps=steps, lr=lr, seed=seed, eval_every=eval_every,
+                           record=record)
 
 
 def _run_settings(settings: dict) -> dict:
@@ -87,7 +119,6 @@ def _run_settings(settings: dict) -> dict:
     return {**defaults, **settings}
 
 
-@lru_cache(maxsize=1024)
 def sensitivity(norm: str | None, *, nudge: float = 1e-15, **settings) -> float:
     """How far a rounding-sized nudge of the initial weights moves a run's loss curve.
 
@@ -101,13 +132,36 @@ def sensitivity(norm: str | None, *, nudge: float = 1e-15, **settings) -> float:
     Cached, like :func:`run`.
     """
     full = _run_settings(settings)
-    base = run(norm, **settings)[1].loss
+    full["sizes"] = tuple(full["sizes"])
+    return _sensitivity_cached(norm, nudge, tuple(sorted(full.items())))
+
+
+@lru_cache(maxsize=1024)
+def _sensitivity_cached(norm, nudge: float, items: tuple) -> float:
+    full = dict(items)
+    base = run(norm, **full)[1].loss
     nudged = _train(norm, **full, nudge=nudge)[1].loss
     finite = np.isfinite(base)
     if len(base) != len(nudged) or np.any(finite != np.isfinite(nudged)):
         return float("inf")
     return float(np.max(np.abs(nudged[finite] - base[finite]) / np.abs(base[finite]),
                         initial=0.0))
+
+
+sensitivity.cache_clear = _sensitivity_cached.cache_clear
+
+
+def sensitivity_bound(value: float) -> str:
+    """A :func:`sensitivity` as a bound that another CPU's round-off cannot change.
+
+    Reproducible runs stay near the nudge (1e-15 to 1e-9, 2e-6 at worst on
+    the seeds measured) and chaotic ones grow to 1e-2 and beyond, so the bins
+    are "below 1e-4" (reproducible), "above 1e-2" (chaotic) and, rarely,
+    "between 1e-4 and 1e-2" (chaotic too).
+    """
+    if value < REPRODUCIBLE:
+        return f"below {REPRODUCIBLE:.0e}"
+    return "above 1e-02" if value > 1e-2 else f"between {REPRODUCIBLE:.0e} and 1e-02"
 
 
 def first_step_at(history: nn.History, threshold: float = TRAINS) -> float:
@@ -332,6 +386,96 @@ def init_scales(seeds=LESSON_SEEDS, scales=INIT_SCALES, *, lr: float = 1.0) -> C
     return claim
 
 
+# Where the initialization scale acts: the hidden layers (scale-invariant behind batch norm)
+# or the output layer (no batch norm after it). name -> (hidden scale, output scale).
+INIT_CAUSES = {"hidden x1, output x1": (1.0, 1.0), "hidden x100, output x1": (100.0, 1.0),
+               "hidden x1, output x100": (1.0, 100.0), "hidden x100, output x100": (100.0, 100.0)}
+
+
+def _cause_settings(hidden: float, output: float, lr: float) -> dict:
+    return dict(lr=lr, init_scale=hidden, output_scale=None if output == hidden else output)
+
+
+def weight_change(norm, **settings) -> np.ndarray:
+    """Per dense layer, |W_end - W_start| / |W_start| over a run of :func:`run`. Shape (n_layers,)."""
+    model = run(norm, **settings)[0]
+    start = _initial_model(norm, **_run_settings(settings)).weights
+    return np.array([np.linalg.norm(W - W0) / np.linalg.norm(W0)
+                     for W, W0 in zip(model.weights, start)])
+
+
+def update_ratios(history: nn.History) -> np.ndarray:
+    """(n_evals, n_layers): the recorded lr * |dW| / |W| of every dense layer (row 0 is NaN)."""
+    names = sorted((k for k in history.recorded if k.startswith("update_W")),
+                   key=lambda k: int(k[len("update_W"):]))
+    return np.stack([history.recorded[k] for k in names], axis=1)
+
+
+def init_causes(seeds=LESSON_SEEDS, *, lr: float = 1.0) -> Claim:
+    """The batch-norm sigmoid network with its hidden and output weights scaled separately.
+
+    Trained like :func:`init_scales` (300 steps at ``lr``), for each setting of
+    :data:`INIT_CAUSES`. ``values``: "final", "sensitivity" (name -> ndarray
+    (n_seeds,)), "change" (name -> (n_seeds, 3), :func:`weight_change`),
+    "small_growth" ((n_seeds,): the smaller hidden layer's change at init scale 0.01),
+    "updates" (name -> (n_seeds, n_evals, 3), :func:`update_ratios`) and
+    "eval_step".
+    """
+    seeds = _seeds(seeds)
+    final, sens, change, updates = {}, {}, {}, {}
+    for name, (hidden, output) in INIT_CAUSES.items():
+        kw = _cause_settings(hidden, output, lr)
+        hists = [run("batch", seed=s, **kw)[1] for s in seeds]
+        final[name] = np.array([h.final_accuracy for h in hists])
+        sens[name] = np.array([sensitivity("batch", seed=s, **kw) for s in seeds])
+        change[name] = np.array([weight_change("batch", seed=s, **kw) for s in seeds])
+        updates[name] = np.array([update_ratios(h) for h in hists])
+    claim = Claim(seeds, {"final": final, "sensitivity": sens, "change": change,
+                          "updates": updates, "eval_step": hists[0].eval_step})
+    base, frozen = "hidden x1, output x1", "hidden x100, output x1"
+    moved = change[base][:, :2].min(axis=1)
+    stuck = change[frozen][:, :2].max(axis=1)
+    claim.add("at scale 1 the hidden weights move by more than 20% of their norm, on every seed",
+              np.all(moved > 0.2), f"smallest change {spread(moved)}")
+    claim.add("hidden x100: they move by less than 0.2% of their norm, on every seed (frozen)",
+              np.all(stuck < 2e-3), f"largest change {spread(stuck, '.0e')}")
+    per_step = {k: np.nanmedian(updates[k][:, :, :2], axis=(1, 2)) for k in (base, frozen)}
+    ratio = per_step[base] / per_step[frozen]
+    claim.add("the per-step update of the hidden weights is more than 1,000 times smaller at x100 "
+              "(1/s^2 = 1e4 predicts it; 1/s = 100 would not)", np.all(ratio > 1e3),
+              f"{spread(ratio, '.1e')} times")
+    claim.add("and yet hidden x100 ends above 90% on every seed, reproducibly",
+              np.all(final[frozen] >= TRAINS) and np.all(sens[frozen] < REPRODUCIBLE),
+              pct(final[frozen]))
+    small = np.array([weight_change("batch", lr=lr, init_scale=0.01, seed=s)[:2].min()
+                      for s in seeds])
+    claim.values["small_growth"] = small
+    claim.add("the other way round, at s = 0.01 the hidden weights grow by more than 10 times "
+              "their initial norm over the run, on every seed", np.all(small > 10),
+              f"{spread(small, '.0f')} times")
+    for name in ("hidden x1, output x100", "hidden x100, output x100"):
+        claim.add(f"{name}: chaotic on at least one seed (huge initial logits), every seed "
+                  f"above 80%", np.any(sens[name] > REPRODUCIBLE) and np.all(final[name] > 0.8))
+    return claim
+
+
+def updates_figure(causes: Claim, names=("hidden x1, output x1", "hidden x100, output x1")):
+    """Per-layer update-to-weight ratio lr |dW| / |W| over training: median and range of seeds."""
+    fig, axes = plt.subplots(1, len(names), figsize=(9, 3.2), sharey=True)
+    steps = causes.values["eval_step"][1:]
+    for ax, name in zip(np.atleast_1d(axes), names):
+        ratios = causes.values["updates"][name][:, 1:, :]
+        for k in range(ratios.shape[2]):
+            _band(ax, steps, ratios[:, :, k], f"W{k + 1}" + (" (output)" if k == 2 else ""))
+        ax.axhline(1e-3, color="gray", ls=":", lw=1, label="1e-3 (rule of thumb)")
+        ax.set(yscale="log", xlabel="SGD step", title=f"batch norm, {name}")
+    np.atleast_1d(axes)[0].set_ylabel("update / weight, per step")
+    np.atleast_1d(axes)[0].legend(fontsize="small")
+    fig.suptitle(f"update-to-weight ratio per layer, median and range of {len(causes.seeds)} seeds")
+    fig.tight_layout()
+    return fig
+
+
 def depth(seeds=LESSON_SEEDS, *, sizes=DEEP_SIZES, lr: float = 1.0) -> Claim:
     """Eight sigmoid layers of 50 units, 300 steps: final test accuracy with and without BN.
 
@@ -347,6 +491,161 @@ def depth(seeds=LESSON_SEEDS, *, sizes=DEEP_SIZES, lr: float = 1.0) -> Claim:
     claim.add("plain: every seed at chance level (below 15%)", np.all(final["plain"] < 0.15),
               pct(final["plain"]))
     return claim
+
+
+# How deep? ReLU networks of 50-unit hidden layers, He initialization (init scale sqrt 2).
+DEPTHS = (8, 16, 32, 64)
+DEPTH_NETS = {"plain": dict(norm=None), "batch norm": dict(norm="batch"),
+              "batch norm + skips": dict(norm="batch", residual=True)}
+DEPTH_TRAINING = dict(lr=0.1, steps=200, eval_every=50)
+
+
+def deep_sizes(n_hidden: int, width: int = 50) -> tuple:
+    """(64, width, ..., width, 10) with ``n_hidden`` hidden layers."""
+    return (64,) + (width,) * n_hidden + (10,)
+
+
+def _depth_settings(net: str, n_hidden: int) -> dict:
+    return dict(DEPTH_NETS[net], sizes=deep_sizes(n_hidden), activation="relu",
+                init_scale=float(np.sqrt(2.0)))
+
+
+def initial_gradient_norms(net: str, n_hidden: int, seed: int, n_examples: int = 60) -> np.ndarray:
+    """|dL/dW_k| for every dense layer k of an untrained :data:`DEPTH_NETS` network.
+
+    One training-mode forward and backward pass on the first ``n_examples``
+    training images. Shape (n_hidden + 1,): the hidden layers, then the output layer.
+    """
+    kw = _depth_settings(net, n_hidden)
+    norm = kw.pop("norm")
+    model = _initial_model(norm, **_run_settings({**kw, "seed": seed}))
+    split = digits()
+    logits = model.forward(split.x_train[:n_examples], training=True)
+    model.backward(nn.softmax_cross_entropy(logits, split.y_train[:n_examples])[1])
+    grads = dict(zip(model.param_names(), model.grads()))
+    return np.array([np.linalg.norm(grads[f"W{k}"]) for k in range(1, n_hidden + 2)])
+
+
+def depth_finals(seeds=LESSON_SEEDS, depths=DEPTHS) -> dict:
+    """(net, depth) -> ndarray (n_seeds,): test accuracy after :data:`DEPTH_TRAINING`, trained."""
+    out = {}
+    for net, d in itertools.product(DEPTH_NETS, depths):
+        kw = _depth_settings(net, d)
+        norm = kw.pop("norm")
+        out[net, d] = np.array([run(norm, seed=s, **kw, **DEPTH_TRAINING)[1].final_accuracy
+                                for s in _seeds(seeds)])
+    return out
+
+
+DEPTH_TABLE = Path(__file__).with_name("depth.npz")
+
+
+def _depth_table_settings() -> dict:
+    return {"lr": DEPTH_TRAINING["lr"], "steps": DEPTH_TRAINING["steps"],
+            "eval_every": DEPTH_TRAINING["eval_every"], "width": deep_sizes(1)[1]}
+
+
+def write_depth_table(path=DEPTH_TABLE, seeds=LESSON_SEEDS) -> None:
+    """Save :func:`depth_finals` of ``seeds`` (``make tables``): the lesson reads them,
+    since the 36 trainings (64 layers among them) take longer than the rest of its cells."""
+    finals = depth_finals(seeds)
+    nets = list(DEPTH_NETS)
+    np.savez_compressed(path, nets=np.array(nets), depths=np.array(DEPTHS),
+                        seeds=np.array(_seeds(seeds)),
+                        final=np.array([[finals[n, d] for d in DEPTHS] for n in nets]),
+                        **{f"run_{k}": v for k, v in _depth_table_settings().items()})
+
+
+@lru_cache(maxsize=4)
+def depth_table(path=DEPTH_TABLE) -> dict:
+    """The :func:`depth_finals` saved by :func:`write_depth_table`: (net, depth) -> (n_seeds,).
+
+    Empty, with a warning, if it was made with other settings (then train:
+    :func:`depth_finals`).
+    """
+    with np.load(path) as npz:
+        t = {k: npz[k] for k in npz.files}
+    saved = {k[len("run_"):]: t[k].tolist() for k in t if k.startswith("run_")}
+    if saved != _depth_table_settings() or t["nets"].tolist() != list(DEPTH_NETS) \
+            or tuple(t["depths"].tolist()) != DEPTHS:
+        warnings.warn(f"{Path(path).name} was made with other settings ({saved}); "
+                      f"run `make tables`")
+        return {}
+    return {(net, d): t["final"][i, j] for i, net in enumerate(t["nets"].tolist())
+            for j, d in enumerate(t["depths"].tolist())}
+
+
+def depth_table_seeds(path=DEPTH_TABLE) -> tuple:
+    """The seeds :func:`depth_table` was trained from."""
+    with np.load(path) as npz:
+        return tuple(npz["seeds"].tolist())
+
+
+def depth_claim(seeds=LESSON_SEEDS, depths=DEPTHS, finals=None) -> Claim:
+    """Plain vs batch norm vs batch norm with skip connections, from 8 to 64 ReLU layers.
+
+    ``values``: "gradients" ((net, depth) -> (n_seeds, depth + 1), the
+    :func:`initial_gradient_norms`), "ratio" ((net, depth) -> (n_seeds,),
+    |dW1| / |dW of the last hidden layer| at initialization), "final"
+    ((net, depth) -> (n_seeds,), test accuracy after :data:`DEPTH_TRAINING`:
+    ``finals`` if given, e.g. :func:`depth_table` for the seeds it was made
+    from, else :func:`depth_finals`, trained now).
+    """
+    seeds, depths = _seeds(seeds), tuple(depths)
+    grads, ratio = {}, {}
+    for net, d in itertools.product(DEPTH_NETS, depths):
+        grads[net, d] = np.array([initial_gradient_norms(net, d, s) for s in seeds])
+        ratio[net, d] = grads[net, d][:, 0] / grads[net, d][:, d - 1]
+    final = depth_finals(seeds, depths) if finals is None else {
+        key: np.asarray(finals[key], dtype=float) for key in itertools.product(DEPTH_NETS, depths)}
+    claim = Claim(seeds, {"gradients": grads, "ratio": ratio, "final": final, "depths": depths})
+    lo, hi = min(depths), max(depths)
+    claim.add(f"at initialization, batch norm without skips: |dW1| / |dW{hi}| above 1e4 at {hi} "
+              f"layers on every seed, below 10 at {lo}",
+              np.all(ratio["batch norm", hi] > 1e4) and np.all(ratio["batch norm", lo] < 10))
+    claim.add(f"with skip connections it stays below 200 at {hi} layers, on every seed",
+              np.all(ratio["batch norm + skips", hi] < 200))
+    claim.add("plain (He initialization): between 0.1 and 30 at every depth, on every seed",
+              all(np.all((ratio["plain", d] > 0.1) & (ratio["plain", d] < 30)) for d in depths))
+    claim.add(f"trained: at {lo} layers all three reach 80% on every seed",
+              all(np.all(final[net, lo] >= 0.8) for net in DEPTH_NETS))
+    if 16 in depths:
+        claim.add("at 16 layers batch norm still reaches 80% on every seed, the plain network "
+                  "on none", np.all(final["batch norm", 16] >= 0.8)
+                  and np.all(final["plain", 16] < 0.8))
+    deep = [d for d in depths if d >= 32]
+    claim.add("at 32 layers and more, without skips neither network reaches 50% on any seed",
+              all(np.all(final[net, d] < 0.5) for net in ("plain", "batch norm") for d in deep))
+    if 32 in depths:
+        claim.add("with skips, batch norm reaches 70% at 32 layers on every seed",
+                  np.all(final["batch norm + skips", 32] >= 0.7))
+    claim.add(f"and at {hi} layers it learns on every seed (above 25%; chance is 10%), if slowly",
+              np.all(final["batch norm + skips", hi] > 0.25))
+    return claim
+
+
+def depth_figure(claim: Claim):
+    """(a) per-layer gradient norm at initialization, deepest network; (b) final accuracy vs depth."""
+    depths = claim.values["depths"]
+    hi = max(depths)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for net in DEPTH_NETS:
+        g = claim.values["gradients"][net, hi]
+        line = _band(ax1, np.arange(1, hi + 1), g[:, :hi] / g[:, [hi - 1]], net)
+        _band(ax2, depths, np.array([claim.values["final"][net, d] for d in depths]).T, net,
+              color=line.get_color())
+    ax1.set(yscale="log", xlabel="hidden layer", ylabel="|dW| / |dW of the last hidden layer|",
+            title=f"(a) gradients at initialization, {hi} ReLU layers")
+    ax2.set(xscale="log", xlabel="hidden layers", ylabel="test accuracy",
+            title="(b) after 200 steps at lr 0.1", ylim=(0, 1), xticks=depths,
+            xticklabels=[str(d) for d in depths])
+    ax2.minorticks_off()
+    ax2.axhline(0.1, color="gray", ls=":", lw=1, label="chance")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize="small")
+    fig.suptitle(f"median and range of {len(claim.seeds)} seeds")
+    fig.tight_layout()
+    return fig
 
 
 PLACEMENTS = {"sigmoid": dict(lr=0.5, steps=600), "relu": dict(lr=0.3, steps=300)}
@@ -483,12 +782,16 @@ def figure1(norm, *, steps: int = 2000, lr: float = 0.5, seed: int = 0, unit: in
 
     The percentiles are taken over a fixed probe batch of ``n_probe`` test images.
     ``nudge`` multiplies every initial weight by ``1 + nudge`` (to measure
-    :func:`figure1_sensitivity`). Returns the History; ``recorded`` holds "p15", "p50", "p85".
+    :func:`figure1_sensitivity`). Returns the History; ``recorded`` holds "p15", "p50", "p85"
+    and, with batch norm, "gamma" (the tracked unit's gamma).
     """
     probe = digits().x_test[:n_probe]
 
     def record(model):
-        return dict(zip(("p15", "p50", "p85"), sigmoid_input_percentiles(model, probe, unit)))
+        out = dict(zip(("p15", "p50", "p85"), sigmoid_input_percentiles(model, probe, unit)))
+        if model.norms[-1] is not None:
+            out["gamma"] = model.norms[-1].gamma[unit]
+        return out
 
     model = nn.MLP(FIGURE1_SIZES, norm=norm, seed=seed)
     for weights in model.weights:
@@ -508,57 +811,82 @@ def figure1_sensitivity(norm, *, nudge: float = 1e-15, **settings) -> float:
     return float(max(np.max(np.abs(base.loss - nudged.loss) / np.abs(base.loss)), band))
 
 
-def band_drift(history: nn.History) -> dict:
-    """How much the percentile band moved over training.
+def band_drift(history: nn.History, after: int = 0) -> dict:
+    """How much the percentile band moved from step ``after`` to the end.
 
     Returns
     -------
     dict with
-        "range": ndarray (3,), max - min over training of each percentile;
-        "width": final band width p85 - p15;
-        "drift": largest range divided by the final width (how many band widths
-        the band wandered; small means a stable input distribution).
+        "range": ndarray (3,), max - min of each percentile over those steps, in
+        units of the sigmoid's input (the scale the sigmoid itself responds to);
+        "width": median band width p85 - p15 over those steps;
+        "drift": largest range divided by that width (each network measured
+        against its own band, over the same steps).
     """
-    band = np.stack([history.recorded[k] for k in ("p15", "p50", "p85")])
+    keep = history.eval_step >= after
+    band = np.stack([history.recorded[k][keep] for k in ("p15", "p50", "p85")])
     ranges = band.max(axis=1) - band.min(axis=1)
-    width = float(band[2, -1] - band[0, -1])
+    width = float(np.median(band[2] - band[0]))
     return {"range": ranges, "width": width, "drift": float(ranges.max() / width)}
 
 
-def figure1_claim(seeds=LESSON_SEEDS, *, steps: int = 2000) -> Claim:
-    """Figure 1 of Ioffe & Szegedy on several seeds.
+PLATEAU_END = 500   # Figure 1's drift is measured from here: the plain network has left chance
+
+
+def figure1_claim(seeds=LESSON_SEEDS, *, steps: int = 2000, after: int = PLATEAU_END) -> Claim:
+    """Figure 1 of Ioffe & Szegedy on several seeds, the drift measured after the plateau.
 
     ``values``: "histories" (label -> list of History, one per seed), "accuracy"
-    (label -> {step: ndarray (n_seeds,)} at steps 200, 500 and the last),
-    "range" (label -> ndarray (n_seeds, 3): how far p15, p50, p85 moved),
-    "drift" (label -> ndarray (n_seeds,), :func:`band_drift`) and "ratio"
-    (plain's drift over batch norm's, per seed).
+    (label -> {step: ndarray (n_seeds,)} at steps 100, 200, ``after`` and the last),
+    "initial_width" (label -> (n_seeds,), p85 - p15 at step 0), "whole" and
+    "range" (label -> (n_seeds, 3): how far p15, p50, p85 moved over the whole
+    run and from step ``after`` on), "drift" (label -> (n_seeds,), that largest
+    move over the network's own median band width, :func:`band_drift`),
+    "absolute_ratio" and "relative_ratio" (plain over batch norm, per seed),
+    "growth" and "gamma" (batch norm: final over initial band width, and the
+    tracked unit's final gamma).
     """
     seeds = _seeds(seeds)
     hists = {label: [figure1(norm, seed=s, steps=steps) for s in seeds]
              for label, norm in NORMS.items()}
-    accuracy = {label: {t: np.array([h.accuracy_at(t) for h in hs]) for t in (200, 500, steps)}
+    accuracy = {label: {t: np.array([h.accuracy_at(t) for h in hs]) for t in (100, 200, after, steps)}
                 for label, hs in hists.items()}
-    drifts = {label: [band_drift(h) for h in hs] for label, hs in hists.items()}
-    ranges = {label: np.array([d["range"] for d in ds]) for label, ds in drifts.items()}
-    drift = {label: np.array([d["drift"] for d in ds]) for label, ds in drifts.items()}
-    ratio = drift["plain"] / drift["batch norm"]
-    claim = Claim(seeds, {"histories": hists, "accuracy": accuracy, "range": ranges,
-                          "drift": drift, "ratio": ratio})
-    lead = accuracy["batch norm"][500] - accuracy["plain"][500]
-    claim.add("(a) batch norm is ahead at step 500 by 20 points or more, on every seed",
+    late = {label: [band_drift(h, after) for h in hs] for label, hs in hists.items()}
+    whole = {label: np.array([band_drift(h)["range"] for h in hs]) for label, hs in hists.items()}
+    ranges = {label: np.array([d["range"] for d in ds]) for label, ds in late.items()}
+    drift = {label: np.array([d["drift"] for d in ds]) for label, ds in late.items()}
+    initial = {label: np.array([h.recorded["p85"][0] - h.recorded["p15"][0] for h in hs])
+               for label, hs in hists.items()}
+    absolute = ranges["plain"].max(axis=1) / ranges["batch norm"].max(axis=1)
+    relative = drift["plain"] / drift["batch norm"]
+    bn = hists["batch norm"]
+    growth = np.array([(h.recorded["p85"][-1] - h.recorded["p15"][-1])
+                       / (h.recorded["p85"][0] - h.recorded["p15"][0]) for h in bn])
+    gamma = np.array([h.recorded["gamma"][-1] for h in bn])
+    claim = Claim(seeds, {"histories": hists, "accuracy": accuracy, "initial_width": initial,
+                          "whole": whole, "range": ranges, "drift": drift,
+                          "absolute_ratio": absolute, "relative_ratio": relative,
+                          "growth": growth, "gamma": gamma})
+    claim.add("without batch norm the band starts collapsed: narrower than 0.1, on every seed "
+              "(with batch norm wider than 1)",
+              np.all(initial["plain"] < 0.1) and np.all(initial["batch norm"] > 1))
+    claim.add("and the plain network is still at chance (below 15%) at step 100, on every seed",
+              np.all(accuracy["plain"][100] < 0.15))
+    lead = accuracy["batch norm"][after] - accuracy["plain"][after]
+    claim.add(f"(a) batch norm is ahead at step {after} by 20 points or more, on every seed",
               np.all(lead > 0.2), f"lead {points(lead)}")
-    claim.add("(b, c) the band wanders at least twice less with batch norm on every seed, "
-              "three times less on the median",
-              np.all(ratio > 2) and np.median(ratio) > 3, f"{spread(ratio, '.1f')} times less")
-    claim.add("even in absolute terms: every percentile moves less with batch norm "
-              "than any percentile without, on every seed",
-              np.all(ranges["batch norm"].max(axis=1) < ranges["plain"].min(axis=1)))
-    claim.add("the median input moves by more than 1 without batch norm and by less than 0.7 "
-              "with it, on every seed",
-              np.all(ranges["plain"][:, 1] > 1) and np.all(ranges["batch norm"][:, 1] < 0.7),
-              f"plain {spread(ranges['plain'][:, 1])}, batch norm "
-              f"{spread(ranges['batch norm'][:, 1])}")
+    claim.add(f"after step {after}, in units of the sigmoid's input, the plain band moves at "
+              "least twice as far as batch norm's on every seed, three times on the median",
+              np.all(absolute > 2) and np.median(absolute) > 3,
+              f"{spread(absolute, '.0f')} times as far")
+    claim.add("measured against each network's own band width, still at least twice on every "
+              "seed, three times on the median",
+              np.all(relative > 2) and np.median(relative) > 3,
+              f"{spread(relative, '.0f')} times as far")
+    claim.add("with batch norm the band widens, and the tracked unit's gamma grows by more than "
+              "half of that factor (on a log scale), on every seed",
+              np.all(growth > 1.2) and np.all(np.log(gamma) > 0.5 * np.log(growth)),
+              f"width grew {spread(growth, '.1f')} times, gamma {spread(gamma, '.1f')} times")
     return claim
 
 
@@ -581,6 +909,7 @@ def figure1_figure(plain: list, batch: list, seeds=LESSON_SEEDS):
             color = f"C{k + 2}"
             ax.fill_between(h.eval_step, r["p15"], r["p85"], color=color, alpha=0.2, lw=0)
             ax.plot(h.eval_step, r["p50"], color=color, lw=1.2, label=f"seed {seed}")
+        ax.axvline(PLATEAU_END, color="gray", ls=":", lw=1)
         ax.set(xlabel="SGD step", ylabel="input of one sigmoid", title=label, ylim=(-4, 4))
         ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
@@ -647,16 +976,18 @@ def inference_modes(seeds=LESSON_SEEDS, *, lr: float = 0.5, steps: int = 600) ->
 
 LR_OPTIONS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 SCALE_OPTIONS = (0.01, 0.1, 1.0, 10.0, 100.0)
-# Every setting of the explorer keeps its smoothed loss within 0.0147 (lr 10, init scale 10,
-# batch norm) and 511 (lr 30, init scale 100, no batch norm): fixed limits, no redraw.
-LOSS_LIMITS = (0.01, 1000.0)
+EXPLORER_SEEDS = LESSON_SEEDS       # every setting is trained from each of these
+# Every run of the explorer keeps its smoothed loss within 0.0065 (lr 10, init scale 10,
+# batch norm, seed 2) and 692 (lr 30, init scale 100, no batch norm, seed 1): fixed limits.
+LOSS_LIMITS = (0.003, 2000.0)
 STEP_LIMITS = (-15.0, 315.0)        # steps 0..300 with matplotlib's 5% margins
 RUN_TABLE = Path(__file__).with_name("runs.npz")
-VARIED = ("norm", "lr", "init_scale")   # the settings of run() the explorer's controls choose
+VARIED = ("norm", "lr", "init_scale", "seed")   # the settings of run() the table varies
+STUCK = 0.15                        # "stuck at chance": below 15% test accuracy at the end
 
 
 def run_defaults() -> dict:
-    """The settings of :func:`run` the explorer leaves at their defaults (steps, seed, ...)."""
+    """The settings of :func:`run` the explorer leaves at their defaults (steps, sizes, ...)."""
     return {name: p.default for name, p in inspect.signature(run).parameters.items()
             if name not in VARIED}
 
@@ -679,52 +1010,72 @@ def _padded(rows: list, fill) -> np.ndarray:
 
 
 def _as_saved(settings: dict) -> dict:
-    """Settings as they come back from an .npz file (tuples become lists)."""
+    """Settings as they come back from an .npz file (tuples become lists, None an object)."""
     return {name: np.asarray(value).tolist() for name, value in settings.items()}
 
 
 EXPLORER_NUDGES = (1e-15, -1e-15)
 
 
-def explorer_sensitivity(lr: float, init_scale: float, batch_norm: bool) -> float:
+def explorer_sensitivity(lr: float, init_scale: float, batch_norm: bool, seed: int = 0) -> float:
     """:func:`sensitivity` of an explorer setting, the larger of a nudge up and down.
 
     Two directions, because one nudge can vanish: when the first SGD steps
     are much larger than tiny initial weights, the rounding of the update may
     absorb the nudge entirely (lr 30 with init scale 0.01 does).
     """
-    return max(sensitivity(_norm(batch_norm), lr=lr, init_scale=init_scale, nudge=n)
+    return max(sensitivity(_norm(batch_norm), lr=lr, init_scale=init_scale, seed=seed, nudge=n)
                for n in EXPLORER_NUDGES)
 
 
-def write_run_table(path=RUN_TABLE) -> None:
-    """Train every setting of the explorer with :func:`run`; save its curves (``make tables``).
+def _moving_statistics(model: nn.MLP, width: int) -> np.ndarray:
+    """(2, n_hidden, width): the moving mean and variance of each batch-norm layer (NaN if none)."""
+    out = np.full((2, model.n_hidden, width), np.nan)
+    for k, layer in enumerate(model.norms):
+        if layer is not None:
+            out[0, k], out[1, k] = layer.moving_mean, layer.moving_variance
+    return out
 
-    Per setting: the loss of each step, the evaluation steps, the test
-    accuracies and the diverged flag, i.e. the :class:`bnlib.nn.History`
-    that :class:`RunScene` and :func:`run_readout` use, and its
-    :func:`explorer_sensitivity` (which settings are chaotic). Also the settings grid
-    and, as ``run_<name>``, the training settings of :func:`run_defaults`, so
-    that a table made with other settings is recognized. Training is
-    deterministic: fixed seeds, one BLAS thread (:func:`bnlib.nn.train`).
+
+def write_run_table(path=RUN_TABLE) -> None:
+    """Train every setting of the explorer from every seed; save the curves (``make tables``).
+
+    Per setting and seed of :data:`EXPLORER_SEEDS`: the loss of each step,
+    the evaluation steps, the test accuracies and the diverged flag, i.e. the
+    :class:`bnlib.nn.History` that :class:`RunScene` and :func:`run_readout`
+    use, its :func:`explorer_sensitivity` (which runs are chaotic) and, for
+    the first seed (to keep the file small), the final moving statistics of
+    its batch-norm layers (what test accuracy in inference mode depends on). Also the grid and, as ``run_<name>``, the
+    training settings of :func:`run_defaults`, so that a table made with other
+    settings is recognized. Training is deterministic: fixed seeds, one BLAS
+    thread (:func:`bnlib.nn.train`).
 
     Parameters
     ----------
     path : str or Path
         The .npz file to write (compressed, no pickled objects).
     """
-    grid = explorer_settings()
-    _save_table(path, grid, [run(_norm(bn), lr=lr, init_scale=scale)[1] for lr, scale, bn in grid],
-                [explorer_sensitivity(lr, scale, bn) for lr, scale, bn in grid])
+    grid = [(lr, scale, bn, seed) for (lr, scale, bn), seed
+            in itertools.product(explorer_settings(), EXPLORER_SEEDS)]
+    runs = [run(_norm(bn), lr=lr, init_scale=scale, seed=seed) for lr, scale, bn, seed in grid]
+    width = max(SIZES[1:-1])
+    _save_table(path, grid, [h for _, h in runs],
+                [explorer_sensitivity(*key) for key in grid],
+                np.array([_moving_statistics(m, width) if seed == EXPLORER_SEEDS[0]
+                          else np.full((2, len(SIZES) - 2, width), np.nan)
+                          for (m, _), (*_, seed) in zip(runs, grid)]))
 
 
-def _save_table(path, grid: list, hists: list, sensitivities: list) -> None:
-    """Save the histories and sensitivities of the settings ``grid`` and today's :func:`run_defaults`."""
-    lr, init_scale, batch_norm = (np.array(column) for column in zip(*grid))
+def _save_table(path, grid: list, hists: list, sensitivities: list, moving=None) -> None:
+    """Save histories, sensitivities and moving statistics of the runs ``grid`` (tuples
+    (lr, init_scale, batch_norm, seed)) and today's :func:`run_defaults`."""
+    lr, init_scale, batch_norm, seed = (np.array(column) for column in zip(*grid))
+    extra = {} if moving is None else {"moving": np.asarray(moving, dtype=float)}
     np.savez_compressed(
-        path, lr=lr, init_scale=init_scale, batch_norm=batch_norm, **_history_arrays(hists),
-        sensitivity=np.array(sensitivities, dtype=float),
-        **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()})
+        path, lr=lr, init_scale=init_scale, batch_norm=batch_norm, seed=seed,
+        **_history_arrays(hists), sensitivity=np.array(sensitivities, dtype=float), **extra,
+        **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()
+           if value is not None})
 
 
 def _history_arrays(hists: list) -> dict:
@@ -739,11 +1090,11 @@ def _history_arrays(hists: list) -> dict:
 
 def _keys(table: dict) -> list:
     return list(zip(table["lr"].tolist(), table["init_scale"].tolist(),
-                    table["batch_norm"].tolist()))
+                    table["batch_norm"].tolist(), table["seed"].tolist()))
 
 
 def _histories(table: dict) -> dict:
-    """(lr, init_scale, batch_norm) -> History, from the arrays of a run table."""
+    """(lr, init_scale, batch_norm, seed) -> History, from the arrays of a run table."""
     rows = zip(_keys(table), table["n_steps"], table["loss"], table["n_evals"],
                table["eval_step"], table["test_accuracy"], table["diverged"])
     return {key: nn.History(step=np.arange(1, n + 1), loss=loss[:n], eval_step=evals[:m],
@@ -751,18 +1102,24 @@ def _histories(table: dict) -> dict:
             for key, n, loss, m, evals, acc, diverged in rows}
 
 
+def _saved_defaults() -> dict:
+    return {name: value for name, value in _as_saved(run_defaults()).items() if value is not None}
+
+
 @lru_cache(maxsize=4)
 def _load_table(path) -> tuple:
-    """(histories, sensitivities) of the table at ``path``; both empty if it is stale."""
+    """(histories, sensitivities, moving statistics) of the table at ``path``; empty if stale."""
     with np.load(path) as npz:
         table = {name: npz[name] for name in npz.files}
     saved = {name[len("run_"):]: value.tolist() for name, value in table.items()
              if name.startswith("run_")}
-    if saved != _as_saved(run_defaults()) or "sensitivity" not in table:
+    if saved != _saved_defaults() or "sensitivity" not in table or "seed" not in table:
         warnings.warn(f"{Path(path).name} was made with other training settings "
                       f"({saved}); run `make tables`")
-        return {}, {}
-    return _histories(table), dict(zip(_keys(table), table["sensitivity"].tolist()))
+        return {}, {}, {}
+    keys = _keys(table)
+    moving = dict(zip(keys, table["moving"])) if "moving" in table else {}
+    return _histories(table), dict(zip(keys, table["sensitivity"].tolist())), moving
 
 
 def run_table(path=RUN_TABLE) -> dict:
@@ -774,7 +1131,7 @@ def run_table(path=RUN_TABLE) -> dict:
 
     Returns
     -------
-    dict of (lr, init_scale, batch_norm) -> bnlib.nn.History
+    dict of (lr, init_scale, batch_norm, seed) -> bnlib.nn.History
         Empty, with a warning, if the table was made with other training
         settings than :func:`run_defaults` today: the explorer then trains
         every setting itself rather than show runs of another network.
@@ -783,12 +1140,19 @@ def run_table(path=RUN_TABLE) -> dict:
 
 
 def table_sensitivities(path=RUN_TABLE) -> dict:
-    """(lr, init_scale, batch_norm) -> :func:`explorer_sensitivity`, as saved in the table."""
+    """(lr, init_scale, batch_norm, seed) -> :func:`explorer_sensitivity`, as saved in the table."""
     return _load_table(path)[1]
 
 
-def explorer_run(lr: float, init_scale: float, batch_norm: bool) -> tuple:
-    """The 300-step run of one setting and its sensitivity.
+def table_moving_statistics(path=RUN_TABLE) -> dict:
+    """(lr, init_scale, batch_norm, seed) -> ndarray (2, n_hidden, width): the final moving
+    mean (row 0) and variance (row 1) of each batch-norm layer; NaN without batch norm and
+    for seeds other than the first (not stored)."""
+    return _load_table(path)[2]
+
+
+def explorer_run(lr: float, init_scale: float, batch_norm: bool, seed: int = 0) -> tuple:
+    """The 300-step run of one setting and seed, and its sensitivity.
 
     From :func:`run_table`, else trained by :func:`run` and measured by
     :func:`explorer_sensitivity`. The history is shared with the table or
@@ -799,67 +1163,91 @@ def explorer_run(lr: float, init_scale: float, batch_norm: bool) -> tuple:
     history : bnlib.nn.History
     sensitivity : float
     """
-    key = (lr, init_scale, batch_norm)
+    key = (lr, init_scale, batch_norm, seed)
     history = run_table().get(key)
     if history is None:
-        return (run(_norm(batch_norm), lr=lr, init_scale=init_scale)[1],
-                explorer_sensitivity(lr, init_scale, batch_norm))
+        return (run(_norm(batch_norm), lr=lr, init_scale=init_scale, seed=seed)[1],
+                explorer_sensitivity(lr, init_scale, batch_norm, seed))
     return history, table_sensitivities()[key]
 
 
-def run_readout(label: str, history: nn.History, sensitivity: float) -> str:
-    """The run explorer's line: final accuracy, first step at 90%, final loss and verdict.
+def run_verdict(history: nn.History, sensitivity: float) -> str:
+    """One run's verdict, each with a wide margin.
 
-    A chaotic run (``sensitivity`` above :data:`REPRODUCIBLE`) gets no
-    numbers: they depend on round-off, and another CPU would print others.
+    "diverged" (over the last 20 steps the loss stays above ``10 ln 10``,
+    ten times chance level, or is not finite: the weights or the logits have
+    blown up, far beyond any slow training; a chaotic run needs four times
+    that margin; a spike in the first steps that training recovers from is
+    not divergence), "chaotic" (``sensitivity`` above
+    :data:`REPRODUCIBLE`: its numbers depend on round-off), "trains" (90% or
+    more at the end), "stuck at chance" (below 15%) or "slow" (in between:
+    learning, not there yet).
     """
+    end = history.loss[-20:]
+    # a chaotic run is called diverged only with a wide margin (another CPU's run ends elsewhere)
+    floor = DIVERGED_LOSS if sensitivity <= REPRODUCIBLE else 4 * DIVERGED_LOSS
+    if history.diverged or not np.all(np.isfinite(end)) or end.min() > floor:
+        return "diverged"
     if sensitivity > REPRODUCIBLE:
-        return (f"{label}: chaotic (a 1e-15 nudge of the initial weights grows into a "
-                f"different curve; another CPU draws another one), so no numbers -> chaotic")
-    reached = history.eval_step[history.test_accuracy >= TRAINS]
-    first = f"reached 90% at step {reached[0]}" if len(reached) else "never reached 90%"
-    verdict = ("diverged" if history.diverged else "trains" if history.final_accuracy >= TRAINS
-               else "does not train (yet)")
-    return (f"{label}: final test accuracy {history.final_accuracy:.1%}, {first}; "
-            f"final loss {history.loss[-1]:.3g} -> {verdict}")
+        return "chaotic"
+    acc = history.final_accuracy
+    return "trains" if acc >= TRAINS else "stuck at chance" if acc < STUCK else "slow"
+
+
+def run_readout(label: str, runs: list) -> str:
+    """The run explorer's line for one setting: a verdict per seed, numbers only if safe.
+
+    runs : list of (seed, history, sensitivity). The median and range of the
+    final test accuracy are printed only if no run is chaotic or diverged;
+    otherwise the verdicts alone (another CPU would print other numbers).
+    """
+    verdicts = [run_verdict(h, sens) for _, h, sens in runs]
+    per_seed = ", ".join(f"seed {seed} {v}" for (seed, _, _), v in zip(runs, verdicts))
+    if any(v in ("chaotic", "diverged") for v in verdicts):
+        return f"{label}: {per_seed}"
+    return (f"{label}: {per_seed}; final test accuracy "
+            f"{pct([h.final_accuracy for _, h, _ in runs])}")
+
+
+def setting_readout(lr: float, init_scale: float, batch_norm: bool) -> str:
+    """:func:`run_readout` of an explorer setting over :data:`EXPLORER_SEEDS`."""
+    label = f"{'with' if batch_norm else 'without'} BN, lr {lr:g}, init scale {init_scale:g}"
+    return run_readout(label, [(s, *explorer_run(lr, init_scale, batch_norm, s))
+                               for s in EXPLORER_SEEDS])
 
 
 class RunScene(widgets.Scene):
-    """Loss and test accuracy of one 300-step run of the 64-100-100-10 sigmoid network."""
+    """Loss and test accuracy of one setting (a thin line per seed) and its batch-norm twin."""
 
     def build(self) -> None:
-        self.fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
-        self.lines, self.legends = [], []
-        for ax in (ax1, ax2):
-            self.lines.append(self.live(ax.plot([], [], label=" ")[0]))
-            self.legends.append(self.live(ax.legend()))
+        self.fig, (ax1, ax2) = self.subplots(1, 2, figsize=(9, 3.4), bottom=0.14, top=0.88)
+        n = len(EXPLORER_SEEDS)
+        self.lines = {}
+        for ax, what in ((ax1, "loss"), (ax2, "accuracy")):
+            for role, style in (("twin", dict(color="C1", ls="--", lw=1.0)),
+                                ("chosen", dict(color="C0", lw=1.4))):
+                self.lines[what, role] = [self.live(ax.plot([], [], **style)[0]) for _ in range(n)]
             ax.set_xlim(*STEP_LIMITS)
-        ax1.set(xlabel="SGD step", ylabel="training loss (20-step mean)", title="loss",
-                yscale="log", ylim=LOSS_LIMITS)
+        self.legend = self.live(ax2.legend(
+            [self.lines["accuracy", "chosen"][0], self.lines["accuracy", "twin"][0]], [" ", " "],
+            loc="lower right", fontsize="small"))
+        ax1.set(xlabel="SGD step", ylabel="training loss (20-step mean)",
+                title=f"loss, one line per seed ({n} seeds)", yscale="log", ylim=LOSS_LIMITS)
         ax2.set(xlabel="SGD step", ylabel="test accuracy", title="test accuracy", ylim=(0, 1))
-        # fixed margins: tight_layout would cost most of an update
-        self.fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
 
     def update(self, lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True) -> str:
-        h, sens = explorer_run(lr, init_scale, batch_norm)
-        label = f"{'with' if batch_norm else 'without'} BN, lr {lr:g}, init scale {init_scale:g}"
-        self.lines[0].set_data(h.step, plots.smooth(h.loss))
-        self.lines[1].set_data(h.eval_step, h.test_accuracy)
-        for legend in self.legends:
-            legend.get_texts()[0].set_text(label)
-        return run_readout(label, h, sens)
-
-
-def run_view(lr: float = 1.0, init_scale: float = 1.0, batch_norm: bool = True):
-    """The curves of a 64-100-100-10 sigmoid network trained for 300 steps (:func:`explorer_run`).
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        Final test accuracy, the step it first reached 90%, and the verdict.
-    """
-    return RunScene().render(lr=lr, init_scale=init_scale, batch_norm=batch_norm)
+        texts = []
+        for role, bn in (("chosen", batch_norm), ("twin", not batch_norm)):
+            texts.append(f"{'with' if bn else 'without'} BN" + ("" if role == "twin" else
+                                                                 f", lr {lr:g}, init scale {init_scale:g}"))
+            for k, seed in enumerate(EXPLORER_SEEDS):
+                h, _ = explorer_run(lr, init_scale, bn, seed)
+                self.lines["loss", role][k].set_data(h.step, plots.smooth(h.loss))
+                self.lines["accuracy", role][k].set_data(h.eval_step, h.test_accuracy)
+        for text, label in zip(self.legend.get_texts(), (texts[0], texts[1] + " (twin)")):
+            text.set_text(label)
+        return (setting_readout(lr, init_scale, batch_norm) + "\n  twin: "
+                + setting_readout(lr, init_scale, not batch_norm))
 
 
 def run_explorer() -> widgets.Explorer:
@@ -871,12 +1259,13 @@ def run_explorer() -> widgets.Explorer:
         "init_scale": ipywidgets.SelectionSlider(options=SCALE_OPTIONS, value=1.0,
                                                  description="init scale", style=style),
         "batch_norm": ipywidgets.Checkbox(value=True, description="batch norm"),
-    }, title="A 64-100-100-10 sigmoid network trained for 300 steps "
-             "(every setting trained ahead of time)")
+    }, title="A 64-100-100-10 sigmoid network trained for 300 steps from 3 seeds, "
+             "and its twin with batch norm switched the other way (trained ahead of time)")
 
 
 if __name__ == "__main__":
     _started = time.perf_counter()
     write_run_table(RUN_TABLE)
-    print(f"wrote {RUN_TABLE} ({RUN_TABLE.stat().st_size / 1024:.0f} kB) "
+    write_depth_table(DEPTH_TABLE)
+    print(f"wrote {RUN_TABLE} ({RUN_TABLE.stat().st_size / 1024:.0f} kB) and {DEPTH_TABLE.name} "
           f"in {time.perf_counter() - _started:.0f} s")
