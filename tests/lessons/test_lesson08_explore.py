@@ -71,6 +71,36 @@ def test_dropout_layer_gradient(batch_norm):
     assert layer.gamma.size == (4 if batch_norm else 0) == layer.dgamma.size
 
 
+@pytest.mark.parametrize("kind", ["dropout", "batch+dropout"])
+def test_a_dropout_model_restored_from_state_gives_identical_outputs(kind):
+    """MLP.state covers the dropout layer's mask generator and its inner batch norm."""
+    split = data.digits()
+    model = ep.mlp(kind, seed=1)
+    ep.train_on_batches(model, split, nn.batch_indices(len(split.x_train), 30, 32, 1))
+    x = split.x_test[:64]
+    state = model.state()
+    inference = model.forward(x, training=False)
+    expected = [model.forward(x, training=True) for _ in range(3)]
+    ep.train_on_batches(model, split, nn.batch_indices(len(split.x_train), 30, 32, 2), lr=0.3)
+    model.load_state(state)
+    np.testing.assert_array_equal(model.forward(x, training=False), inference)
+    for out in expected:
+        np.testing.assert_array_equal(model.forward(x, training=True), out)
+    if kind == "batch+dropout":
+        assert not np.array_equal(model.norms[0].bn.moving_mean, state["norms"][0]["bn"][
+            "moving_mean"]), "training-mode passes after loading moved the moving mean"
+        model.load_state(state)      # the saved state stays reusable
+        np.testing.assert_array_equal(model.forward(x, training=False), inference)
+
+
+def test_dropout_layer_refuses_a_state_of_another_layer():
+    with pytest.raises(ValueError, match="batch norm"):
+        ep.Dropout(4, 0.3).load_state(ep.Dropout(4, 0.3, batch_norm=True).state())
+    with pytest.raises(ValueError, match="shape"):
+        ep.Dropout(4, 0.3, batch_norm=True).load_state(
+            ep.Dropout(5, 0.3, batch_norm=True).state())
+
+
 def test_dropout_layer_is_identity_at_inference():
     x = np.random.default_rng(0).normal(size=(5, 3))
     np.testing.assert_array_equal(ep.Dropout(3, 0.5)(x, training=False), x)

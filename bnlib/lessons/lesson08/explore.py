@@ -13,7 +13,6 @@ and a ``*_figure`` function draws every seed.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -265,6 +264,30 @@ class Dropout:
         d = dout if self.mask is None else dout * self.mask
         return d if self.bn is None else self.bn.backward(d)
 
+    def state(self) -> dict:
+        """What :meth:`nn.MLP.state` saves of this layer: the mask generator and the batch norm."""
+        bn = None if self.bn is None else {
+            name: np.array(getattr(self.bn, name), copy=True)
+            for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+        return {"rng": self.rng.bit_generator.state, "bn": bn}
+
+    def load_state(self, state: dict) -> None:
+        """Put back a :meth:`state`: gamma and beta in place, the rest replaced."""
+        if not isinstance(state, dict) or set(state) != {"rng", "bn"}:
+            raise ValueError(f"state must be a dict from Dropout.state(); got {state!r:.60}")
+        if (state["bn"] is None) != (self.bn is None):
+            raise ValueError("state must match the layer on whether it has a batch norm")
+        if self.bn is not None:
+            for name, value in state["bn"].items():
+                if np.shape(value) != self.bn.gamma.shape:
+                    raise ValueError(f"state {name} must have shape {self.bn.gamma.shape}; "
+                                     f"got {np.shape(value)}")
+        self.rng.bit_generator.state = state["rng"]
+        if self.bn is not None:
+            self.bn.gamma[...], self.bn.beta[...] = state["bn"]["gamma"], state["bn"]["beta"]
+            self.bn.moving_mean = np.array(state["bn"]["moving_mean"], copy=True)
+            self.bn.moving_variance = np.array(state["bn"]["moving_variance"], copy=True)
+
 
 def make_norm(kind: str, *, seed: int = 0, momentum: float = 0.99, rate: float = 0.3):
     """``make_norm(width)`` for nn.MLP: kind in {"none", "batch", "layer", "group4",
@@ -332,11 +355,11 @@ def precise_statistics(model, x) -> None:
 
 def batch_mode_accuracy(model, x, y, batch_size: int, seed: int = 0) -> float:
     """Accuracy when test batches of ``batch_size`` are normalized with their own statistics."""
-    probe = copy.deepcopy(model)          # training mode would move the moving statistics
     order = np.random.default_rng(seed).permutation(len(x))
     n = len(x) // batch_size * batch_size
-    hits = [probe.forward(x[r], training=True).argmax(1) == y[r]
-            for r in order[:n].reshape(-1, batch_size)]
+    with nn.restore_on_exit(model):       # training mode moves the moving statistics
+        hits = [model.forward(x[r], training=True).argmax(1) == y[r]
+                for r in order[:n].reshape(-1, batch_size)]
     return float(np.mean(hits))
 
 
@@ -372,7 +395,7 @@ def trained(kind: str, order: str = "iid", steps: int = 400, batch_size: int = 3
     """A 64-64-64-10 ReLU net trained for ``steps`` SGD steps on i.i.d. or class-sorted batches.
 
     Cached: the same settings, however they are passed, return the same (shared) model;
-    deep-copy it before changing it.
+    change it only inside ``nn.restore_on_exit(model)``.
     """
     return _trained(kind, order, int(steps), int(batch_size), int(seed), float(momentum))
 
@@ -852,12 +875,12 @@ def shift_table(seeds: Sequence[int]) -> Runs:
 
     def run(seed):
         net = trained("batch", seed=seed)
-        adapted = copy.deepcopy(net)
-        precise_statistics(adapted, x_shift)
-        return (first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
-                nn.accuracy(net, split.x_test, split.y_test),
-                nn.accuracy(net, x_shift, split.y_test),
-                nn.accuracy(adapted, x_shift, split.y_test))
+        before = (first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
+                  nn.accuracy(net, split.x_test, split.y_test),
+                  nn.accuracy(net, x_shift, split.y_test))
+        with nn.restore_on_exit(net):
+            precise_statistics(net, x_shift)
+            return before + (nn.accuracy(net, x_shift, split.y_test),)
     table = over_seeds(run, seeds)
     names = ("mismatch clean", "mismatch shifted", "clean", "shifted", "adapted")
     return Runs(seeds, {name: table[:, i] for i, name in enumerate(names)})
@@ -906,10 +929,11 @@ def precise_gain_table(seeds: Sequence[int], steps=PRECISE_STEPS) -> Runs:
     def run(seed):
         out = []
         for n in steps:
-            net = copy.deepcopy(trained("batch", steps=int(n), seed=seed))
+            net = trained("batch", steps=int(n), seed=seed)
             before = nn.accuracy(net, split.x_test, split.y_test)
-            precise_statistics(net, split.x_train)
-            out.append((before, nn.accuracy(net, split.x_test, split.y_test)))
+            with nn.restore_on_exit(net):
+                precise_statistics(net, split.x_train)
+                out.append((before, nn.accuracy(net, split.x_test, split.y_test)))
         return out
     table = over_seeds(run, seeds)
     return Runs(seeds, {"moving": table[:, :, 0], "precise": table[:, :, 1]},
