@@ -38,6 +38,35 @@ def test_batch_noise_matches_direct_computation():
     np.testing.assert_allclose(r["output"], expected)
 
 
+def test_robust_spread_is_the_std_of_a_normal_sample_and_ignores_heavy_tails():
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=200_000)
+    assert ep.robust_spread(x) == pytest.approx(3.0, rel=0.01)
+    heavy = np.concatenate([x, [1e9]])
+    assert ep.robust_spread(heavy) == pytest.approx(3.0, rel=0.01) and heavy.std() > 1e6
+
+
+def test_scale_noise_is_a_robust_spread_because_its_variance_is_infinite_at_m_2():
+    scale = ep.batch_noise(2)["scale"]
+    assert scale.std() > 10 * ep.robust_spread(scale)      # a few batches of two near-equal values
+    assert "variance is infinite" in ep.noise_readout(2, 0.5)
+    assert "large-m law" in ep.noise_readout(4, 0.5)
+    # at large m the robust spread and the std agree with the law
+    s = ep.noise_summary(256)
+    assert s["scale_spread"] == pytest.approx(s["scale_law"], rel=0.1)
+    assert s["scale_spread"] == pytest.approx(ep.batch_noise(256)["scale"].std(), rel=0.1)
+
+
+def test_every_curve_of_the_noise_laws_panel_stays_inside_it():
+    scene = ep.NoiseScene()
+    ax = scene.fig.axes[1]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for line in ax.get_lines():
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        if line.get_label() == "dropout factor" or line is scene.batch_line:
+            continue
+        assert x0 < x.min() and x.max() < x1 and y0 < y.min() and y.max() < y1, line.get_label()
+
+
 def test_gaussian_scale_noise_law():
     assert ep.scale_noise_law(50, 3.0) == pytest.approx(np.sqrt(2 / (4 * 50)))
 

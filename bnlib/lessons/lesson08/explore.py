@@ -32,6 +32,8 @@ N_BATCHES = 2000                    # random batches per batch size in batch_noi
 HIST_BINS, HIST_RANGE = 68, (-3.0, 5.5)  # the noise explorer's histogram of one example's output
 BAR_WIDTH = 0.08                    # the dropout bars beside it
 EXAMPLE_YMAX = 1890.0               # 1.05 x the tallest dropout bar, 0.9 x N_BATCHES (rate 0.1)
+LAWS_XLIM = (1.6, 320.0)            # every slider batch size, 2 to 256, inside the frame
+LAWS_YLIM = (0.02, 4.0)             # every spread (the largest, 2.2, at m=2) and dropout's 0.33-2
 
 
 # ---------------------------------------------------------------- noise of batch statistics
@@ -107,11 +109,23 @@ def dropout_noise_std(rate: float) -> float:
     return float(np.sqrt(rate / (1.0 - rate)))
 
 
+def robust_spread(values) -> float:
+    """Interquartile range / 1.349: the standard deviation for a normal distribution, but finite
+    and stable for heavy tails (sigma / sigma_batch has infinite variance for batches of m <= 3)."""
+    q1, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 75])
+    return float((q3 - q1) / 1.349)
+
+
 def noise_summary(batch_size: int) -> dict:
-    """The numbers the noise explorer prints, for a batch size."""
+    """The numbers the noise explorer prints, for a batch size.
+
+    "shift_std": std of the batch-mean noise; "scale_spread": :func:`robust_spread` of
+    sigma / sigma_batch (its std is meaningless at small m: infinite variance for m <= 3);
+    their laws; "output_std", "ideal": one example's normalized value across batches.
+    """
     r = batch_noise(int(batch_size))
     return {"shift_std": float(r["shift"].std()), "shift_law": mean_noise_law(batch_size),
-            "scale_std": float(r["scale"].std()),
+            "scale_spread": robust_spread(r["scale"]),
             "scale_law": scale_noise_law(batch_size, r["kurtosis"]),
             "output_std": float(r["output"].std()), "ideal": r["ideal"]}
 
@@ -119,9 +133,10 @@ def noise_summary(batch_size: int) -> dict:
 def noise_readout(batch_size: int, dropout_rate: float) -> str:
     """The noise explorer's two lines of numbers, for a batch size and a dropout rate."""
     s = noise_summary(batch_size)
+    law = ("its variance is infinite for m <= 3" if batch_size <= 3
+           else f"large-m law {s['scale_law']:.3f}")
     return (f"m={batch_size}: batch-mean noise {s['shift_std']:.3f} (1/sqrt(m) law "
-            f"{s['shift_law']:.3f}); scale noise {s['scale_std']:.3f} (large-m law "
-            f"{s['scale_law']:.3f})\n"
+            f"{s['shift_law']:.3f}); scale noise {s['scale_spread']:.3f} (IQR/1.35; {law})\n"
             f"one example's output: ideal {s['ideal']:.2f}, spread {s['output_std']:.3f}; "
             f"dropout {dropout_rate:.2f} multiplies by a factor with std "
             f"{dropout_noise_std(dropout_rate):.2f}")
@@ -131,17 +146,19 @@ class NoiseScene(widgets.Scene):
     """One example's batch-norm output across batches, and noise std against batch size."""
 
     def build(self) -> None:
-        self.fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+        _, (ax0, ax1) = self.subplots(1, 2, figsize=(9, 3.2), left=0.085, bottom=0.16,
+                                      wspace=0.3)
         self._build_example(ax0)
         self._build_laws(ax1)
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
 
     def _build_example(self, ax) -> None:
         # one filled step artist instead of 68 bar patches: several times faster to draw
         edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
         self.hist = self.live(ax.stairs(np.zeros(HIST_BINS), edges, fill=True, color="tab:blue",
                                         alpha=0.8, label=" "))
-        self.bars = ax.bar([0.0, 1.0], [0.0, 0.0], width=BAR_WIDTH, color="tab:orange", label=" ")
+        # hatched outlines: at m=2 the bar at 1 / (1 - rate) stands right beside the bin at +1
+        self.bars = ax.bar([0.0, 1.0], [0.0, 0.0], width=BAR_WIDTH, facecolor="none",
+                           edgecolor="tab:orange", hatch="////", lw=1.5, label=" ")
         for bar in self.bars:
             self.live(bar)
         # static, but drawn over the histogram as in a full draw, so it is live too
@@ -158,18 +175,21 @@ class NoiseScene(widgets.Scene):
 
     def _build_laws(self, ax) -> None:
         grid = np.array(BATCH_GRID)
-        ax.loglog(grid, [batch_noise(int(m))["shift"].std() for m in grid], "o-",
-                  color="tab:blue", label="batch mean (measured)")
-        ax.loglog(grid, [mean_noise_law(int(m)) for m in grid], "k--", label="1/sqrt(m) law")
-        ax.loglog(grid, [batch_noise(int(m))["scale"].std() for m in grid], "s-",
-                  color="tab:green", label="sigma / batch std (measured)")
-        ax.set_xlim(ax.get_xlim())  # the grid's, which contains every slider batch size
-        ax.set_ylim(0.02, 3)  # dropout's std is 0.33 to 2 over the slider's rates
+        summaries = [noise_summary(int(m)) for m in grid]
+        ax.loglog(grid, [s["shift_std"] for s in summaries], "o-", color="tab:blue",
+                  label="batch mean (measured std)")
+        ax.loglog(grid, [s["shift_law"] for s in summaries], "k--", label="1/sqrt(m) law")
+        ax.loglog(grid, [s["scale_spread"] for s in summaries], "s-", color="tab:green",
+                  label="sigma / batch std (IQR/1.35)")
+        ax.loglog(grid, [s["scale_law"] for s in summaries], ":", color="tab:green",
+                  label="its large-m law")
+        ax.set_xlim(*LAWS_XLIM)
+        ax.set_ylim(*LAWS_YLIM)
         ax.minorticks_off()
         self.dropout_line = self.live(ax.axhline(1.0, color="tab:orange", label="dropout factor"))
         self.batch_line = self.live(ax.axvline(BATCH_GRID[0], color="tab:red", ls=":"))
         self.live(ax.legend(fontsize=7))
-        ax.set(xlabel="batch size m", ylabel="std (population-std units)",
+        ax.set(xlabel="batch size m", ylabel="spread (population-std units)",
                title="noise of the batch statistics")
 
     def update(self, batch_size: int = 32, dropout_rate: float = 0.5) -> str:
@@ -188,19 +208,6 @@ class NoiseScene(widgets.Scene):
         self.dropout_line.set_ydata([dropout_noise_std(dropout_rate)] * 2)
         self.batch_line.set_xdata([batch_size] * 2)
         return noise_readout(batch_size, dropout_rate)
-
-
-def noise_view(batch_size: int = 32, dropout_rate: float = 0.5):
-    """Example 0's batch-norm output across batches, and noise std against batch size.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        The measured noise of the batch mean and scale next to their laws, and
-        the dropout factor's std.
-    """
-    return NoiseScene().render(batch_size=batch_size, dropout_rate=dropout_rate)
 
 
 def noise_explorer() -> widgets.Explorer:
