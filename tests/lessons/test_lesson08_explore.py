@@ -291,6 +291,28 @@ def test_regularization_table_matches_single_runs():
         assert tuple(runs.values[150, "batch"][i]) == ep.regularization_run("batch", 150, seed=seed)
 
 
+def test_whole_set_statistics_normalize_with_every_example_and_learn_from_the_batch():
+    """One step of the noise-free control equals, written out, batch norm on the whole set
+    with the loss (and its gradient) taken on the minibatch rows only."""
+    split = ep.subset(40, seed=0)
+    rows = np.arange(5, 13)
+    model = nn.MLP((64, 12, 10), activation="relu", norm="batch", seed=3)
+    W1, W2, b2 = model.weights[0].copy(), model.weights[1].copy(), model.biases[1].copy()
+
+    def loss(W1_, x=split.x_train):
+        z = x @ W1_
+        h = np.maximum((z - z.mean(0)) / np.sqrt(z.var(0) + 1e-3), 0)
+        logits = (h @ W2 + b2)[rows]
+        logits = logits - logits.max(1, keepdims=True)
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        return -logp[np.arange(len(rows)), split.y_train[rows]].mean()
+
+    dW1 = numerical_gradient(lambda w: np.array(loss(w)), W1.copy(), np.array(1.0))
+    ep.train_with_whole_set_statistics(model, split, rows[None, :], lr=0.1)
+    np.testing.assert_allclose(model.weights[0], W1 - 0.1 * dW1, atol=1e-8)
+    np.testing.assert_allclose(model.norms[0].moving_mean, 0.01 * (split.x_train @ W1).mean(0))
+
+
 def test_small_batch_table_matches_single_runs():
     runs = ep.small_batch_table((3,), kinds=("layer",), batch_sizes=(32, 16))
     assert runs.settings == (32, 16)
@@ -366,7 +388,8 @@ def test_precise_gain_claims_fail_when_precise_statistics_hurt():
 @pytest.mark.slow
 def test_regularization_claims_hold_on_test_seeds():
     runs = ep.regularization_table(TEST_SEEDS)
-    failed = [c for c in ep.regularization_claims(runs) if not c.holds]
+    failed = [c for c in ep.regularization_claims(runs) + ep.noise_control_claims(runs)
+              if not c.holds]
     assert not failed, failed
 
 
@@ -405,7 +428,7 @@ def _lesson_output():
     """Every line the lesson prints from training, as the notebook prints it."""
     small = ep.small_batch_table(LESSON_SEEDS)
     tables = [(ep.regularization_table(ep.REG_SEEDS), ep.regularization_lines,
-               ep.regularization_claims),
+               lambda r: ep.regularization_claims(r) + ep.noise_control_claims(r)),
               (small, ep.small_batch_lines, ep.small_batch_claims),
               (small, ep.alternative_lines, ep.alternative_claims),
               (small, lambda r: [], ep.precise_rescue_claims),
