@@ -350,6 +350,21 @@ def test_small_batch_claims_hold_and_fail_on_synthetic_results():
     assert not ep.alternative_claims(_small_batch_values(0.70, 0.40, 0.72, 0.83))[0].holds
 
 
+def test_equal_steps_entries_are_single_runs_and_claims_fail_when_small_batches_win_per_step():
+    runs = ep.small_batch_table((3,), kinds=("batch",), batch_sizes=(32, 8), equal_steps=40)
+    for j, b in enumerate((32, 8)):
+        assert runs.values["batch", "equal_steps"][0, j] == \
+            ep.small_batch_run("batch", b, seed=3, steps=40)["inference"]
+    assert ep.steps_per_run(32) == 126 and ep.steps_per_run(2) == 2020
+    epochs = [[0.94, 0.96, 0.97]] * 3            # batch 32, 16, 8
+    fair = _runs({("batch", "inference"): epochs,
+                  ("batch", "equal_steps"): [[0.975, 0.97, 0.968]] * 3}, settings=(32, 16, 8))
+    assert [c.holds for c in ep.equal_steps_claims(fair)] == [True, True]
+    per_step = _runs({("batch", "inference"): epochs,
+                      ("batch", "equal_steps"): [[0.95, 0.97, 0.968]] * 3}, settings=(32, 16, 8))
+    assert [c.holds for c in ep.equal_steps_claims(per_step)] == [True, False]
+
+
 def test_small_batch_lines_print_no_number_for_chaotic_runs():
     runs = _runs({("batch", "inference"): [[0.95, 0.96, 0.7]] * 3,
                   ("layer", "inference"): [[0.95, 0.96, 0.93]] * 3}, settings=(32, 8, 2))
@@ -397,7 +412,7 @@ def test_regularization_claims_hold_on_test_seeds():
 def test_small_batch_claims_hold_on_test_seeds():
     runs = ep.small_batch_table(TEST_SEEDS)
     claims = (ep.small_batch_claims(runs) + ep.precise_rescue_claims(runs)
-              + ep.alternative_claims(runs))
+              + ep.alternative_claims(runs) + ep.equal_steps_claims(runs))
     failed = [c for c in claims if not c.holds]
     assert not failed, failed
 
@@ -430,6 +445,7 @@ def _lesson_output():
     tables = [(ep.regularization_table(ep.REG_SEEDS), ep.regularization_lines,
                lambda r: ep.regularization_claims(r) + ep.noise_control_claims(r)),
               (small, ep.small_batch_lines, ep.small_batch_claims),
+              (small, ep.equal_steps_lines, ep.equal_steps_claims),
               (small, ep.alternative_lines, ep.alternative_claims),
               (small, lambda r: [], ep.precise_rescue_claims),
               (ep.sorted_batch_table(LESSON_SEEDS),

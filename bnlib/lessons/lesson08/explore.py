@@ -594,12 +594,13 @@ def _short(values, fmt: str = ".2f") -> str:
     return f"{np.median(values):{fmt}} ({values.min():{fmt}} to {values.max():{fmt}})"
 
 
-def _seed_lines(ax, x, per_seed, *, color, label, marker="o") -> None:
+def _seed_lines(ax, x, per_seed, *, color, label, marker="o", ls="-") -> None:
     """Every seed as a thin line, the median as a thick one with markers."""
     per_seed = np.asarray(per_seed, dtype=np.float64)
     for row in per_seed:
-        ax.plot(x, row, color=color, lw=0.8, alpha=0.45)
-    ax.plot(x, np.median(per_seed, axis=0), color=color, lw=2, marker=marker, ms=4, label=label)
+        ax.plot(x, row, color=color, lw=0.8, alpha=0.45, ls=ls)
+    ax.plot(x, np.median(per_seed, axis=0), color=color, lw=2, marker=marker, ms=4, label=label,
+            ls=ls)
 
 
 def _seed_dots(ax, x: float, values, *, color, marker="o", label=None, width=0.25) -> None:
@@ -743,13 +744,21 @@ KIND_NAMES = {"batch": "batch norm", "layer": "layer norm", "group4": "group nor
 CHAOTIC_BELOW = 8
 
 
-def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL_BATCHES) -> Runs:
+EQUAL_STEPS = 505    # three epochs at batch 8: the equal-steps comparison's step count
+
+
+def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL_BATCHES,
+                      equal_steps: int | None = EQUAL_STEPS) -> Runs:
     """:func:`small_batch_run` for every kind, batch size and seed.
+
+    Three epochs each (so a smaller batch takes more steps); batch norm also for
+    ``equal_steps`` steps at every batch size (unless None).
 
     Returns
     -------
     Runs with settings = batch_sizes and values[(kind, measure)] of shape
-    (n_seeds, len(batch_sizes)), measure in {"inference", "batch_mode", "precise"}.
+    (n_seeds, len(batch_sizes)), measure in {"inference", "batch_mode", "precise"},
+    and values["batch", "equal_steps"]: batch norm's test accuracy after ``equal_steps``.
     """
     seeds = tuple(int(s) for s in seeds)
     values = {}
@@ -757,7 +766,51 @@ def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL
         runs = [[small_batch_run(kind, int(b), seed=s) for b in batch_sizes] for s in seeds]
         for measure in ("inference", "batch_mode", "precise"):
             values[kind, measure] = np.array([[r[measure] for r in row] for row in runs])
+    if equal_steps is not None and "batch" in kinds:
+        values["batch", "equal_steps"] = np.array(
+            [[small_batch_run("batch", int(b), seed=s, steps=int(equal_steps))["inference"]
+              for b in batch_sizes] for s in seeds])
     return Runs(seeds, values, tuple(int(b) for b in batch_sizes))
+
+
+def steps_per_run(batch_size: int, epochs: int = 3) -> int:
+    """SGD steps of :func:`small_batch_run` for ``epochs`` passes over the 1,347 digits."""
+    return int(epochs * len(digits().x_train) / batch_size)
+
+
+def equal_steps_lines(runs: Runs) -> list:
+    """Batch norm's test error at equal epochs and at equal steps (non-chaotic batch sizes)."""
+    v = runs.values
+    lines = [f"batch norm, test error, median (lowest to highest) over {len(runs.seeds)} seeds"]
+    for j, b in enumerate(runs.settings):
+        if b < CHAOTIC_BELOW:
+            continue
+        lines.append(f"batch {b:2d}: 3 epochs ({steps_per_run(b):4d} steps) "
+                     f"{_short(1 - v['batch', 'inference'][:, j])};  {EQUAL_STEPS} steps "
+                     f"({EQUAL_STEPS * b / len(digits().x_train):4.1f} epochs) "
+                     f"{_short(1 - v['batch', 'equal_steps'][:, j])}")
+    return lines
+
+
+def equal_steps_claims(runs: Runs) -> list:
+    """Batches of 8-16 beat 32 at equal epochs (more steps), not at equal steps."""
+    v = runs.values
+    j32 = runs.settings.index(32)
+    small = [j for j, b in enumerate(runs.settings) if CHAOTIC_BELOW <= b < 32]
+    names = " and ".join(str(runs.settings[j]) for j in small)
+    epochs = np.stack([v["batch", "inference"][:, j] - v["batch", "inference"][:, j32]
+                       for j in small], 1)
+    steps = np.stack([v["batch", "equal_steps"][:, j32] - v["batch", "equal_steps"][:, j]
+                      for j in small], 1)
+    return [
+        _median_claim(f"at equal epochs, batch norm at batch {names} beats batch 32: on every "
+                      "seed, by over a point on the median", epochs, above=0.0,
+                      median_above=0.01),
+        _claim(f"at equal steps that advantage is gone: batch 32 is within a point of batch "
+               f"{names} or better", steps > -0.01,
+               f"batch 32 minus the smaller batch: {_short(steps.ravel(), '+.3f')} "
+               "over seeds and batch sizes"),
+    ]
 
 
 def small_batch_lines(runs: Runs) -> list:
@@ -836,7 +889,10 @@ def small_batch_figure(runs: Runs):
     kinds = sorted({kind for kind, _ in runs.values}, key=list(KIND_NAMES).index)
     for i, kind in enumerate(kinds):
         _seed_lines(ax0, x, 1 - runs.values[kind, "inference"], color=f"C{i}",
-                    label=KIND_NAMES[kind])
+                    label=KIND_NAMES[kind] + " (3 epochs)")
+    if ("batch", "equal_steps") in runs.values:
+        _seed_lines(ax0, x, 1 - runs.values["batch", "equal_steps"], color="C0", ls="--",
+                    marker="x", label=f"batch norm ({EQUAL_STEPS} steps)")
     ax0.set(xlabel="training batch size", ylabel="test error",
             title="Small batches hurt batch norm far more")
     bn = runs.values["batch", "inference"]
