@@ -398,17 +398,41 @@ fig = explore.precise_gain_figure(gain_runs)
 # statistics then add 17 to 28 points; by 400 steps, past the warm-up, both agree
 # within a point.
 #
-# The same pass over *unlabelled target data* repairs the shifted test set: with
+# The same pass over *unlabelled target data* can repair the shifted test set: with
 # statistics from the new camera's images, each layer sees standardized inputs
-# again. (This is "adaptive batch norm", AdaBN.) Precise statistics do **not**
-# rescue the batch-2 network, though: its weights were learned under the crude
-# ±1 normalization, and no choice of statistics undoes that. (Whether precise
-# statistics gain or lose a few points there is as chaotic as the batch-2 run
-# itself, so only the verdict is printed; the figure of section 5 draws it.)
+# again. (This is "adaptive batch norm", AdaBN.) But the camera of section 5 is a
+# best case by construction: 0.6 x + 0.3 never leaves [0, 1], so it is exactly
+# affine, every first-layer unit is shifted and scaled, and normalizing with the
+# shifted images' own statistics undoes it exactly (up to ε). So we also try a
+# camera that is not affine, x² plus noise (std 0.1, clipped to [0, 1]), and vary
+# how many unlabelled shifted images the repair sees: 8, 32 or all 450.
 
 # %%
-for claim in (explore.adaptation_claims(shift_runs)
-              + explore.precise_rescue_claims(small)):
+print("\n".join(explore.adaptation_lines(shift_runs)))
+for claim in explore.adaptation_claims(shift_runs):
+    checks.assert_true(*claim)
+_ = checks.assert_below("affine shift, adapted vs the clean images adapted to themselves: "
+                        "max |logit difference| over 3 seeds (logits reach about 10)",
+                        shift_runs.values["repair gap"].max(), 0.1, show=".2f")
+
+# %% [markdown]
+# So the repair works when the shift is one that per-unit means and variances can
+# describe (an affine change of the inputs, such as contrast and brightness), and
+# when it sees enough images: 32 repaired most of the affine shift, while 8 gave
+# statistics so noisy that on the x² camera they made things worse than no repair
+# at all (the small-batch problem again). A shift that changes the *shape* of the
+# inputs' distribution, as x² + noise does, is only partly repaired: one to two
+# points recovered of the two to three lost, because normalization only matches the
+# first two moments of each unit.
+#
+# Precise statistics do **not** rescue the batch-2 network of section 5, though: its
+# weights were learned under the crude ±1 normalization, and no choice of statistics
+# undoes that. (Whether precise statistics gain or lose a few points there is as
+# chaotic as the batch-2 run itself, so only the verdict is printed; the figure of
+# section 5 draws it.)
+
+# %%
+for claim in explore.precise_rescue_claims(small):
     checks.assert_true(*claim)
 
 # %% [markdown]

@@ -210,6 +210,42 @@ def test_shifted_is_clipped_affine():
     assert ep.shifted(x, 2.0, 0.5).max() == 1.0
 
 
+def test_squared_camera_is_clipped_and_seeded():
+    x = np.linspace(0, 1, 11)[None, :].repeat(3, 0)
+    a, b = ep.squared(x, noise=0.1, seed=4), ep.squared(x, noise=0.1, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    np.testing.assert_allclose(ep.squared(x, noise=0.0), x ** 2)
+
+
+def test_adapted_accuracy_uses_the_chosen_images_and_restores_the_model():
+    split = data.digits()
+    model = ep.trained("batch", steps=50)
+    before = model.state()
+    x = ep.shifted(split.x_test)
+    acc = ep.adapted_accuracy(model, x, split.y_test, 32, seed=5)
+    rows = np.random.default_rng(5).permutation(len(x))[:32]
+    with nn.restore_on_exit(model):
+        ep.precise_statistics(model, x[rows])
+        assert acc == nn.accuracy(model, x, split.y_test)
+        np.testing.assert_allclose(model.norms[0].moving_mean, (x[rows] @ model.weights[0]).mean(0))
+    for n, saved in zip(model.norms, before["norms"]):
+        np.testing.assert_array_equal(n.moving_mean, saved["moving_mean"])
+
+
+def test_an_affine_shift_is_undone_by_its_own_statistics_up_to_eps():
+    split = data.digits()
+    model = ep.trained("batch", steps=50)
+    gap = ep.affine_repair_gap(model, split.x_test)
+    assert 0 < gap < 0.1
+    # with a tiny ε the affine shift is undone to round-off
+    tiny = ep.mlp("batch", seed=0)
+    for n in tiny.norms:
+        n.eps = 1e-12
+    ep.train_on_batches(tiny, split, nn.batch_indices(len(split.x_train), 50, 32, 0))
+    assert ep.affine_repair_gap(tiny, split.x_test) < 1e-6
+
+
 def test_noise_explorer_updates():
     explorer = ep.noise_explorer()
     before, updates = explorer.readout.value, explorer.updates
@@ -451,7 +487,7 @@ def _lesson_output():
               (ep.sorted_batch_table(LESSON_SEEDS),
                lambda r: ep.sorted_batch_lines(r) + ep.one_class_mismatch_lines(r),
                lambda r: ep.sorted_batch_claims(r) + ep.one_class_mismatch_claims(r)),
-              (ep.shift_table(LESSON_SEEDS), ep.shift_lines,
+              (ep.shift_table(LESSON_SEEDS), lambda r: ep.shift_lines(r) + ep.adaptation_lines(r),
                lambda r: ep.shift_claims(r) + ep.adaptation_claims(r)),
               (ep.precise_gain_table(LESSON_SEEDS), ep.precise_gain_lines,
                ep.precise_gain_claims)]

@@ -993,29 +993,67 @@ def sorted_batch_figure(runs: Runs):
 
 # ------------------------------------------------ a shifted test set, and its repair
 
+ADAPT_IMAGES = (8, 32, 450)   # how many unlabelled shifted test images the repair sees
+
+
+def squared(x, noise: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A non-affine "camera": x**2 plus Gaussian noise of std ``noise``, clipped to [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(x ** 2 + noise * np.random.default_rng(seed).standard_normal(x.shape), 0.0, 1.0)
+
+
+def adapted_accuracy(model, x, y, n_images: int, seed: int = 0) -> float:
+    """Test accuracy on x after :func:`precise_statistics` on ``n_images`` random rows of x.
+
+    The model is put back as it was afterwards (:func:`bnlib.nn.restore_on_exit`).
+    """
+    rows = np.random.default_rng(seed).permutation(len(x))[:n_images]
+    with nn.restore_on_exit(model):
+        precise_statistics(model, x[rows])
+        return nn.accuracy(model, x, y)
+
+
+def affine_repair_gap(model, x) -> float:
+    """max |logits| difference: the net adapted to the affine shift of x vs adapted to x itself.
+
+    An affine shift of the pixels is an affine shift of each first-layer unit, which
+    normalizing with the shifted images' own statistics undoes exactly up to ε.
+    """
+    with nn.restore_on_exit(model):
+        precise_statistics(model, x)
+        clean = model.forward(x, training=False)
+        precise_statistics(model, shifted(x))
+        return float(np.max(np.abs(model.forward(shifted(x), training=False) - clean)))
+
+
 def shift_table(seeds: Sequence[int]) -> Runs:
-    """The batch-norm net of :func:`trained` on the clean and the shifted test set, every seed.
+    """The batch-norm net of :func:`trained` on the clean and two shifted test sets, every seed.
 
     Returns
     -------
     Runs with values of shape (n_seeds,): "mismatch clean", "mismatch shifted"
-    (:func:`first_layer_mismatch`), "clean", "shifted" (test accuracy) and
-    "adapted" (accuracy on the shifted set after :func:`precise_statistics` on it).
+    (:func:`first_layer_mismatch`), "clean", "shifted" (test accuracy, affine shift
+    :func:`shifted`), "squared" (the non-affine :func:`squared`), "adapted n" and
+    "squared adapted n" for n in :data:`ADAPT_IMAGES` (:func:`adapted_accuracy`),
+    "repair gap" (:func:`affine_repair_gap`, on the clean test images).
     """
     seeds = tuple(int(s) for s in seeds)
     split = digits()
-    x_shift = shifted(split.x_test)
+    x_shift, x_sq = shifted(split.x_test), squared(split.x_test)
+    names = (["mismatch clean", "mismatch shifted", "clean", "shifted", "squared"]
+             + [f"adapted {n}" for n in ADAPT_IMAGES]
+             + [f"squared adapted {n}" for n in ADAPT_IMAGES] + ["repair gap"])
 
     def run(seed):
         net = trained("batch", seed=seed)
-        before = (first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
-                  nn.accuracy(net, split.x_test, split.y_test),
-                  nn.accuracy(net, x_shift, split.y_test))
-        with nn.restore_on_exit(net):
-            precise_statistics(net, x_shift)
-            return before + (nn.accuracy(net, x_shift, split.y_test),)
+        y = split.y_test
+        return ([first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
+                 nn.accuracy(net, split.x_test, y), nn.accuracy(net, x_shift, y),
+                 nn.accuracy(net, x_sq, y)]
+                + [adapted_accuracy(net, x_shift, y, n, seed) for n in ADAPT_IMAGES]
+                + [adapted_accuracy(net, x_sq, y, n, seed) for n in ADAPT_IMAGES]
+                + [affine_repair_gap(net, split.x_test)])
     table = over_seeds(run, seeds)
-    names = ("mismatch clean", "mismatch shifted", "clean", "shifted", "adapted")
     return Runs(seeds, {name: table[:, i] for i, name in enumerate(names)})
 
 
@@ -1036,12 +1074,42 @@ def shift_claims(runs: Runs) -> list:
     ]
 
 
-def adaptation_claims(runs: Runs) -> list:
-    """The repair: statistics recomputed on the shifted images (AdaBN)."""
+def adaptation_lines(runs: Runs) -> list:
+    """Test accuracy after the repair, per shift and number of images it sees."""
     v = runs.values
-    return [_claim("statistics from the shifted images bring it back within 2 points of clean",
-                   v["adapted"] > v["clean"] - 0.02,
-                   f"adapted accuracy {spread(v['adapted'])}")]
+    lines = [f"test accuracy, median (lowest to highest) over {len(runs.seeds)} seeds; "
+             f"clean {_short(v['clean'])}"]
+    for key, name in (("", "0.6 x + 0.3 (affine)"), ("squared ", "x² + noise (not affine)")):
+        first = "shifted" if not key else "squared"
+        lines.append(f"{name:24s}: no repair {_short(v[first])}, "
+                     + ", ".join(f"{n} images {_short(v[f'{key}adapted {n}'])}"
+                                 for n in ADAPT_IMAGES))
+    return lines
+
+
+def adaptation_claims(runs: Runs) -> list:
+    """The repair: statistics recomputed on the shifted images (AdaBN), and when it works."""
+    v = runs.values
+    n_all = ADAPT_IMAGES[-1]
+    aff_loss, sq_loss = v["clean"] - v["shifted"], v["clean"] - v["squared"]
+    aff_left, sq_left = v["clean"] - v[f"adapted {n_all}"], v["clean"] - v[f"squared adapted {n_all}"]
+    return [
+        _claim(f"affine shift: statistics from all {n_all} shifted images bring it back within "
+               "2 points of clean", aff_left < 0.02,
+               f"adapted accuracy {spread(v[f'adapted {n_all}'])}"),
+        _claim("affine shift: 32 images already repair over half of the loss",
+               v["clean"] - v["adapted 32"] < 0.5 * aff_loss),
+        Claim("8 images are too few: the median repair with 8 is over 5 points worse than with 32",
+              bool(np.median(v["adapted 32"]) - np.median(v["adapted 8"]) > 0.05),
+              f"8 images {spread(v['adapted 8'])}"),
+        _claim("x² + noise costs over 1.5 points", sq_loss > 0.015),
+        Claim(f"x² + noise: statistics from all {n_all} images gain on the median",
+              bool(np.median(v[f"squared adapted {n_all}"] - v["squared"]) > 0),
+              f"gain {spread(v[f'squared adapted {n_all}'] - v['squared'], '+.3f')}"),
+        _claim("but after the repair x² + noise stays further from clean than the affine shift",
+               sq_left > aff_left,
+               f"left: affine {spread(aff_left, '+.3f')}, x² + noise {spread(sq_left, '+.3f')}"),
+    ]
 
 
 # ------------------------------------------------ precise statistics after a short training
