@@ -176,6 +176,13 @@ def test_batch_mode_accuracy_leaves_model_untouched():
     np.testing.assert_array_equal(model.norms[0].moving_mean, before)
 
 
+def test_layer_costs_times_every_kind_at_every_width():
+    costs = ep.layer_costs(widths=(8, 16), n_rows=64, repeats=1)
+    assert list(costs) == [8, 16]
+    assert all(set(t) == {"dense", "batch norm", "relu"} and min(t.values()) > 0
+               for t in costs.values())
+
+
 def test_fold_mlp_matches_inference():
     split = data.digits()
     model = ep.trained("batch", steps=50)

@@ -516,6 +516,43 @@ def scale_invariance(factor: float = 10.0, eps: float = 1e-9, seed: int = 0):
     return float(np.max(np.abs(l2 - l1))), g2[mask] / g1[mask]
 
 
+def layer_costs(widths=(64, 512), n_rows: int = 2048, repeats: int = 5, seed: int = 0) -> dict:
+    """Forward + backward wall time of one layer of each kind, on (n_rows, width) inputs.
+
+    "dense": z = x W + b and its three gradients (two matrix products and a sum);
+    "batch norm": :class:`bnlib.nn.FastBatchNorm` in training mode, forward and
+    backward; "relu": the activation and its gradient. One BLAS thread, best of
+    ``repeats`` (:func:`bnlib.course.timing.best_time`).
+
+    Returns dict width -> dict kind -> seconds.
+    """
+    from bnlib.course.timing import best_time
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    with threadpool_limits(1, user_api="blas"):
+        for width in widths:
+            x = rng.standard_normal((n_rows, width))
+            dout = rng.standard_normal((n_rows, width))
+            W, b = rng.standard_normal((width, width)) / np.sqrt(width), np.zeros(width)
+            bn = nn.FastBatchNorm(width)
+
+            def dense():
+                _ = x @ W + b
+                return x.T @ dout, dout @ W.T, dout.sum(0)
+
+            def batch_norm():
+                bn(x, training=True)
+                return bn.backward(dout)
+
+            def relu():
+                _ = np.maximum(x, 0.0)
+                return dout * (x > 0)
+            out[width] = {name: best_time(fn, repeats) for name, fn in
+                          (("dense", dense), ("batch norm", batch_norm), ("relu", relu))}
+    return out
+
+
 def fold_mlp(model):
     """A norm-free nn.MLP equal to ``model`` (batch norm before the activation) in inference mode."""
     from bnlib.batchnorm import fold_into_dense
