@@ -183,6 +183,50 @@ def test_layer_costs_times_every_kind_at_every_width():
                for t in costs.values())
 
 
+def test_gradient_of_a_layer_before_batch_norm_is_orthogonal_to_its_weights():
+    assert ep.radial_gradient(eps=1e-9) < 1e-7
+    assert ep.radial_gradient(eps=1e-3) > 1e-4      # ε breaks the invariance a little
+
+
+def test_weight_decay_run_without_decay_is_plain_sgd_and_decay_shrinks_as_written():
+    split = data.digits()
+    r = ep.weight_decay_run(0.0, seed=4, steps=30)
+    plain = ep.train_on_batches(ep.mlp("batch", seed=4), split,
+                                nn.batch_indices(len(split.x_train), 30, 32, 4), lr=0.1)
+    assert r["norm"][-1] == pytest.approx(np.linalg.norm(plain.weights[0]), rel=1e-12)
+    assert r["start"] == pytest.approx(np.linalg.norm(ep.mlp("batch", seed=4).weights[0]))
+    # one step with decay: W1 <- W1 - lr (g + decay W1), written out
+    model = ep.mlp("batch", seed=4)
+    rows = nn.batch_indices(len(split.x_train), 1, 32, 4)[0]
+    W1 = model.weights[0].copy()
+    model.backward(nn.softmax_cross_entropy(model.forward(split.x_train[rows], training=True),
+                                            split.y_train[rows])[1])
+    expected = W1 - 0.1 * (model.grads()[0] + 0.05 * W1)
+    one = ep.weight_decay_run(0.05, seed=4, steps=1)
+    assert one["norm"][0] == pytest.approx(np.linalg.norm(expected), rel=1e-12)
+    assert one["step"][0] == pytest.approx(np.linalg.norm(expected - W1) / np.linalg.norm(W1),
+                                           rel=1e-10)
+
+
+def test_dropout_off_statistics_are_the_inference_inputs_moments():
+    split = data.digits()
+    model = ep.mlp("batch+dropout", seed=2, position="after")
+    ep.train_on_batches(model, split, nn.batch_indices(len(split.x_train), 20, 32, 2))
+    rates = [n.rate for n in model.norms]
+    ep.dropout_off_statistics(model, split.x_train)
+    assert [n.rate for n in model.norms] == rates and all(n.bn.momentum == 0.99
+                                                          for n in model.norms)
+    model.forward(split.x_train, training=False)       # dropout off, the new statistics
+    for i, n in enumerate(model.norms):
+        np.testing.assert_allclose(n.bn.moving_variance, model.activations[i].var(0), rtol=1e-10)
+        np.testing.assert_allclose(n.bn.moving_mean, model.activations[i].mean(0), atol=1e-12)
+
+
+def test_dropout_variance_claims_fail_without_a_shift():
+    runs = _runs({"ratio": [0.99, 0.98, 1.0], "accuracy": [0.97] * 3, "repaired": [0.97] * 3})
+    assert [c.holds for c in ep.dropout_variance_claims(runs)] == [False, True]
+
+
 def test_fold_mlp_matches_inference():
     split = data.digits()
     model = ep.trained("batch", steps=50)
@@ -452,6 +496,20 @@ def test_regularization_claims_hold_on_test_seeds():
 
 
 @pytest.mark.slow
+def test_dropout_variance_claims_hold_on_test_seeds():
+    runs = ep.dropout_variance_shift(TEST_SEEDS)
+    failed = [c for c in ep.dropout_variance_claims(runs) if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_weight_decay_claims_hold_on_test_seeds():
+    runs = ep.weight_decay_table(TEST_SEEDS)
+    failed = [c for c in ep.weight_decay_claims(runs) if not c.holds]
+    assert not failed, failed
+
+
+@pytest.mark.slow
 def test_small_batch_claims_hold_on_test_seeds():
     runs = ep.small_batch_table(TEST_SEEDS)
     claims = (ep.small_batch_claims(runs) + ep.precise_rescue_claims(runs)
@@ -497,7 +555,11 @@ def _lesson_output():
               (ep.shift_table(LESSON_SEEDS), lambda r: ep.shift_lines(r) + ep.adaptation_lines(r),
                lambda r: ep.shift_claims(r) + ep.adaptation_claims(r)),
               (ep.precise_gain_table(LESSON_SEEDS), ep.precise_gain_lines,
-               ep.precise_gain_claims)]
+               ep.precise_gain_claims),
+              (ep.dropout_variance_shift(ep.REG_SEEDS), ep.dropout_variance_lines,
+               ep.dropout_variance_claims),
+              (ep.weight_decay_table(LESSON_SEEDS), ep.weight_decay_lines,
+               ep.weight_decay_claims)]
     return [line for runs, show, claims in tables for line in show(runs)
             + [f"{c.text}: {c.detail} {'✓' if c.holds else '✗'}" for c in claims(runs)]]
 
@@ -509,7 +571,8 @@ def _committed_output_lines() -> set:
 
 
 def _clear_training_caches():
-    for cached in (ep.small_batch_run, ep._trained, ep.regularization_run):
+    for cached in (ep.small_batch_run, ep._trained, ep.regularization_run,
+                   ep.regularization_model, ep.weight_decay_run):
         cached.cache_clear()
 
 
