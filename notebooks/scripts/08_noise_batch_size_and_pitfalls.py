@@ -548,10 +548,45 @@ for claim in explore.alternative_claims(small):
 # steps). The
 # price: a per-example normalization also removes per-example information (the
 # overall brightness of an image, for layer norm), and on large-batch image
-# classification batch norm usually still trains best. **Batch renormalization**
-# (Ioffe 2017) is a third option that keeps batch norm but corrects each batch's
-# statistics towards the moving ones during training, so training and inference
-# agree even for small or non-i.i.d. batches.
+# classification batch norm usually still trains best.
+#
+# **Batch renormalization** (Ioffe 2017) is a third option that keeps batch norm.
+# In training it normalizes with the batch, then corrects: x̂ · r + d, with
+# r = σ_B/σ and d = (μ_B − μ)/σ, where μ and σ are moving averages and r, d are
+# held constant in the backward pass. Unclipped, the correction turns the output
+# into exactly (x − μ)/σ, the moving-statistics normalization that inference uses, so
+# the two would agree, but training would then normalize with stale averages (at the
+# start, not at all). So r and d are **clipped**: the paper ends with
+# r ∈ [1/3, 3] and d ∈ [−5, 5], reached gradually from r = 1, d = 0 (plain batch
+# norm). Keras has it as `BatchNormalization(renorm=True, renorm_clipping=...)`
+# (no clipping unless you pass it). A fresh layer, whose averages are still
+# μ = 0, σ = 1, on a batch of mean 10 and standard deviation 5:
+
+# %%
+keras = explore.keras()                     # imports TensorFlow (through bnlib.tf_compare)
+x_far = np.random.default_rng(8).normal(10.0, 5.0, size=(32, 4)).astype("float32")
+for clipping in (None, {"rmin": 1 / 3, "rmax": 3.0, "dmax": 5.0}):
+    layer = keras.layers.BatchNormalization(renorm=True, renorm_clipping=clipping)
+    layer.build((None, 4))
+    mu, sigma = layer.renorm_mean.numpy(), layer.renorm_stddev.numpy()
+    out = layer(x_far, training=True).numpy()
+    expected, r, d = explore.renorm_reference(x_far, mu, sigma, clipping)
+    print(f"clipping {clipping}: r = {r.round(2)}, d = {d.round(2)}")
+    _ = checks.assert_close("  Keras vs x̂·r + d in NumPy", out, expected, 1e-5)
+    gap = checks.max_abs_diff(out, (x_far - mu) / sigma)
+    print(f"  max |training output - moving-statistics normalization| = {gap:.1f}")
+print("the layer's vectors:", [w.name for w in layer.weights])
+
+# %% [markdown]
+# Unclipped, the fresh layer passes the batch through *un-normalized* (its output is
+# (x − 0)/1, the inference formula with the still-initial averages), which is why
+# the clip is needed; clipped, the output is x̂ · 3 + 5, far from what inference
+# computes. Batch renormalization therefore *reduces* the train/inference mismatch
+# for small or non-i.i.d. batches, as long as the clip does not bind; whenever a
+# batch's statistics sit far from the moving ones, training and inference differ
+# again. Keras keeps seven vectors for it: γ, β, the moving mean and variance used
+# at inference (plus the moving standard deviation behind the variance), and the
+# renorm mean and standard deviation used for r and d in training.
 #
 # ## 7 · The course on one page
 #

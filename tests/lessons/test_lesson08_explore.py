@@ -602,3 +602,33 @@ def test_a_1e_15_nudge_reproduces_the_lessons_output_but_not_batch_2(monkeypatch
     missing = [line for line in lines if line not in committed]
     assert len(lines) > 40 and not missing, missing
     assert np.max(np.abs(np.subtract(nudged_bn2, bn2))) > 0.005, (bn2, nudged_bn2)
+
+
+# ---------------------------------------------------------------- batch renormalization
+
+def test_unclipped_renorm_is_the_moving_statistics_normalization():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(16, 5))
+    mu, sigma = rng.normal(size=5), rng.uniform(0.5, 2.0, 5)
+    out, r, d = ep.renorm_reference(x, mu, sigma)
+    np.testing.assert_allclose(out, (x - mu) / sigma, atol=1e-12)
+    clipped, r, d = ep.renorm_reference(x, mu, sigma, {"rmin": 0.9, "rmax": 1.1, "dmax": 0.2})
+    assert r.min() >= 0.9 and r.max() <= 1.1 and np.abs(d).max() <= 0.2
+    x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3)
+    np.testing.assert_allclose(clipped, x_hat * r + d, atol=1e-12)
+
+
+@pytest.mark.parametrize("clipping", [None, {"rmin": 0.5, "rmax": 2.0, "dmax": 1.0},
+                                      {"rmax": 1.5}])
+def test_renorm_reference_matches_keras_renorm(clipping):
+    keras = ep.keras()
+    rng = np.random.default_rng(1)
+    x = rng.normal(4.0, 3.0, size=(24, 3)).astype("float32")
+    layer = keras.layers.BatchNormalization(renorm=True, renorm_clipping=clipping, epsilon=0.01)
+    layer.build((None, 3))
+    layer.renorm_mean.assign(np.array([1.0, 4.0, 8.0], "float32"))
+    layer.renorm_stddev.assign(np.array([2.0, 3.0, 0.5], "float32"))
+    out = layer(x, training=True).numpy()
+    expected, _, _ = ep.renorm_reference(x, np.array([1.0, 4.0, 8.0]), np.array([2.0, 3.0, 0.5]),
+                                         clipping, eps=0.01)
+    np.testing.assert_allclose(out, expected, atol=2e-5)

@@ -1391,3 +1391,32 @@ def precise_gain_figure(runs: Runs):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------ batch renormalization (Keras renorm=True)
+
+def keras():
+    """Keras, imported quietly through :mod:`bnlib.tf_compare` (TensorFlow only when called)."""
+    from bnlib import tf_compare
+
+    return tf_compare.keras
+
+
+def renorm_reference(x, renorm_mean, renorm_stddev, clipping=None, eps: float = 1e-3):
+    """Batch renormalization's training-mode output (gamma = 1, beta = 0), in NumPy.
+
+    x_hat = (x - batch mean) / sqrt(batch var + eps), then x_hat * r + d with
+    r = batch std / renorm_stddev clipped to [rmin, rmax] and
+    d = (batch mean - renorm_mean) / renorm_stddev clipped to [-dmax, dmax]
+    (Ioffe 2017; the missing keys of ``clipping`` mean no clip, as in Keras).
+
+    Returns (out, r, d): out of x's shape (N, D), r and d of shape (D,).
+    """
+    clipping = clipping or {}
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = x.mean(axis=0), np.sqrt(x.var(axis=0) + eps)
+    r = np.clip(std / renorm_stddev, clipping.get("rmin", 0.0), clipping.get("rmax", np.inf))
+    dmax = clipping.get("dmax", np.inf)
+    d = np.clip((mean - renorm_mean) / renorm_stddev, -dmax, dmax)
+    return (x - mean) / std * r + d, r, d
+
