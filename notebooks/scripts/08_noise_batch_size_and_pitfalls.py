@@ -10,12 +10,15 @@
 # **After this lesson you will be able to**
 # - quantify the noise that batch statistics inject, as a function of batch size,
 #   and compare it with dropout's;
-# - say why batch norm is mainly an optimization aid, and what its regularizing
-#   effect is worth;
-# - count what batch norm costs and remove the cost at inference by folding;
+# - say why batch norm is mainly an optimization aid, and measure what its
+#   regularizing noise is worth against a noise-free control;
+# - explain what weight decay does to a layer before batch norm, and what dropout
+#   before batch norm does to its statistics;
+# - count what batch norm costs, per layer, and remove the cost at inference by folding;
 # - recognize the train/inference mismatch caused by small, sorted or shifted
 #   batches, and measure it;
-# - repair it with precise statistics, or avoid it with layer norm or group norm.
+# - repair it with precise or adapted statistics (and say when that works), or avoid
+#   it with layer norm, group norm or batch renormalization.
 
 # %%
 import numpy as np
@@ -565,16 +568,20 @@ for claim in explore.alternative_claims(small):
 # %%
 keras = explore.keras()                     # imports TensorFlow (through bnlib.tf_compare)
 x_far = np.random.default_rng(8).normal(10.0, 5.0, size=(32, 4)).astype("float32")
-for clipping in (None, {"rmin": 1 / 3, "rmax": 3.0, "dmax": 5.0}):
+for name, clipping in (("unclipped", None), ("clipped", {"rmin": 1 / 3, "rmax": 3.0, "dmax": 5.0})):
     layer = keras.layers.BatchNormalization(renorm=True, renorm_clipping=clipping)
     layer.build((None, 4))
     mu, sigma = layer.renorm_mean.numpy(), layer.renorm_stddev.numpy()
     out = layer(x_far, training=True).numpy()
     expected, r, d = explore.renorm_reference(x_far, mu, sigma, clipping)
-    print(f"clipping {clipping}: r = {r.round(2)}, d = {d.round(2)}")
+    print(f"{name}: r = {r.round(2)}, d = {d.round(2)}")
     _ = checks.assert_close("  Keras vs x̂·r + d in NumPy", out, expected, 1e-5)
     gap = checks.max_abs_diff(out, (x_far - mu) / sigma)
-    print(f"  max |training output - moving-statistics normalization| = {gap:.1f}")
+    if clipping is None:
+        _ = checks.assert_below("  training output vs the moving-statistics normalization", gap, 1e-5)
+    else:
+        checks.assert_true("  training output far from the moving-statistics normalization",
+                           gap > 1, f"max |difference| {gap:.1f}")
 print("the layer's vectors:", [w.name for w in layer.weights])
 
 # %% [markdown]
@@ -617,13 +624,67 @@ print("the layer's vectors:", [w.name for w in layer.weights])
 # | momentum | 0.99 needs ~300 steps to warm up; PyTorch's 0.1 means Keras's 0.9 | short runs: lower momentum or precise statistics; convert with `convert_momentum` |
 # | ε | inside the square root; defaults differ (Keras 1e-3, PyTorch 1e-5) | match ε when porting weights between frameworks |
 # | running variance | Keras stores the biased, PyTorch the unbiased one | matters for small batches and for porting |
-# | batch size | small batches give noisy statistics and a train/inference mismatch | ≥ 16 per device (lesson 10), or layer/group norm, or batch renorm |
+# | batch size | small batches give noisy statistics and a train/inference mismatch | ≥ 16 per device (lesson 10), or layer/group norm, or batch renorm (within its clip) |
 # | batch composition | sorted or one-class batches erase the signal | shuffle; otherwise a batch-independent norm |
 # | data shift | moving statistics describe the old data | recompute statistics on the new data (AdaBN) |
 # | fine-tuning | moving statistics drift on the small new dataset | Keras: `trainable = False` on the BN layers (checked in 07) |
 # | bias before BN | wasted parameters | `use_bias=False` |
 # | deployment | extra layers and memory passes | fold into the neighbouring dense/conv layer |
+# | dropout before a BN | the next BN's moving variance is too large at inference | dropout after the last BN, or recompute the statistics with dropout off |
+# | weight decay | on layers before BN it sets the effective learning rate, not the function | tune it together with the learning rate |
+
+# %% [markdown]
+# ## What the source notes get wrong
 #
+# - **"Dropout multiplies the network's weights by a vector of zeros and ones."**
+#   Dropout multiplies *units* (activations), with a fresh mask for every example
+#   and step; the weights are untouched. (Dropping weights is a different method,
+#   DropConnect.) Below: the mask has the shape of the batch's activations, every
+#   example of the batch gets its own, and the weights are unchanged after a
+#   training pass.
+# - **"Batch norm multiplies each unit by the standard deviation of all the hidden
+#   units in the minibatch."** It divides each unit by *that unit's own* standard
+#   deviation over the examples of the batch: one σ_B per unit, not one for the
+#   layer. In a trained network those differ by a factor of about 3 across the first
+#   layer's 64 units (below).
+# - **"At test time the network is pretrained with the means and standard deviations
+#   of the whole training set."** Nothing is pretrained with them. Frameworks use the
+#   moving averages accumulated during training (sections 5 and 6); the alternative is
+#   to recompute each layer's statistics over the training set *after* training, with
+#   the final weights, layer by layer (precise statistics, section 6). Statistics of
+#   the training set taken before training would be wrong for every hidden layer,
+#   whose inputs depend on the weights below it: below, for the second batch norm,
+#   the moving means sit within 0.03 standard deviations of the exact ones, while
+#   means computed with the initial weights sit several times further away.
+# - **"Batch norm regularizes because the weights no longer need extreme values."**
+#   A layer before batch norm is invariant to the scale of its weights (section 3:
+#   W1 × 10 leaves the output unchanged), so how large its weights are neither matters
+#   to the function nor is held in check: without weight decay ‖W1‖ only grows
+#   (section 3). The regularizing effect that exists is the batch noise, and it is
+#   small: removing it cost about a point on 150 digits (section 2, the whole-set
+#   control).
+
+# %%
+facts = explore.dropout_mask_facts()
+print(f"dropout mask shape {facts['mask shape']}, activations {facts['activations shape']}; "
+      f"{facts['distinct rows']} different masks in a batch of {facts['batch size']}; "
+      f"weights unchanged: {facts['weights unchanged']}")
+assert facts["mask shape"] == facts["activations shape"] and facts["weights unchanged"]
+assert facts["distinct rows"] == facts["batch size"]
+unit_std = explore.per_unit_batch_std()
+checks.assert_true("one batch std per unit, and they differ by over 2x across units",
+                   unit_std.shape == (64,) and unit_std.max() > 2 * unit_std.min(),
+                   f"largest / smallest {unit_std.max() / unit_std.min():.1f}")
+sources = [explore.statistics_sources(s) for s in seeds.LESSON_SEEDS]
+moving = [x["moving vs precise"] for x in sources]
+initial = [x["initial vs precise"] for x in sources]
+checks.assert_true("moving means within 0.05 std of the exact ones; initial-weight means over "
+                   "3x further", max(moving) < 0.05 and min(np.divide(initial, moving)) > 3,
+                   f"moving {seeds.spread(moving, '.3f')}; initial {seeds.spread(initial, '.2f')}")
+checks.assert_true("without weight decay ||W1|| ends above its start on every seed",
+                   bool(np.all(decay_runs.values["norm"][:, 0, -1] > decay_runs.values["start"][:, 0])))
+
+# %% [markdown]
 # ## Key takeaways
 #
 # - Batch statistics jitter by about $1/\sqrt{m}$ of the population spread: an
@@ -632,17 +693,23 @@ print("the layer's vectors:", [w.name for w in layer.weights])
 # - Batch norm is mainly an optimization aid: same-size gradients across layers,
 #   scale-invariant weights, faster fitting. Its regularization is a weak side
 #   effect: on 150 digits neither it nor dropout closes even half of the
-#   train-test gap, and batch norm's small effect changes sign from seed to seed.
+#   train-test gap, batch norm's small effect changes sign from seed to seed, and
+#   removing its noise (whole-set statistics) costs about a point on the median.
+# - On layers before batch norm, weight decay does not regularize: it shrinks a
+#   scale that does not matter and so sets the effective learning rate.
 # - A training outcome from one seed is an anecdote, and some (batch norm on
 #   batches of 2) are chaotic: compare medians and ranges over seeds, and trust
 #   only differences wider than the spread.
-# - It costs 2 trained and 2 stored vectors per layer plus compute; folding
-#   removes the cost at inference.
+# - It costs 2 trained and 2 stored vectors per layer plus compute (as much as a
+#   narrow dense layer, a small fraction of a wide one); folding removes the cost at
+#   inference.
 # - Small, sorted or shifted batches break the assumption that batch statistics
 #   represent the data; measure the mismatch between batch-mode and inference-mode
-#   results to detect it.
+#   results to detect it. Compare batch sizes at equal steps *and* at equal epochs.
 # - Repairs: shuffle, precise statistics after training, statistics from the target
-#   data, or batch-independent layer norm and group norm (or batch renorm).
+#   data (enough images, and a shift that means and variances can describe), or
+#   batch-independent layer norm and group norm; batch renorm narrows the mismatch
+#   within its clip of r and d.
 #
 # ## Exercises
 #
@@ -683,6 +750,14 @@ _ = exercises.check_group_norm(group_norm_rows)
 # - Y. Wu and K. He, *Group Normalization*, ECCV 2018.
 # - S. Ioffe, *Batch Renormalization: Towards Reducing Minibatch Dependence in
 #   Batch-Normalized Models*, NeurIPS 2017.
+# - X. Li, S. Chen, X. Hu and J. Yang, *Understanding the Disharmony between Dropout
+#   and Batch Normalization by Variance Shift*, CVPR 2019.
+# - T. van Laarhoven, *L2 Regularization versus Batch and Weight Normalization*,
+#   arXiv:1706.05350, 2017.
+# - L. Wan, M. Zeiler, S. Zhang, Y. LeCun and R. Fergus, *Regularization of Neural
+#   Networks using DropConnect*, ICML 2013.
+# - Keras, `BatchNormalization` (`renorm`, `renorm_clipping`),
+#   https://keras.io/api/layers/normalization_layers/batch_normalization/
 # - Y. Wu and J. Johnson, *Rethinking "Batch" in BatchNorm*, arXiv:2105.07576, 2021
 #   (precise batch norm, train/inference inconsistency).
 # - Y. Li, N. Wang, J. Shi, J. Liu and X. Hou, *Revisiting Batch Normalization for

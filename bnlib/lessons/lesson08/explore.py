@@ -863,8 +863,9 @@ def regularization_lines(runs: Runs) -> list:
     lines.append(f"test accuracy minus the plain net's, {REG_SIZES[0]} examples: "
                  + ", ".join(deltas))
     if (REG_SIZES[0], WHOLE_SET) in runs.values:
-        lines.append(f"what batch norm's noise adds (batch norm minus {WHOLE_SET}), "
-                     f"{REG_SIZES[0]} examples: {_short(_noise_effect(runs), '+.2f')}")
+        lines.append(f"what batch norm's noise adds (test accuracy of batch norm minus its "
+                     f"whole-set control), {REG_SIZES[0]} examples: "
+                     f"{_short(_noise_effect(runs), '+.3f')}")
     return lines
 
 
@@ -886,7 +887,7 @@ def noise_control_claims(runs: Runs) -> list:
         Claim("removing the noise changes the test accuracy by under 5 points on every seed, "
               "under 2 on the median",
               bool(np.all(np.abs(effect) < 0.05) and abs(np.median(effect)) < 0.02),
-              f"median {np.median(effect):+.2f}, from {effect.min():+.2f} to {effect.max():+.2f}"),
+              f"median {np.median(effect):+.3f}, from {effect.min():+.3f} to {effect.max():+.3f}"),
     ]
 
 
@@ -1419,4 +1420,57 @@ def renorm_reference(x, renorm_mean, renorm_stddev, clipping=None, eps: float = 
     dmax = clipping.get("dmax", np.inf)
     d = np.clip((mean - renorm_mean) / renorm_stddev, -dmax, dmax)
     return (x - mean) / std * r + d, r, d
+
+
+# ------------------------------------------------ what the source notes get wrong
+
+def dropout_mask_facts(seed: int = 0) -> dict:
+    """What a dropout layer multiplies: one training-mode pass of a net with :class:`Dropout`.
+
+    Returns dict: "mask shape" (of the first dropout layer's mask), "activations shape"
+    (of the values it multiplies), "distinct rows" (how many examples of the batch got
+    different masks), "weights unchanged" (the dense weights after the pass equal those
+    before), "batch size".
+    """
+    split = digits()
+    model = mlp("dropout", seed=seed)
+    before = [W.copy() for W in model.weights]
+    with nn.restore_on_exit(model):
+        model.forward(split.x_train[:32], training=True)
+        mask = model.norms[0].mask
+    return {"mask shape": mask.shape, "activations shape": (32, model.sizes[1]),
+            "distinct rows": len({row.tobytes() for row in mask}), "batch size": 32,
+            "weights unchanged": all(np.array_equal(a, b) for a, b in zip(before, model.weights))}
+
+
+def per_unit_batch_std(seed: int = 0, batch_size: int = 32) -> np.ndarray:
+    """The batch standard deviations a trained net's first batch norm divides by, one per unit.
+
+    Returns ndarray of shape (64,): the std over one batch of each unit's input.
+    """
+    split = digits()
+    model = trained("batch", seed=seed)
+    rows = nn.batch_indices(len(split.x_train), 1, batch_size, seed)[0]
+    return (split.x_train[rows] @ model.weights[0]).std(axis=0)
+
+
+def statistics_sources(seed: int = 0) -> dict:
+    """Where inference-time statistics come from, for the second batch norm of :func:`trained`.
+
+    Returns dict of floats, each a mean over units of |a - b| / sqrt(precise variance):
+    "moving vs precise": the moving mean against the exact mean of the layer's input over
+    the training set, with the trained weights (see :func:`precise_statistics`);
+    "initial vs precise": the same exact mean computed with the initial weights (what
+    statistics "of the training set" fixed before training would be).
+    """
+    split = digits()
+    net = trained("batch", seed=seed)
+    moving = net.norms[1].moving_mean.copy()
+    with nn.restore_on_exit(net):
+        precise_statistics(net, split.x_train)
+        mean, std = net.norms[1].moving_mean.copy(), np.sqrt(net.norms[1].moving_variance)
+    fresh = mlp("batch", seed=seed)
+    precise_statistics(fresh, split.x_train)
+    return {"moving vs precise": float(np.mean(np.abs(moving - mean) / std)),
+            "initial vs precise": float(np.mean(np.abs(fresh.norms[1].moving_mean - mean) / std))}
 
