@@ -143,7 +143,7 @@ for claim in explore.regularization_claims(reg) + explore.noise_control_claims(r
 #   another seed shows it losing.
 # - The noise-free control says how much of that small effect is the noise: taking it
 #   away costs about a point of test accuracy on the median (from nothing to three
-#   points over the seeds), and the control, like batch norm, still fits the 150
+#   points over the five seeds), and the control, like batch norm, still fits the 150
 #   examples perfectly with a gap of 8 to 13 points. The noise is a regularizer, a
 #   weak one: it is worth about as much as the seed-to-seed spread.
 # - Batch norm's noise is a side effect, and a weak regularizer: on a large
@@ -272,7 +272,7 @@ fig = explore.weight_decay_figure(decay_runs)
 # %% [markdown]
 # Without decay, ‖W1‖ creeps up and the relative step falls as training goes on. A
 # little decay keeps the relative step about twice as large; too much (λ = 0.05)
-# makes it ten times larger, and the test accuracy drops by several points: not
+# makes it about fifteen times larger, and the test accuracy drops by several points: not
 # because the weights were "regularized", but because the effective learning rate
 # became too high. On layers followed by batch norm, tune weight decay together
 # with the learning rate, as one knob.
@@ -322,8 +322,8 @@ checks.assert_true("and at both widths over 1.2x a ReLU (several passes over the
 # The cost is real and easy to predict: batch norm does a few passes over its
 # N × D input (mean, variance, normalize, scale; more in the backward pass), so it
 # costs a few times an elementwise activation, while the dense layer's matrix
-# products grow like N × D². In narrow layers batch norm is as costly as the layer
-# it normalizes; in wide ones it is a small fraction. (On GPUs, where matrix
+# products grow like N × D². In narrow layers batch norm costs a large share of the
+# layer it normalizes (about half or more here); in wide ones a small fraction. (On GPUs, where matrix
 # products are very fast, memory passes like these are a larger share.)
 #
 # At inference the cost disappears: the layer is a fixed affine map and folds
