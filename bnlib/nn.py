@@ -33,6 +33,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -388,13 +389,19 @@ class MLP:
             without normalization, else a dict of copies of the layer's
             ``gamma``, ``beta`` and, if it has them, ``moving_mean`` and
             ``moving_variance``. Every array is a copy: later training does not
-            change the state. (Other layer state, such as the random generator
-            of a noisy or dropout layer, is not included.)
+            change the state. A layer that carries more state (a batch norm
+            inside it, the random generator of a dropout layer) can offer its
+            own ``state()`` and ``load_state(state)`` methods: its entry is then
+            a deep copy of what its ``state()`` returns, and :meth:`load_state`
+            hands that back to it.
         """
         norms = []
         for norm in self.norms:
             if norm is None:
                 norms.append(None)
+                continue
+            if _has_own_state(norm):
+                norms.append(copy.deepcopy(norm.state()))
                 continue
             norms.append({name: np.array(getattr(norm, name), copy=True) for name in _NORM_STATE
                           if getattr(norm, name, None) is not None})
@@ -409,6 +416,8 @@ class MLP:
         them sees the restored values); the moving statistics are replaced by
         copies of the saved ones (the saved state stays reusable). The state
         must come from a model of the same architecture, and hold finite values.
+        A layer with its own ``state``/``load_state`` gets a copy of its entry;
+        its ``load_state`` should raise ``ValueError`` on an entry it cannot take.
         """
         if not (isinstance(state, Mapping) and all(k in state for k in _STATE_KEYS)):
             raise ValueError(f"state must be a dict from MLP.state(), with keys {_STATE_KEYS}; "
@@ -430,12 +439,26 @@ class MLP:
             if (norm is None) != (norm_saved is None):
                 raise ValueError(f"state must match the model on whether hidden layer {i} is "
                                  f"normalized; got {describe(norm_saved)}")
+            if norm is not None and _has_own_state(norm):
+                continue        # the layer's own load_state checks its entry
             if norm is not None:
                 for name, value in norm_saved.items():
                     if name in ("gamma", "beta"):
                         _check_saved(f"{name}{i}", getattr(norm, name), value)
                     else:
                         as_float_array(f"state {name}{i}", value)
+        # Layers with their own state check their entries as they load them: load those
+        # first, and put them back if one refuses, so a bad state leaves the model as it was.
+        own = [(norm, entry) for norm, entry in zip(self.norms, state["norms"])
+               if norm is not None and _has_own_state(norm)]
+        backup = [copy.deepcopy(norm.state()) for norm, _ in own]
+        try:
+            for norm, entry in own:
+                norm.load_state(copy.deepcopy(entry))
+        except Exception:
+            for (norm, _), before in zip(own, backup):
+                norm.load_state(before)
+            raise
         # Everything checked: now copy (a bad state leaves the model as it was).
         for (W, b), (W_saved, b_saved) in zip(zip(self.weights, self.biases), saved):
             W[...] = W_saved
@@ -444,6 +467,8 @@ class MLP:
         for norm, norm_saved in zip(self.norms, state["norms"]):
             if norm is None:
                 continue
+            if _has_own_state(norm):
+                continue        # loaded above
             for name, value in norm_saved.items():
                 if name in ("gamma", "beta"):
                     getattr(norm, name)[...] = value
@@ -452,6 +477,11 @@ class MLP:
 
 
 _NORM_STATE = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _has_own_state(layer) -> bool:
+    """True if a norm layer saves and restores its own state (``state`` and ``load_state``)."""
+    return callable(getattr(layer, "state", None)) and callable(getattr(layer, "load_state", None))
 _STATE_KEYS = ("weights", "biases", "norms")
 
 

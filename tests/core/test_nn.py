@@ -446,3 +446,87 @@ def test_residual_off_by_default_and_same_parameters():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="residual"):
         nn.MLP((4, 4, 2), residual="yes")
+
+
+class _NoisyBatchNorm:
+    """A norm layer with more state than gamma and beta: a batch norm inside and a random
+    generator (multiplicative Gaussian noise in training), saved through its own state()."""
+
+    def __init__(self, width, seed=0):
+        self.bn = nn.FastBatchNorm(width, momentum=0.9)
+        self.gamma, self.beta = self.bn.gamma, self.bn.beta
+        self.rng = np.random.default_rng(seed)
+
+    dgamma = property(lambda self: self.bn.dgamma)
+    dbeta = property(lambda self: self.bn.dbeta)
+
+    def __call__(self, x, *, training):
+        out = self.bn(x, training=training)
+        if training:
+            self.noise = 1 + 0.3 * self.rng.standard_normal(out.shape)
+            out = out * self.noise
+        return out
+
+    def backward(self, dout):
+        return self.bn.backward(dout * self.noise)
+
+    def state(self):
+        return {"rng": self.rng.bit_generator.state, "gamma": self.gamma.copy(),
+                "beta": self.beta.copy(), "moving_mean": self.bn.moving_mean.copy(),
+                "moving_variance": self.bn.moving_variance.copy()}
+
+    def load_state(self, state):
+        if state["gamma"].shape != self.gamma.shape:
+            raise ValueError("wrong width")
+        self.rng.bit_generator.state = state["rng"]
+        self.gamma[...], self.beta[...] = state["gamma"], state["beta"]
+        self.bn.moving_mean = state["moving_mean"]
+        self.bn.moving_variance = state["moving_variance"]
+
+
+def test_a_layer_with_its_own_state_is_restored_exactly(split):
+    """Training- and inference-mode outputs after load_state equal those of the saved model,
+    noise included (its generator is part of the layer's state)."""
+    model = nn.MLP((64, 20, 20, 10), norm=_NoisyBatchNorm, activation="relu", seed=0)
+    nn.train(model, split, steps=20, lr=0.1)
+    state = model.state()
+    x = split.x_test[:40]
+    inference = model.forward(x, training=False)
+    expected = [model.forward(x, training=True) for _ in range(2)]
+    expected_moving = [n.bn.moving_mean.copy() for n in model.norms]
+    nn.train(model, split, steps=20, lr=0.5, seed=1)
+    assert not np.allclose(model.forward(x, training=False), inference)
+    for _ in range(2):      # the saved state stays reusable
+        model.load_state(state)
+        for out in expected:
+            np.testing.assert_array_equal(model.forward(x, training=True), out)
+        for n, m in zip(model.norms, expected_moving):
+            np.testing.assert_array_equal(n.bn.moving_mean, m)
+        model.load_state(state)
+        np.testing.assert_array_equal(model.forward(x, training=False), inference)
+    # in a fresh model of the same architecture too
+    fresh = nn.MLP((64, 20, 20, 10), norm=_NoisyBatchNorm, activation="relu", seed=5)
+    fresh.load_state(state)
+    np.testing.assert_array_equal(fresh.forward(x, training=True), expected[0])
+
+
+def test_a_layer_refusing_its_entry_leaves_the_model_as_it_was(split):
+    model = nn.MLP((64, 20, 20, 10), norm=_NoisyBatchNorm, seed=0)
+    other = nn.MLP((64, 20, 30, 10), norm=_NoisyBatchNorm, seed=1).state()
+    state = model.state()
+    state["norms"][1] = other["norms"][1]          # the second layer's entry has width 30
+    nn.train(model, split, steps=5)
+    before = _everything(model) + [n.bn.moving_mean.copy() for n in model.norms]
+    with pytest.raises(ValueError, match="wrong width"):
+        model.load_state(state)
+    after = _everything(model) + [n.bn.moving_mean.copy() for n in model.norms]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_restore_on_exit_covers_a_layer_with_its_own_state(split):
+    model = nn.MLP((64, 20, 10), norm=_NoisyBatchNorm, seed=0)
+    x = split.x_test[:10]
+    with nn.restore_on_exit(model):
+        first = model.forward(x, training=True)
+    np.testing.assert_array_equal(model.forward(x, training=True), first)

@@ -13,7 +13,6 @@ and a ``*_figure`` function draws every seed.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -33,6 +32,8 @@ N_BATCHES = 2000                    # random batches per batch size in batch_noi
 HIST_BINS, HIST_RANGE = 68, (-3.0, 5.5)  # the noise explorer's histogram of one example's output
 BAR_WIDTH = 0.08                    # the dropout bars beside it
 EXAMPLE_YMAX = 1890.0               # 1.05 x the tallest dropout bar, 0.9 x N_BATCHES (rate 0.1)
+LAWS_XLIM = (1.6, 320.0)            # every slider batch size, 2 to 256, inside the frame
+LAWS_YLIM = (0.02, 4.0)             # every spread (the largest, 2.2, at m=2) and dropout's 0.33-2
 
 
 # ---------------------------------------------------------------- noise of batch statistics
@@ -108,11 +109,23 @@ def dropout_noise_std(rate: float) -> float:
     return float(np.sqrt(rate / (1.0 - rate)))
 
 
+def robust_spread(values) -> float:
+    """Interquartile range / 1.349: the standard deviation for a normal distribution, but finite
+    and stable for heavy tails (sigma / sigma_batch has infinite variance for batches of m <= 3)."""
+    q1, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 75])
+    return float((q3 - q1) / 1.349)
+
+
 def noise_summary(batch_size: int) -> dict:
-    """The numbers the noise explorer prints, for a batch size."""
+    """The numbers the noise explorer prints, for a batch size.
+
+    "shift_std": std of the batch-mean noise; "scale_spread": :func:`robust_spread` of
+    sigma / sigma_batch (its std is meaningless at small m: infinite variance for m <= 3);
+    their laws; "output_std", "ideal": one example's normalized value across batches.
+    """
     r = batch_noise(int(batch_size))
     return {"shift_std": float(r["shift"].std()), "shift_law": mean_noise_law(batch_size),
-            "scale_std": float(r["scale"].std()),
+            "scale_spread": robust_spread(r["scale"]),
             "scale_law": scale_noise_law(batch_size, r["kurtosis"]),
             "output_std": float(r["output"].std()), "ideal": r["ideal"]}
 
@@ -120,9 +133,10 @@ def noise_summary(batch_size: int) -> dict:
 def noise_readout(batch_size: int, dropout_rate: float) -> str:
     """The noise explorer's two lines of numbers, for a batch size and a dropout rate."""
     s = noise_summary(batch_size)
+    law = ("its variance is infinite for m <= 3" if batch_size <= 3
+           else f"large-m law {s['scale_law']:.3f}")
     return (f"m={batch_size}: batch-mean noise {s['shift_std']:.3f} (1/sqrt(m) law "
-            f"{s['shift_law']:.3f}); scale noise {s['scale_std']:.3f} (large-m law "
-            f"{s['scale_law']:.3f})\n"
+            f"{s['shift_law']:.3f}); scale noise {s['scale_spread']:.3f} (IQR/1.35; {law})\n"
             f"one example's output: ideal {s['ideal']:.2f}, spread {s['output_std']:.3f}; "
             f"dropout {dropout_rate:.2f} multiplies by a factor with std "
             f"{dropout_noise_std(dropout_rate):.2f}")
@@ -132,17 +146,19 @@ class NoiseScene(widgets.Scene):
     """One example's batch-norm output across batches, and noise std against batch size."""
 
     def build(self) -> None:
-        self.fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+        _, (ax0, ax1) = self.subplots(1, 2, figsize=(9, 3.2), left=0.085, bottom=0.16,
+                                      wspace=0.3)
         self._build_example(ax0)
         self._build_laws(ax1)
-        self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
 
     def _build_example(self, ax) -> None:
         # one filled step artist instead of 68 bar patches: several times faster to draw
         edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
         self.hist = self.live(ax.stairs(np.zeros(HIST_BINS), edges, fill=True, color="tab:blue",
                                         alpha=0.8, label=" "))
-        self.bars = ax.bar([0.0, 1.0], [0.0, 0.0], width=BAR_WIDTH, color="tab:orange", label=" ")
+        # hatched outlines: at m=2 the bar at 1 / (1 - rate) stands right beside the bin at +1
+        self.bars = ax.bar([0.0, 1.0], [0.0, 0.0], width=BAR_WIDTH, facecolor="none",
+                           edgecolor="tab:orange", hatch="////", lw=1.5, label=" ")
         for bar in self.bars:
             self.live(bar)
         # static, but drawn over the histogram as in a full draw, so it is live too
@@ -159,18 +175,21 @@ class NoiseScene(widgets.Scene):
 
     def _build_laws(self, ax) -> None:
         grid = np.array(BATCH_GRID)
-        ax.loglog(grid, [batch_noise(int(m))["shift"].std() for m in grid], "o-",
-                  color="tab:blue", label="batch mean (measured)")
-        ax.loglog(grid, [mean_noise_law(int(m)) for m in grid], "k--", label="1/sqrt(m) law")
-        ax.loglog(grid, [batch_noise(int(m))["scale"].std() for m in grid], "s-",
-                  color="tab:green", label="sigma / batch std (measured)")
-        ax.set_xlim(ax.get_xlim())  # the grid's, which contains every slider batch size
-        ax.set_ylim(0.02, 3)  # dropout's std is 0.33 to 2 over the slider's rates
+        summaries = [noise_summary(int(m)) for m in grid]
+        ax.loglog(grid, [s["shift_std"] for s in summaries], "o-", color="tab:blue",
+                  label="batch mean (measured std)")
+        ax.loglog(grid, [s["shift_law"] for s in summaries], "k--", label="1/sqrt(m) law")
+        ax.loglog(grid, [s["scale_spread"] for s in summaries], "s-", color="tab:green",
+                  label="sigma / batch std (IQR/1.35)")
+        ax.loglog(grid, [s["scale_law"] for s in summaries], ":", color="tab:green",
+                  label="its large-m law")
+        ax.set_xlim(*LAWS_XLIM)
+        ax.set_ylim(*LAWS_YLIM)
         ax.minorticks_off()
         self.dropout_line = self.live(ax.axhline(1.0, color="tab:orange", label="dropout factor"))
         self.batch_line = self.live(ax.axvline(BATCH_GRID[0], color="tab:red", ls=":"))
         self.live(ax.legend(fontsize=7))
-        ax.set(xlabel="batch size m", ylabel="std (population-std units)",
+        ax.set(xlabel="batch size m", ylabel="spread (population-std units)",
                title="noise of the batch statistics")
 
     def update(self, batch_size: int = 32, dropout_rate: float = 0.5) -> str:
@@ -189,19 +208,6 @@ class NoiseScene(widgets.Scene):
         self.dropout_line.set_ydata([dropout_noise_std(dropout_rate)] * 2)
         self.batch_line.set_xdata([batch_size] * 2)
         return noise_readout(batch_size, dropout_rate)
-
-
-def noise_view(batch_size: int = 32, dropout_rate: float = 0.5):
-    """Example 0's batch-norm output across batches, and noise std against batch size.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    text : str
-        The measured noise of the batch mean and scale next to their laws, and
-        the dropout factor's std.
-    """
-    return NoiseScene().render(batch_size=batch_size, dropout_rate=dropout_rate)
 
 
 def noise_explorer() -> widgets.Explorer:
@@ -264,6 +270,30 @@ class Dropout:
     def backward(self, dout):
         d = dout if self.mask is None else dout * self.mask
         return d if self.bn is None else self.bn.backward(d)
+
+    def state(self) -> dict:
+        """What :meth:`nn.MLP.state` saves of this layer: the mask generator and the batch norm."""
+        bn = None if self.bn is None else {
+            name: np.array(getattr(self.bn, name), copy=True)
+            for name in ("gamma", "beta", "moving_mean", "moving_variance")}
+        return {"rng": self.rng.bit_generator.state, "bn": bn}
+
+    def load_state(self, state: dict) -> None:
+        """Put back a :meth:`state`: gamma and beta in place, the rest replaced."""
+        if not isinstance(state, dict) or set(state) != {"rng", "bn"}:
+            raise ValueError(f"state must be a dict from Dropout.state(); got {state!r:.60}")
+        if (state["bn"] is None) != (self.bn is None):
+            raise ValueError("state must match the layer on whether it has a batch norm")
+        if self.bn is not None:
+            for name, value in state["bn"].items():
+                if np.shape(value) != self.bn.gamma.shape:
+                    raise ValueError(f"state {name} must have shape {self.bn.gamma.shape}; "
+                                     f"got {np.shape(value)}")
+        self.rng.bit_generator.state = state["rng"]
+        if self.bn is not None:
+            self.bn.gamma[...], self.bn.beta[...] = state["bn"]["gamma"], state["bn"]["beta"]
+            self.bn.moving_mean = np.array(state["bn"]["moving_mean"], copy=True)
+            self.bn.moving_variance = np.array(state["bn"]["moving_variance"], copy=True)
 
 
 def make_norm(kind: str, *, seed: int = 0, momentum: float = 0.99, rate: float = 0.3):
@@ -332,11 +362,11 @@ def precise_statistics(model, x) -> None:
 
 def batch_mode_accuracy(model, x, y, batch_size: int, seed: int = 0) -> float:
     """Accuracy when test batches of ``batch_size`` are normalized with their own statistics."""
-    probe = copy.deepcopy(model)          # training mode would move the moving statistics
     order = np.random.default_rng(seed).permutation(len(x))
     n = len(x) // batch_size * batch_size
-    hits = [probe.forward(x[r], training=True).argmax(1) == y[r]
-            for r in order[:n].reshape(-1, batch_size)]
+    with nn.restore_on_exit(model):       # training mode moves the moving statistics
+        hits = [model.forward(x[r], training=True).argmax(1) == y[r]
+                for r in order[:n].reshape(-1, batch_size)]
     return float(np.mean(hits))
 
 
@@ -348,8 +378,12 @@ def mlp(kind: str, *, sizes=(64, 64, 64, 10), seed: int = 0, momentum: float = 0
 
 
 @functools.lru_cache(maxsize=None)
-def small_batch_run(kind: str, batch_size: int, epochs: int = 3, seed: int = 0) -> dict:
+def small_batch_run(kind: str, batch_size: int, epochs: int = 3, seed: int = 0,
+                    steps: int | None = None) -> dict:
     """Train a 64-64-64-10 ReLU net with ``kind`` normalization at a batch size (momentum 0.9).
+
+    For ``epochs`` passes over the training set (int(epochs * 1347 / batch_size)
+    steps), or for ``steps`` steps if given.
 
     Returns dict: "inference" test accuracy, "batch_mode" accuracy on test batches
     of the training batch size, "precise" accuracy after :func:`precise_statistics`
@@ -357,7 +391,8 @@ def small_batch_run(kind: str, batch_size: int, epochs: int = 3, seed: int = 0) 
     """
     split = digits()
     model = mlp(kind, seed=seed, momentum=0.9)
-    steps = int(epochs * len(split.x_train) / batch_size)
+    if steps is None:
+        steps = int(epochs * len(split.x_train) / batch_size)
     train_on_batches(model, split, nn.batch_indices(len(split.x_train), steps, batch_size, seed))
     out = {"inference": nn.accuracy(model, split.x_test, split.y_test),
            "batch_mode": batch_mode_accuracy(model, split.x_test, split.y_test, batch_size)}
@@ -372,7 +407,7 @@ def trained(kind: str, order: str = "iid", steps: int = 400, batch_size: int = 3
     """A 64-64-64-10 ReLU net trained for ``steps`` SGD steps on i.i.d. or class-sorted batches.
 
     Cached: the same settings, however they are passed, return the same (shared) model;
-    deep-copy it before changing it.
+    change it only inside ``nn.restore_on_exit(model)``.
     """
     return _trained(kind, order, int(steps), int(batch_size), int(seed), float(momentum))
 
@@ -398,13 +433,55 @@ def first_layer_mismatch(model, x) -> float:
     return float(np.mean(np.abs(z.mean(0) - bn.moving_mean) / np.sqrt(bn.moving_variance)))
 
 
+def train_with_whole_set_statistics(model, split: Split, idx, lr: float = 0.05):
+    """SGD on the minibatches idx (steps, batch_size), batch norm taking the whole training set's
+    statistics: batch norm without its batch noise. In place.
+
+    Each step runs the whole training set through the network in training mode, so every
+    batch-norm layer normalizes with the mean and variance of all the examples (computed
+    with the current weights, and differentiated through, as batch norm does), and takes
+    the loss on the minibatch's rows only. The minibatch still decides which examples
+    the step learns from (SGD's own noise stays); what is gone is the noise of the
+    normalization: an example's normalized value no longer depends on its batch-mates.
+    """
+    x, y = split.x_train, split.y_train
+    with threadpool_limits(1, user_api="blas"):
+        for rows in idx:
+            logits = model.forward(x, training=True)
+            _, d_rows = nn.softmax_cross_entropy(logits[rows], y[rows])
+            dlogits = np.zeros_like(logits)
+            dlogits[rows] = d_rows
+            model.backward(dlogits)
+            nn.sgd_step(model, lr)
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def regularization_model(kind: str, n_train: int, seed: int = 0, steps: int = 600):
+    """The trained network behind :func:`regularization_run` (cached and shared: change it only
+    inside ``nn.restore_on_exit``)."""
+    split = subset(n_train, seed)
+    whole_set = kind == WHOLE_SET
+    model = nn.MLP((64, 128, 128, 10), activation="relu", norm_position="after", seed=seed,
+                   norm=make_norm("batch" if whole_set else kind, seed=seed, momentum=0.9),
+                   momentum=0.9)
+    if whole_set:
+        train_with_whole_set_statistics(
+            model, split, nn.batch_indices(len(split.x_train), steps, 32, seed), lr=0.05)
+    else:
+        nn.train(model, split, steps=steps, batch_size=32, lr=0.05, seed=seed, eval_every=steps)
+    return model
+
+
 @functools.lru_cache(maxsize=None)
 def regularization_run(kind: str, n_train: int, seed: int = 0, steps: int = 600) -> tuple:
-    """(train accuracy, test accuracy) of a 64-128-128-10 ReLU net, norm after the activation."""
+    """(train accuracy, test accuracy) of a 64-128-128-10 ReLU net, norm after the activation.
+
+    ``kind``: one of :func:`make_norm`'s, or "batch, whole set" (batch norm trained by
+    :func:`train_with_whole_set_statistics`: the same minibatches, no batch noise).
+    """
     split = subset(n_train, seed)
-    model = nn.MLP((64, 128, 128, 10), activation="relu", norm_position="after", seed=seed,
-                   norm=make_norm(kind, seed=seed, momentum=0.9), momentum=0.9)
-    nn.train(model, split, steps=steps, batch_size=32, lr=0.05, seed=seed, eval_every=steps)
+    model = regularization_model(kind, n_train, seed, steps)
     return (nn.accuracy(model, split.x_train, split.y_train),
             nn.accuracy(model, split.x_test, split.y_test))
 
@@ -446,6 +523,213 @@ def scale_invariance(factor: float = 10.0, eps: float = 1e-9, seed: int = 0):
     (l1, g1), (l2, g2) = out
     mask = np.abs(g1) > 1e-8 * np.abs(g1).max()
     return float(np.max(np.abs(l2 - l1))), g2[mask] / g1[mask]
+
+
+def layer_costs(widths=(64, 512), n_rows: int = 2048, repeats: int = 5, seed: int = 0) -> dict:
+    """Forward + backward wall time of one layer of each kind, on (n_rows, width) inputs.
+
+    "dense": z = x W + b and its three gradients (two matrix products and a sum);
+    "batch norm": :class:`bnlib.nn.FastBatchNorm` in training mode, forward and
+    backward; "relu": the activation and its gradient. One BLAS thread, best of
+    ``repeats`` (:func:`bnlib.course.timing.best_time`).
+
+    Returns dict width -> dict kind -> seconds.
+    """
+    from bnlib.course.timing import best_time
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    with threadpool_limits(1, user_api="blas"):
+        for width in widths:
+            x = rng.standard_normal((n_rows, width))
+            dout = rng.standard_normal((n_rows, width))
+            W, b = rng.standard_normal((width, width)) / np.sqrt(width), np.zeros(width)
+            bn = nn.FastBatchNorm(width)
+
+            def dense():
+                _ = x @ W + b
+                return x.T @ dout, dout @ W.T, dout.sum(0)
+
+            def batch_norm():
+                bn(x, training=True)
+                return bn.backward(dout)
+
+            def relu():
+                _ = np.maximum(x, 0.0)
+                return dout * (x > 0)
+            out[width] = {name: best_time(fn, repeats) for name, fn in
+                          (("dense", dense), ("batch norm", batch_norm), ("relu", relu))}
+    return out
+
+
+def dropout_off_statistics(model, x) -> None:
+    """Moving statistics of every batch norm inside a :class:`Dropout` layer, recomputed on x
+    with dropout switched off: what each batch norm really sees at inference. In place."""
+    layers = [n for n in model.norms if isinstance(n, Dropout) and n.bn is not None]
+    saved = [(n.rate, n.bn.momentum) for n in layers]
+    for n in layers:
+        n.rate, n.bn.momentum = 0.0, 0.0
+    try:
+        model.forward(x, training=True)
+    finally:
+        for n, (rate, momentum) in zip(layers, saved):
+            n.rate, n.bn.momentum = rate, momentum
+
+
+def dropout_variance_shift(seeds: Sequence[int], n_train: int = 1347) -> Runs:
+    """Batch norm + dropout (rate 0.3) of the regularization table: the variance shift.
+
+    The second batch norm's input comes through the first layer's dropout. Its moving
+    variance is learned with dropout on; at inference dropout is off.
+
+    Returns Runs with values of shape (n_seeds,): "ratio" (median over its units of the
+    input variance over the training set in inference mode / the moving variance),
+    "accuracy" (test), "repaired" (test accuracy after :func:`dropout_off_statistics` on
+    the training set).
+    """
+    seeds = tuple(int(s) for s in seeds)
+    split = digits()
+
+    def run(seed):
+        model = regularization_model("batch+dropout", n_train, seed)
+        model.forward(split.x_train, training=False)
+        ratio = np.median(model.activations[1].var(axis=0) / model.norms[1].bn.moving_variance)
+        with nn.restore_on_exit(model):
+            dropout_off_statistics(model, split.x_train)
+            repaired = nn.accuracy(model, split.x_test, split.y_test)
+        return ratio, nn.accuracy(model, split.x_test, split.y_test), repaired
+    table = over_seeds(run, seeds)
+    return Runs(seeds, {"ratio": table[:, 0], "accuracy": table[:, 1], "repaired": table[:, 2]})
+
+
+def dropout_variance_lines(runs: Runs) -> list:
+    v = runs.values
+    return [f"second batch norm, inference-mode input variance / moving variance: median over "
+            f"units {_short(v['ratio'])} over {len(runs.seeds)} seeds",
+            f"test accuracy {_short(v['accuracy'], '.3f')}; with statistics recomputed with "
+            f"dropout off {_short(v['repaired'], '.3f')}"]
+
+
+def dropout_variance_claims(runs: Runs) -> list:
+    v = runs.values
+    return [
+        _claim("at inference the second batch norm sees a variance over 5% below its moving one",
+               v["ratio"] < 0.95),
+        _claim("here that costs under a point: recomputing the statistics with dropout off moves "
+               "the test accuracy by under 1 point", np.abs(v["repaired"] - v["accuracy"]) < 0.01),
+    ]
+
+
+def radial_gradient(eps: float = 1e-9, seed: int = 0) -> float:
+    """How far dL/dW1 is from orthogonal to W1, column by column, when W1 feeds a batch norm.
+
+    Returns max over the columns j of |sum_i W_ij g_ij| / (||W_j|| ||g_j||): 0 for an
+    exactly scale-invariant layer (with ε small enough not to break the invariance).
+    """
+    split = digits()
+    x, y = split.x_train[:128], split.y_train[:128]
+    model = nn.MLP((64, 64, 10), activation="relu", norm="batch", eps=eps, seed=seed)
+    model.backward(nn.softmax_cross_entropy(model.forward(x, training=True), y)[1])
+    W, g = model.weights[0], model.grads()[0]
+    cos = np.abs(np.sum(W * g, axis=0)) / (np.linalg.norm(W, axis=0) * np.linalg.norm(g, axis=0))
+    return float(cos.max())
+
+
+WEIGHT_DECAYS = (0.0, 0.01, 0.05)
+
+
+@functools.lru_cache(maxsize=None)
+def weight_decay_run(decay: float, seed: int = 0, steps: int = 400, lr: float = 0.1) -> dict:
+    """SGD with weight decay on the scale-invariant weights only (W1 and W2, each before a
+    batch norm) of a 64-64-64-10 ReLU net: W -= lr * (dL/dW + decay * W).
+
+    Returns dict: "norm" (||W1|| after each step, shape (steps,)), "step" (||Δ W1|| / ||W1||
+    at each step, shape (steps,)), "accuracy" (test accuracy at the end), "start" (||W1|| at
+    initialization).
+    """
+    split = digits()
+    model = mlp("batch", seed=seed)
+    start = float(np.linalg.norm(model.weights[0]))
+    norms, steps_rel = np.empty(steps), np.empty(steps)
+    idx = nn.batch_indices(len(split.x_train), steps, 32, seed)
+    with threadpool_limits(1, user_api="blas"):
+        for t, rows in enumerate(idx):
+            logits = model.forward(split.x_train[rows], training=True)
+            model.backward(nn.softmax_cross_entropy(logits, split.y_train[rows])[1])
+            W1 = model.weights[0].copy()
+            shrink = [decay * model.weights[i] for i in (0, 1)]
+            nn.sgd_step(model, lr)
+            for i in (0, 1):
+                model.weights[i] -= lr * shrink[i]
+            norms[t] = np.linalg.norm(model.weights[0])
+            steps_rel[t] = np.linalg.norm(model.weights[0] - W1) / np.linalg.norm(W1)
+    return {"norm": norms, "step": steps_rel, "start": start,
+            "accuracy": nn.accuracy(model, split.x_test, split.y_test)}
+
+
+def weight_decay_table(seeds: Sequence[int], decays=WEIGHT_DECAYS) -> Runs:
+    """:func:`weight_decay_run` for every decay and seed.
+
+    Returns Runs with settings = decays and values "norm", "step" of shape
+    (n_seeds, len(decays), steps), "start", "accuracy", "late step" (mean relative step
+    over the last 100 steps) of shape (n_seeds, len(decays)).
+    """
+    seeds = tuple(int(s) for s in seeds)
+    runs = [[weight_decay_run(float(d), s) for d in decays] for s in seeds]
+    values = {key: np.array([[r[key] for r in row] for row in runs])
+              for key in ("norm", "step", "start", "accuracy")}
+    values["late step"] = values["step"][:, :, -100:].mean(axis=2)
+    return Runs(seeds, values, tuple(float(d) for d in decays))
+
+
+def weight_decay_lines(runs: Runs) -> list:
+    v = runs.values
+    lines = [f"median (lowest to highest) over {len(runs.seeds)} seeds; ||W1|| starts at "
+             f"{_short(v['start'][:, 0])}"]
+    for j, d in enumerate(runs.settings):
+        lines.append(f"decay {d:4.2f}: ||W1|| at the end {_short(v['norm'][:, j, -1])}, relative "
+                     f"step (last 100 steps) {_short(v['late step'][:, j], '.3f')}, test "
+                     f"accuracy {_short(v['accuracy'][:, j])}")
+    return lines
+
+
+def weight_decay_claims(runs: Runs) -> list:
+    v = runs.values
+    d = list(runs.settings)
+    none, some, much = d.index(0.0), d.index(0.01), d.index(0.05)
+    return [
+        _claim("without decay ||W1|| only grows (it ends above its start)",
+               v["norm"][:, none, -1] > v["start"][:, none]),
+        _claim("decay 0.01 shrinks it below 0.8x its start",
+               v["norm"][:, some, -1] < 0.8 * v["start"][:, some]),
+        _claim("and keeps the relative step over 1.3x larger than without decay",
+               v["late step"][:, some] > 1.3 * v["late step"][:, none]),
+        _claim("decay 0.05 makes the relative step over 5x larger, and costs over 2 points "
+               "of test accuracy",
+               (v["late step"][:, much] > 5 * v["late step"][:, none])
+               & (v["accuracy"][:, none] - v["accuracy"][:, much] > 0.02)),
+    ]
+
+
+def weight_decay_figure(runs: Runs):
+    """||W1|| and its relative step against the training step, every decay and seed."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    steps = np.arange(1, runs.values["norm"].shape[2] + 1)
+    kernel = np.ones(20) / 20          # the relative step smoothed over 20 steps
+    for j, d in enumerate(runs.settings):
+        for i in range(len(runs.seeds)):
+            label = f"decay {d:g}" if i == 0 else None
+            ax0.plot(steps, runs.values["norm"][i, j], color=f"C{j}", lw=1, label=label)
+            ax1.plot(steps[19:], np.convolve(runs.values["step"][i, j], kernel, "valid"),
+                     color=f"C{j}", lw=1, label=label)
+    ax0.set(xlabel="SGD step", ylabel="||W1||", title="Weight norm of a layer before batch norm")
+    ax1.set(xlabel="SGD step", ylabel="||ΔW1|| / ||W1|| (20-step mean)", yscale="log",
+            title="Its relative step: the effective learning rate")
+    for ax in (ax0, ax1):
+        ax.legend(fontsize=7)
+    fig.text(0.5, 0.005, f"one line per seed ({len(runs.seeds)} seeds)", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
 
 
 def fold_mlp(model):
@@ -526,12 +810,13 @@ def _short(values, fmt: str = ".2f") -> str:
     return f"{np.median(values):{fmt}} ({values.min():{fmt}} to {values.max():{fmt}})"
 
 
-def _seed_lines(ax, x, per_seed, *, color, label, marker="o") -> None:
+def _seed_lines(ax, x, per_seed, *, color, label, marker="o", ls="-") -> None:
     """Every seed as a thin line, the median as a thick one with markers."""
     per_seed = np.asarray(per_seed, dtype=np.float64)
     for row in per_seed:
-        ax.plot(x, row, color=color, lw=0.8, alpha=0.45)
-    ax.plot(x, np.median(per_seed, axis=0), color=color, lw=2, marker=marker, ms=4, label=label)
+        ax.plot(x, row, color=color, lw=0.8, alpha=0.45, ls=ls)
+    ax.plot(x, np.median(per_seed, axis=0), color=color, lw=2, marker=marker, ms=4, label=label,
+            ls=ls)
 
 
 def _seed_dots(ax, x: float, values, *, color, marker="o", label=None, width=0.25) -> None:
@@ -545,7 +830,8 @@ def _seed_dots(ax, x: float, values, *, color, marker="o", label=None, width=0.2
 
 # ------------------------------------------------ regularization: 150 vs 1,347 training digits
 
-REG_KINDS = ("none", "dropout", "batch", "batch+dropout")
+WHOLE_SET = "batch, whole set"     # batch norm without batch noise: see regularization_run
+REG_KINDS = ("none", "dropout", "batch", "batch+dropout", WHOLE_SET)
 REG_SIZES = (150, 1347)
 REG_SEEDS = (0, 1, 2, 3, 4)   # cheap enough (600 steps a run) for five seeds in the lesson
 
@@ -558,8 +844,10 @@ def regularization_table(seeds: Sequence[int], sizes=REG_SIZES, kinds=REG_KINDS)
     Runs with values[(n_train, kind)] of shape (n_seeds, 2): train and test accuracy.
     """
     seeds = tuple(int(s) for s in seeds)
+    # the noise-free control runs the whole training set at every step: only on the small set
     return Runs(seeds, {(n, kind): over_seeds(lambda s: regularization_run(kind, n, seed=s), seeds)
-                        for n in sizes for kind in kinds})
+                        for n in sizes for kind in kinds
+                        if kind != WHOLE_SET or n == REG_SIZES[0]})
 
 
 def regularization_lines(runs: Runs) -> list:
@@ -567,14 +855,40 @@ def regularization_lines(runs: Runs) -> list:
     lines = [f"median (lowest to highest) over {len(runs.seeds)} seeds"]
     for (n, kind), acc in runs.values.items():
         train, test = acc[:, 0], acc[:, 1]
-        lines.append(f"{n:4d} examples, {kind:13s}: train {_short(train)}, test {_short(test)}, "
+        lines.append(f"{n:4d} examples, {kind:16s}: train {_short(train)}, test {_short(test)}, "
                      f"gap {_short(train - test)}")
     plain = runs.values[REG_SIZES[0], "none"][:, 1]
     deltas = [f"{kind} {_short(runs.values[REG_SIZES[0], kind][:, 1] - plain, '+.2f')}"
-              for kind in REG_KINDS[1:]]
+              for kind in REG_KINDS[1:] if (REG_SIZES[0], kind) in runs.values]
     lines.append(f"test accuracy minus the plain net's, {REG_SIZES[0]} examples: "
                  + ", ".join(deltas))
+    if (REG_SIZES[0], WHOLE_SET) in runs.values:
+        lines.append(f"what batch norm's noise adds (test accuracy of batch norm minus its "
+                     f"whole-set control), {REG_SIZES[0]} examples: "
+                     f"{_short(_noise_effect(runs), '+.3f')}")
     return lines
+
+
+def _noise_effect(runs: Runs) -> np.ndarray:
+    """Per seed: test accuracy of batch norm minus that of its noise-free control (150 digits)."""
+    small = REG_SIZES[0]
+    return runs.values[small, "batch"][:, 1] - runs.values[small, WHOLE_SET][:, 1]
+
+
+def noise_control_claims(runs: Runs) -> list:
+    """Batch norm against the same training with whole-set statistics: what the noise is worth."""
+    small = REG_SIZES[0]
+    v = runs.values
+    effect = _noise_effect(runs)
+    gap = v[small, WHOLE_SET][:, 0] - v[small, WHOLE_SET][:, 1]
+    return [
+        _claim(f"without batch noise, batch norm still fits all {small} examples and tests over "
+               "4 points lower", (v[small, WHOLE_SET][:, 0] >= 0.99) & (gap > 0.04)),
+        Claim("removing the noise changes the test accuracy by under 5 points on every seed, "
+              "under 2 on the median",
+              bool(np.all(np.abs(effect) < 0.05) and abs(np.median(effect)) < 0.02),
+              f"median {np.median(effect):+.3f}, from {effect.min():+.3f} to {effect.max():+.3f}"),
+    ]
 
 
 def regularization_claims(runs: Runs) -> list:
@@ -614,15 +928,19 @@ def regularization_claims(runs: Runs) -> list:
 
 def regularization_figure(runs: Runs):
     """Train (hollow) and test (filled) accuracy of every variant and seed, for each data size."""
-    fig, axes = plt.subplots(1, len(REG_SIZES), figsize=(9, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(REG_SIZES), figsize=(10, 3.4), sharey=True)
     for ax, n in zip(axes, REG_SIZES):
         for i, kind in enumerate(REG_KINDS):
+            if (n, kind) not in runs.values:
+                ax.text(i, 0.87, "not run\n(costly)", ha="center", fontsize=7, color="gray")
+                continue
             acc = runs.values[n, kind]
             _seed_dots(ax, i, acc[:, 0], color="tab:gray", marker="o",
                        label="train" if i == 0 else None)
             _seed_dots(ax, i, acc[:, 1], color="tab:blue", marker="s",
                        label="test" if i == 0 else None)
-        ax.set_xticks(range(len(REG_KINDS)), [k.replace("+", " +\n") for k in REG_KINDS])
+        ax.set_xticks(range(len(REG_KINDS)), [k.replace("+", " +\n").replace(", ", ",\n")
+                                              for k in REG_KINDS])
         ax.set(title=f"{n} training examples", ylim=(0.85, 1.005))
     axes[0].set_ylabel("accuracy (one dot per seed)")
     axes[0].legend(fontsize=8, loc="lower right")
@@ -643,13 +961,21 @@ KIND_NAMES = {"batch": "batch norm", "layer": "layer norm", "group4": "group nor
 CHAOTIC_BELOW = 8
 
 
-def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL_BATCHES) -> Runs:
+EQUAL_STEPS = 505    # three epochs at batch 8: the equal-steps comparison's step count
+
+
+def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL_BATCHES,
+                      equal_steps: int | None = EQUAL_STEPS) -> Runs:
     """:func:`small_batch_run` for every kind, batch size and seed.
+
+    Three epochs each (so a smaller batch takes more steps); batch norm also for
+    ``equal_steps`` steps at every batch size (unless None).
 
     Returns
     -------
     Runs with settings = batch_sizes and values[(kind, measure)] of shape
-    (n_seeds, len(batch_sizes)), measure in {"inference", "batch_mode", "precise"}.
+    (n_seeds, len(batch_sizes)), measure in {"inference", "batch_mode", "precise"},
+    and values["batch", "equal_steps"]: batch norm's test accuracy after ``equal_steps``.
     """
     seeds = tuple(int(s) for s in seeds)
     values = {}
@@ -657,7 +983,51 @@ def small_batch_table(seeds: Sequence[int], kinds=SMALL_KINDS, batch_sizes=SMALL
         runs = [[small_batch_run(kind, int(b), seed=s) for b in batch_sizes] for s in seeds]
         for measure in ("inference", "batch_mode", "precise"):
             values[kind, measure] = np.array([[r[measure] for r in row] for row in runs])
+    if equal_steps is not None and "batch" in kinds:
+        values["batch", "equal_steps"] = np.array(
+            [[small_batch_run("batch", int(b), seed=s, steps=int(equal_steps))["inference"]
+              for b in batch_sizes] for s in seeds])
     return Runs(seeds, values, tuple(int(b) for b in batch_sizes))
+
+
+def steps_per_run(batch_size: int, epochs: int = 3) -> int:
+    """SGD steps of :func:`small_batch_run` for ``epochs`` passes over the 1,347 digits."""
+    return int(epochs * len(digits().x_train) / batch_size)
+
+
+def equal_steps_lines(runs: Runs) -> list:
+    """Batch norm's test error at equal epochs and at equal steps (non-chaotic batch sizes)."""
+    v = runs.values
+    lines = [f"batch norm, test error, median (lowest to highest) over {len(runs.seeds)} seeds"]
+    for j, b in enumerate(runs.settings):
+        if b < CHAOTIC_BELOW:
+            continue
+        lines.append(f"batch {b:2d}: 3 epochs ({steps_per_run(b):4d} steps) "
+                     f"{_short(1 - v['batch', 'inference'][:, j])};  {EQUAL_STEPS} steps "
+                     f"({EQUAL_STEPS * b / len(digits().x_train):4.1f} epochs) "
+                     f"{_short(1 - v['batch', 'equal_steps'][:, j])}")
+    return lines
+
+
+def equal_steps_claims(runs: Runs) -> list:
+    """Batches of 8-16 beat 32 at equal epochs (more steps), not at equal steps."""
+    v = runs.values
+    j32 = runs.settings.index(32)
+    small = [j for j, b in enumerate(runs.settings) if CHAOTIC_BELOW <= b < 32]
+    names = " and ".join(str(runs.settings[j]) for j in small)
+    epochs = np.stack([v["batch", "inference"][:, j] - v["batch", "inference"][:, j32]
+                       for j in small], 1)
+    steps = np.stack([v["batch", "equal_steps"][:, j32] - v["batch", "equal_steps"][:, j]
+                      for j in small], 1)
+    return [
+        _median_claim(f"at equal epochs, batch norm at batch {names} beats batch 32: on every "
+                      "seed, by over a point on the median", epochs, above=0.0,
+                      median_above=0.01),
+        _claim(f"at equal steps that advantage is gone: batch 32 is within a point of batch "
+               f"{names} or better", steps > -0.01,
+               f"batch 32 minus the smaller batch: {_short(steps.ravel(), '+.3f')} "
+               "over seeds and batch sizes"),
+    ]
 
 
 def small_batch_lines(runs: Runs) -> list:
@@ -736,7 +1106,10 @@ def small_batch_figure(runs: Runs):
     kinds = sorted({kind for kind, _ in runs.values}, key=list(KIND_NAMES).index)
     for i, kind in enumerate(kinds):
         _seed_lines(ax0, x, 1 - runs.values[kind, "inference"], color=f"C{i}",
-                    label=KIND_NAMES[kind])
+                    label=KIND_NAMES[kind] + " (3 epochs)")
+    if ("batch", "equal_steps") in runs.values:
+        _seed_lines(ax0, x, 1 - runs.values["batch", "equal_steps"], color="C0", ls="--",
+                    marker="x", label=f"batch norm ({EQUAL_STEPS} steps)")
     ax0.set(xlabel="training batch size", ylabel="test error",
             title="Small batches hurt batch norm far more")
     bn = runs.values["batch", "inference"]
@@ -837,29 +1210,67 @@ def sorted_batch_figure(runs: Runs):
 
 # ------------------------------------------------ a shifted test set, and its repair
 
+ADAPT_IMAGES = (8, 32, 450)   # how many unlabelled shifted test images the repair sees
+
+
+def squared(x, noise: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A non-affine "camera": x**2 plus Gaussian noise of std ``noise``, clipped to [0, 1]."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(x ** 2 + noise * np.random.default_rng(seed).standard_normal(x.shape), 0.0, 1.0)
+
+
+def adapted_accuracy(model, x, y, n_images: int, seed: int = 0) -> float:
+    """Test accuracy on x after :func:`precise_statistics` on ``n_images`` random rows of x.
+
+    The model is put back as it was afterwards (:func:`bnlib.nn.restore_on_exit`).
+    """
+    rows = np.random.default_rng(seed).permutation(len(x))[:n_images]
+    with nn.restore_on_exit(model):
+        precise_statistics(model, x[rows])
+        return nn.accuracy(model, x, y)
+
+
+def affine_repair_gap(model, x) -> float:
+    """max |logits| difference: the net adapted to the affine shift of x vs adapted to x itself.
+
+    An affine shift of the pixels is an affine shift of each first-layer unit, which
+    normalizing with the shifted images' own statistics undoes exactly up to ε.
+    """
+    with nn.restore_on_exit(model):
+        precise_statistics(model, x)
+        clean = model.forward(x, training=False)
+        precise_statistics(model, shifted(x))
+        return float(np.max(np.abs(model.forward(shifted(x), training=False) - clean)))
+
+
 def shift_table(seeds: Sequence[int]) -> Runs:
-    """The batch-norm net of :func:`trained` on the clean and the shifted test set, every seed.
+    """The batch-norm net of :func:`trained` on the clean and two shifted test sets, every seed.
 
     Returns
     -------
     Runs with values of shape (n_seeds,): "mismatch clean", "mismatch shifted"
-    (:func:`first_layer_mismatch`), "clean", "shifted" (test accuracy) and
-    "adapted" (accuracy on the shifted set after :func:`precise_statistics` on it).
+    (:func:`first_layer_mismatch`), "clean", "shifted" (test accuracy, affine shift
+    :func:`shifted`), "squared" (the non-affine :func:`squared`), "adapted n" and
+    "squared adapted n" for n in :data:`ADAPT_IMAGES` (:func:`adapted_accuracy`),
+    "repair gap" (:func:`affine_repair_gap`, on the clean test images).
     """
     seeds = tuple(int(s) for s in seeds)
     split = digits()
-    x_shift = shifted(split.x_test)
+    x_shift, x_sq = shifted(split.x_test), squared(split.x_test)
+    names = (["mismatch clean", "mismatch shifted", "clean", "shifted", "squared"]
+             + [f"adapted {n}" for n in ADAPT_IMAGES]
+             + [f"squared adapted {n}" for n in ADAPT_IMAGES] + ["repair gap"])
 
     def run(seed):
         net = trained("batch", seed=seed)
-        adapted = copy.deepcopy(net)
-        precise_statistics(adapted, x_shift)
-        return (first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
-                nn.accuracy(net, split.x_test, split.y_test),
-                nn.accuracy(net, x_shift, split.y_test),
-                nn.accuracy(adapted, x_shift, split.y_test))
+        y = split.y_test
+        return ([first_layer_mismatch(net, split.x_test), first_layer_mismatch(net, x_shift),
+                 nn.accuracy(net, split.x_test, y), nn.accuracy(net, x_shift, y),
+                 nn.accuracy(net, x_sq, y)]
+                + [adapted_accuracy(net, x_shift, y, n, seed) for n in ADAPT_IMAGES]
+                + [adapted_accuracy(net, x_sq, y, n, seed) for n in ADAPT_IMAGES]
+                + [affine_repair_gap(net, split.x_test)])
     table = over_seeds(run, seeds)
-    names = ("mismatch clean", "mismatch shifted", "clean", "shifted", "adapted")
     return Runs(seeds, {name: table[:, i] for i, name in enumerate(names)})
 
 
@@ -880,12 +1291,42 @@ def shift_claims(runs: Runs) -> list:
     ]
 
 
-def adaptation_claims(runs: Runs) -> list:
-    """The repair: statistics recomputed on the shifted images (AdaBN)."""
+def adaptation_lines(runs: Runs) -> list:
+    """Test accuracy after the repair, per shift and number of images it sees."""
     v = runs.values
-    return [_claim("statistics from the shifted images bring it back within 2 points of clean",
-                   v["adapted"] > v["clean"] - 0.02,
-                   f"adapted accuracy {spread(v['adapted'])}")]
+    lines = [f"test accuracy, median (lowest to highest) over {len(runs.seeds)} seeds; "
+             f"clean {_short(v['clean'])}"]
+    for key, name in (("", "0.6 x + 0.3 (affine)"), ("squared ", "x² + noise (not affine)")):
+        first = "shifted" if not key else "squared"
+        lines.append(f"{name:24s}: no repair {_short(v[first])}, "
+                     + ", ".join(f"{n} images {_short(v[f'{key}adapted {n}'])}"
+                                 for n in ADAPT_IMAGES))
+    return lines
+
+
+def adaptation_claims(runs: Runs) -> list:
+    """The repair: statistics recomputed on the shifted images (AdaBN), and when it works."""
+    v = runs.values
+    n_all = ADAPT_IMAGES[-1]
+    aff_loss, sq_loss = v["clean"] - v["shifted"], v["clean"] - v["squared"]
+    aff_left, sq_left = v["clean"] - v[f"adapted {n_all}"], v["clean"] - v[f"squared adapted {n_all}"]
+    return [
+        _claim(f"affine shift: statistics from all {n_all} shifted images bring it back within "
+               "2 points of clean", aff_left < 0.02,
+               f"adapted accuracy {spread(v[f'adapted {n_all}'])}"),
+        _claim("affine shift: 32 images already repair over half of the loss",
+               v["clean"] - v["adapted 32"] < 0.5 * aff_loss),
+        Claim("8 images are too few: the median repair with 8 is over 5 points worse than with 32",
+              bool(np.median(v["adapted 32"]) - np.median(v["adapted 8"]) > 0.05),
+              f"8 images {spread(v['adapted 8'])}"),
+        _claim("x² + noise costs over 1.5 points", sq_loss > 0.015),
+        Claim(f"x² + noise: statistics from all {n_all} images gain on the median",
+              bool(np.median(v[f"squared adapted {n_all}"] - v["squared"]) > 0),
+              f"gain {spread(v[f'squared adapted {n_all}'] - v['squared'], '+.3f')}"),
+        _claim("but after the repair x² + noise stays further from clean than the affine shift",
+               sq_left > aff_left,
+               f"left: affine {spread(aff_left, '+.3f')}, x² + noise {spread(sq_left, '+.3f')}"),
+    ]
 
 
 # ------------------------------------------------ precise statistics after a short training
@@ -906,10 +1347,11 @@ def precise_gain_table(seeds: Sequence[int], steps=PRECISE_STEPS) -> Runs:
     def run(seed):
         out = []
         for n in steps:
-            net = copy.deepcopy(trained("batch", steps=int(n), seed=seed))
+            net = trained("batch", steps=int(n), seed=seed)
             before = nn.accuracy(net, split.x_test, split.y_test)
-            precise_statistics(net, split.x_train)
-            out.append((before, nn.accuracy(net, split.x_test, split.y_test)))
+            with nn.restore_on_exit(net):
+                precise_statistics(net, split.x_train)
+                out.append((before, nn.accuracy(net, split.x_test, split.y_test)))
         return out
     table = over_seeds(run, seeds)
     return Runs(seeds, {"moving": table[:, :, 0], "precise": table[:, :, 1]},
@@ -950,3 +1392,85 @@ def precise_gain_figure(runs: Runs):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------ batch renormalization (Keras renorm=True)
+
+def keras():
+    """Keras, imported quietly through :mod:`bnlib.tf_compare` (TensorFlow only when called)."""
+    from bnlib import tf_compare
+
+    return tf_compare.keras
+
+
+def renorm_reference(x, renorm_mean, renorm_stddev, clipping=None, eps: float = 1e-3):
+    """Batch renormalization's training-mode output (gamma = 1, beta = 0), in NumPy.
+
+    x_hat = (x - batch mean) / sqrt(batch var + eps), then x_hat * r + d with
+    r = batch std / renorm_stddev clipped to [rmin, rmax] and
+    d = (batch mean - renorm_mean) / renorm_stddev clipped to [-dmax, dmax]
+    (Ioffe 2017; the missing keys of ``clipping`` mean no clip, as in Keras).
+
+    Returns (out, r, d): out of x's shape (N, D), r and d of shape (D,).
+    """
+    clipping = clipping or {}
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = x.mean(axis=0), np.sqrt(x.var(axis=0) + eps)
+    r = np.clip(std / renorm_stddev, clipping.get("rmin", 0.0), clipping.get("rmax", np.inf))
+    dmax = clipping.get("dmax", np.inf)
+    d = np.clip((mean - renorm_mean) / renorm_stddev, -dmax, dmax)
+    return (x - mean) / std * r + d, r, d
+
+
+# ------------------------------------------------ what the source notes get wrong
+
+def dropout_mask_facts(seed: int = 0) -> dict:
+    """What a dropout layer multiplies: one training-mode pass of a net with :class:`Dropout`.
+
+    Returns dict: "mask shape" (of the first dropout layer's mask), "activations shape"
+    (of the values it multiplies), "distinct rows" (how many examples of the batch got
+    different masks), "weights unchanged" (the dense weights after the pass equal those
+    before), "batch size".
+    """
+    split = digits()
+    model = mlp("dropout", seed=seed)
+    before = [W.copy() for W in model.weights]
+    with nn.restore_on_exit(model):
+        model.forward(split.x_train[:32], training=True)
+        mask = model.norms[0].mask
+    return {"mask shape": mask.shape, "activations shape": (32, model.sizes[1]),
+            "distinct rows": len({row.tobytes() for row in mask}), "batch size": 32,
+            "weights unchanged": all(np.array_equal(a, b) for a, b in zip(before, model.weights))}
+
+
+def per_unit_batch_std(seed: int = 0, batch_size: int = 32) -> np.ndarray:
+    """The batch standard deviations a trained net's first batch norm divides by, one per unit.
+
+    Returns ndarray of shape (64,): the std over one batch of each unit's input.
+    """
+    split = digits()
+    model = trained("batch", seed=seed)
+    rows = nn.batch_indices(len(split.x_train), 1, batch_size, seed)[0]
+    return (split.x_train[rows] @ model.weights[0]).std(axis=0)
+
+
+def statistics_sources(seed: int = 0) -> dict:
+    """Where inference-time statistics come from, for the second batch norm of :func:`trained`.
+
+    Returns dict of floats, each a mean over units of |a - b| / sqrt(precise variance):
+    "moving vs precise": the moving mean against the exact mean of the layer's input over
+    the training set, with the trained weights (see :func:`precise_statistics`);
+    "initial vs precise": the same exact mean computed with the initial weights (what
+    statistics "of the training set" fixed before training would be).
+    """
+    split = digits()
+    net = trained("batch", seed=seed)
+    moving = net.norms[1].moving_mean.copy()
+    with nn.restore_on_exit(net):
+        precise_statistics(net, split.x_train)
+        mean, std = net.norms[1].moving_mean.copy(), np.sqrt(net.norms[1].moving_variance)
+    fresh = mlp("batch", seed=seed)
+    precise_statistics(fresh, split.x_train)
+    return {"moving vs precise": float(np.mean(np.abs(moving - mean) / std)),
+            "initial vs precise": float(np.mean(np.abs(fresh.norms[1].moving_mean - mean) / std))}
+
