@@ -31,6 +31,7 @@ import numpy as np
 from bnlib import conv
 from bnlib.batchnorm import BatchNorm
 from bnlib.data import Split, digits
+from bnlib.nn import Parameters
 
 __all__ = ["CNN", "digit_images"]
 
@@ -42,7 +43,7 @@ def digit_images(seed: int = 0, dtype=np.float64) -> Split:
                  s.y_test)
 
 
-class CNN:
+class CNN(Parameters):
     """3x3 convolutions, each with an optional norm and a ReLU; global average pooling; dense.
 
     Parameters
@@ -200,18 +201,3 @@ class CNN:
         out += [("W", self.W, g("W")), ("b", self.b, g("b"))]
         return out
 
-    def param_names(self) -> list:
-        """Names aligned with :meth:`params`: kernel1, (bias1 or gamma1, beta1), ..., W, b."""
-        return [name for name, _, _ in self._entries()]
-
-    def params(self) -> list:
-        """The trainable arrays themselves (update them in place)."""
-        return [p for _, p, _ in self._entries()]
-
-    def grads(self) -> list:
-        """Gradients from the last :meth:`backward`, aligned with :meth:`params`."""
-        return [grad for _, _, grad in self._entries()]
-
-    def n_params(self) -> int:
-        """Total number of trainable numbers."""
-        return int(sum(p.size for p in self.params()))

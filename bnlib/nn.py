@@ -49,7 +49,7 @@ from bnlib._validate import (as_float_array, check_axis_spec, check_bool, check_
 from bnlib.batchnorm import BatchNorm
 from bnlib.batchnorm_fast import batchnorm_backward_fast, batchnorm_forward_fast
 
-__all__ = ["ACTIVATIONS", "NORM_POSITIONS", "sigmoid", "FastBatchNorm", "MLP",
+__all__ = ["ACTIVATIONS", "NORM_POSITIONS", "sigmoid", "FastBatchNorm", "Parameters", "MLP",
            "restore_on_exit", "softmax_cross_entropy", "accuracy", "sgd_step", "History",
            "batch_indices", "train"]
 
@@ -93,6 +93,8 @@ class FastBatchNorm(BatchNorm):
     :func:`bnlib.ema.ema_update`, as in BatchNorm. ``norm="batch"`` uses it.
     """
 
+    _backward_pass = staticmethod(batchnorm_backward_fast)
+
     def __init__(self, shape, *, momentum: float = 0.99, eps: float = 1e-3, axis=-1,
                  unbiased_moving_variance: bool = False, dtype=np.float64):
         check_axis_spec(axis)
@@ -108,13 +110,6 @@ class FastBatchNorm(BatchNorm):
             training=training, momentum=self.momentum, eps=self.eps,
             unbiased_moving_variance=self.unbiased_moving_variance)
         return out
-
-    def backward(self, dout) -> np.ndarray:
-        if self._cache is None:
-            raise ValueError("backward must follow a forward call (it needs that call's cache); "
-                             "got no forward call yet")
-        dx, self.dgamma, self.dbeta = batchnorm_backward_fast(dout, self._cache)
-        return dx
 
 
 def _check_sizes(sizes) -> tuple:
@@ -134,7 +129,35 @@ def _check_sizes(sizes) -> tuple:
 _LAYER_INTERFACE = ("__call__", "backward", "gamma", "beta")
 
 
-class MLP:
+class Parameters:
+    """What a trainable model shares: its parameters listed by ``_entries()``.
+
+    A model (:class:`MLP`, :class:`bnlib.cnn.CNN`) defines ``_entries()``, the
+    (name, parameter, gradient) of every trainable array in a fixed order; the
+    methods here read that list, so the order lives in one place.
+    """
+
+    def _entries(self) -> list:
+        raise NotImplementedError
+
+    def param_names(self) -> list:
+        """Names aligned with :meth:`params` (W1, b1, gamma1, beta1, ... or kernel1, ...)."""
+        return [name for name, _, _ in self._entries()]
+
+    def params(self) -> list:
+        """The trainable arrays themselves (update them in place)."""
+        return [p for _, p, _ in self._entries()]
+
+    def grads(self) -> list:
+        """Gradients from the last ``backward``, aligned with :meth:`params`."""
+        return [g for _, _, g in self._entries()]
+
+    def n_params(self) -> int:
+        """Total number of trainable numbers."""
+        return int(sum(p.size for p in self.params()))
+
+
+class MLP(Parameters):
     """Dense layers with an activation and optional normalization after each hidden layer.
 
     Parameters
@@ -361,22 +384,6 @@ class MLP:
                 out.append((f"gamma{i + 1}", norm.gamma, norm.dgamma))
                 out.append((f"beta{i + 1}", norm.beta, norm.dbeta))
         return out
-
-    def param_names(self) -> list:
-        """Names aligned with :meth:`params`: W1, b1 (absent before batch norm), gamma1, beta1, ..."""
-        return [name for name, _, _ in self._entries()]
-
-    def params(self) -> list:
-        """The trainable arrays themselves (update them in place)."""
-        return [p for _, p, _ in self._entries()]
-
-    def grads(self) -> list:
-        """Gradients from the last :meth:`backward`, aligned with :meth:`params`."""
-        return [g for _, _, g in self._entries()]
-
-    def n_params(self) -> int:
-        """Total number of trainable numbers."""
-        return int(sum(p.size for p in self.params()))
 
     def state(self) -> dict:
         """A copy of everything training changes, for :meth:`load_state`.
