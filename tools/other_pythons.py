@@ -6,7 +6,8 @@ The course supports Python 3.11-3.13 and `make test` runs on the newest one foun
 Makefile). For each other supported minor version on this machine (on the PATH, or installed
 by pyenv), this makes a virtual environment beside .venv/ (.venv-3.12/, ...), installs the
 pinned requirements.txt and bnlib into it, runs the core's unit tests and one lesson under
-strict nbval, and prints a table. A version that is not on the machine is reported and
+strict nbval, and prints a table. The versions run side by side (each test run is one
+process, so two share the two cores). A version that is not on the machine is reported and
 skipped; a failure on one that is makes the exit status 1.
 """
 from __future__ import annotations
@@ -17,17 +18,19 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORTED = ((3, 11), (3, 12), (3, 13))
 UV = Path(sys.executable).with_name("uv")
 # The core against its independent references, and the course's check framework: the parts a
-# new Python (and its wheels of NumPy) could break. Lesson 09 runs NumPy and Keras.
+# new Python (and its wheels of NumPy, SciPy, TensorFlow: test_layernorm compares with Keras)
+# could break; then a lesson through Jupyter, ipywidgets and matplotlib.
 UNIT_TESTS = [f"tests/core/test_{name}.py" for name in (
     "batchnorm", "batchnorm_fast", "nn", "ema", "normalize", "layernorm", "gradcheck", "conv",
     "cnn")] + [f"tests/course/test_{name}.py" for name in ("checks", "widgets", "environment")]
-LESSON = "notebooks/09_batchnorm_in_convnets.ipynb"
+LESSON = "notebooks/02_exponential_smoothing.ipynb"
 NBVAL = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=600",
          "--nbval-sanitize-with", "tests/nbval_sanitize.cfg"]
 
@@ -73,7 +76,7 @@ def check(python: str, minor: tuple[int, int]) -> list[tuple[str, bool, float, s
          # one process: with xdist, each worker's start (importing TensorFlow) outweighs the tests
          [[bin_python, "-m", "pytest", *UNIT_TESTS, "-q", "-p", "no:cacheprovider",
            "-m", "not slow"]]),
-        ("lesson 09, strict nbval", [[bin_python, "-m", "pytest", LESSON, *NBVAL, "-q",
+        ("lesson 02, strict nbval", [[bin_python, "-m", "pytest", LESSON, *NBVAL, "-q",
                                       "-p", "no:cacheprovider"]]),
     ]
     rows = []
@@ -93,18 +96,22 @@ def check(python: str, minor: tuple[int, int]) -> list[tuple[str, bool, float, s
 def main() -> int:
     here = sys.version_info[:2]
     print(f"make test ran on Python {here[0]}.{here[1]}; the other supported versions:")
-    failed = False
+    found = {}
     for minor in SUPPORTED:
         if minor == here:
             continue
-        version = f"{minor[0]}.{minor[1]}"
         python = find(minor)
         if python is None:
-            print(f"  Python {version}: not on this machine, skipped")
-            continue
-        for label, ok, seconds, tail in check(python, minor):
-            print(f"  Python {version} ({python}): {label:<28} {'ok' if ok else 'FAILED'} "
-                  f"({seconds:.0f} s)")
+            print(f"  Python {minor[0]}.{minor[1]}: not on this machine, skipped")
+        else:
+            found[minor] = python
+    with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:
+        reports = dict(zip(found, pool.map(lambda m: check(found[m], m), found)))
+    failed = False
+    for minor, rows in reports.items():
+        for label, ok, seconds, tail in rows:
+            print(f"  Python {minor[0]}.{minor[1]} ({found[minor]}): {label:<28} "
+                  f"{'ok' if ok else 'FAILED'} ({seconds:.0f} s)")
             if not ok:
                 failed = True
                 print("    " + tail.replace("\n", "\n    "))

@@ -79,9 +79,10 @@ class Scene:
       the readout text. If it changes a static artist, it calls
       :meth:`invalidate`.
 
-    A lesson calls ``render(**values)`` on a new scene to get ``(fig, text)``,
-    a normal figure; :class:`Explorer` keeps one scene and asks it for
-    :meth:`png` after every update.
+    :class:`Explorer` keeps one scene and asks it for :meth:`png` after every
+    update; :func:`readout` gives a lesson the text alone; ``render(**values)``
+    on a new scene gives ``(fig, text)``, a normal figure drawn whole (the
+    tests compare every explorer frame with it).
 
     Attributes
     ----------
