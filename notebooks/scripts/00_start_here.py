@@ -17,12 +17,12 @@
 # |---|---|
 # | [01 Normalization](01_normalization.ipynb) | min-max scaling and standardization; why inputs near zero keep sigmoid and tanh responsive; why round loss surfaces train faster, and why per-feature scaling rather than whitening; why every layer's pre-activations need normalizing |
 # | [02 Exponentially smoothed averages](02_exponential_smoothing.ipynb) | the streaming mean, the exponential moving average, its weights, start-up bias and the three meanings of its "window", its lag against its noise when tracking a changing signal: the machinery behind running statistics |
-# | [03 Batch norm: forward pass and inference](03_batchnorm_forward.ipynb) | the four steps, γ and β, ε, running statistics, the inference formula |
-# | [04 Batch norm: backward pass](04_batchnorm_backward.ipynb) | the computational graph, the staged and compact gradients, checked numerically and against TensorFlow |
-# | [05 Batch norm inside a network](05_batchnorm_in_a_network.ipynb) | a from-scratch network on real digits with and without batch norm: speed, learning rates, initialization |
-# | [06 Covariate shift](06_covariate_shift.ipynb) | what covariate shift is, importance weighting, internal covariate shift and the smoother-loss view |
+# | [03 Batch norm: forward pass and inference](03_batchnorm_forward.ipynb) | the four steps, γ and β, ε, running statistics (warm-up and lag), the inference formula |
+# | [04 Batch norm: backward pass](04_batchnorm_backward.ipynb) | the computational graph, the staged and compact gradients, checked numerically and against TensorFlow, debugging a hand-written backward pass |
+# | [05 Batch norm inside a network](05_batchnorm_in_a_network.ipynb) | a from-scratch network on real digits with and without batch norm: speed, learning rates, initialization (scale invariance), depth with and without skip connections |
+# | [06 Covariate shift](06_covariate_shift.ipynb) | what covariate shift is, importance weighting, internal covariate shift (drift, jitter, Santurkar's gradient measure), the smoother loss and its curvature |
 # | [07 Batch norm in TensorFlow and Keras](07_batchnorm_in_tensorflow.ipynb) | the Keras layer and its conventions, bnlib vs Keras side by side, fine-tuning, folding |
-# | [08 Noise, batch size and pitfalls](08_noise_batch_size_and_pitfalls.ipynb) | batch norm as a regularizer, small and unrepresentative batches, and the alternatives |
+# | [08 Noise, batch size and pitfalls](08_noise_batch_size_and_pitfalls.ipynb) | batch norm as a regularizer (against a no-noise control), small and unrepresentative batches, test-time adaptation, dropout and weight decay with batch norm, batch renormalization and the alternatives |
 # | [09 Batch norm in convolutional networks](09_batchnorm_in_convnets.ipynb) | per-channel statistics over N·H·W vs per pixel, layer, instance and group norm; a convolution and spatial batch norm from scratch; a small CNN with and without batch norm over seeds; Keras's Conv2D + BatchNormalization; folding into the kernel |
 # | [10 Batch norm across devices](10_batchnorm_across_devices.ipynb) | data-parallel training: per-replica vs synchronized statistics, combining them (and float32), the cost, ghost batch norm |
 #
