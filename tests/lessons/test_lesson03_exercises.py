@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 
 from bnlib.batchnorm import batchnorm_forward
-from bnlib.course import checks
 from bnlib.course.references import bn_cases
 from bnlib.lessons.lesson03 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 # ----- correct answers -----
@@ -154,42 +150,13 @@ CHECKERS = {
         (moving_std, "not the standard deviation"),
         (moving_fixed_momentum, "ignores its momentum argument")]),
 }
-MISTAKES = [(name, wrong, hint) for name, (_, _, wrongs) in CHECKERS.items()
-            for wrong, hint in wrongs]
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_accepts_a_correct_answer(name, capsys):
-    checker, correct, _ = CHECKERS[name]
-    assert checker(correct) is True
-    assert "passed" in capsys.readouterr().out
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
 def test_moving_update_accepts_a_list(capsys):
     assert exercises.check_moving_update(lambda *a: list(moving_ok(*a))) is True
     assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_the_stub_as_not_attempted(name, capsys):
-    checker, _, _ = CHECKERS[name]
-    assert checker(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_a_missing_return(name, capsys):
-    checker, correct, _ = CHECKERS[name]
-    assert checker(lambda *args: None) is False
-    assert "returned None (is a return statement missing?)" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name,wrong,hint", MISTAKES,
-                         ids=[f"{n}-{w.__name__}" for n, w, _ in MISTAKES])
-def test_checker_names_the_mistake(name, wrong, hint, capsys):
-    checker = CHECKERS[name][0]
-    assert checker(wrong) is False
-    assert hint in capsys.readouterr().out
 
 
 def test_checker_reports_an_unknown_mistake_without_a_wrong_hint(capsys):

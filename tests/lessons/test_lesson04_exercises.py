@@ -10,14 +10,10 @@ import numpy as np
 import pytest
 
 from bnlib.batchnorm import batchnorm_backward, batchnorm_forward
-from bnlib.course import checks
 from bnlib.gradcheck import numerical_gradient, rel_error
 from bnlib.lessons.lesson04 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 def backward_ok(dout, x, gamma, eps):
@@ -190,15 +186,8 @@ CHECKERS = {
         *[(ib_fixed_eps(v), f"ignores its eps argument (it gives the result for eps = {v:g})")
           for v in (1e-3, 1e-5)]]),
 }
-MISTAKES = [(name, wrong, hint) for name, (_, _, wrongs) in CHECKERS.items()
-            for wrong, hint in wrongs]
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_accepts_a_correct_answer(name, capsys):
-    checker, correct, _ = CHECKERS[name]
-    assert checker(correct) is True
-    assert "passed" in capsys.readouterr().out
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
 def test_backward_accepts_a_list(capsys):
@@ -206,31 +195,9 @@ def test_backward_accepts_a_list(capsys):
     assert "passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_the_stub_as_not_attempted(name, capsys):
-    checker, _, _ = CHECKERS[name]
-    assert checker(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", CHECKERS)
-def test_checker_reports_a_missing_return(name, capsys):
-    checker, _, _ = CHECKERS[name]
-    assert checker(lambda *args: None) is False
-    assert "returned None (is a return statement missing?)" in capsys.readouterr().out
-
-
 def test_backward_names_a_wrong_kind_of_answer(capsys):
     assert exercises.check_batchnorm_backward(lambda *a: backward_ok(*a)[:2]) is False
     assert "expected a tuple of 3 values" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name,wrong,hint", MISTAKES,
-                         ids=[f"{n}-{w.__name__}" for n, w, _ in MISTAKES])
-def test_checker_names_the_mistake(name, wrong, hint, capsys):
-    checker = CHECKERS[name][0]
-    assert checker(wrong) is False
-    assert hint in capsys.readouterr().out
 
 
 def test_the_cases_vary_eps_and_include_a_single_example(monkeypatch):
