@@ -637,9 +637,9 @@ assert_true("inference leaves the moving statistics untouched",
 #   puts "$-\mu_B$" into the superscript of $x^{(i)}$; another notebook's mean
 #   is summed over "$z^{(i(}$". The four steps at the top of this lesson give
 #   the formulas correctly (checked against bnlib).
-# - **"The whole training set" at test time.** The Keras notes say the network
-#   uses the means and standard deviations of the whole training set at test
-#   time. Keras uses the moving averages; the paper averages many mini-batch
+# - **"The whole training set" at test time.** The Keras notes have the network
+#   normalize with statistics of the entire training set when it predicts.
+#   Keras uses the moving averages; the paper averages many mini-batch
 #   statistics after training, with the $N/(N-1)$ correction. The moving
 #   averages can trail the exact statistics while the network learns (the lag
 #   section above).

@@ -635,8 +635,8 @@ print("tf.function, 1024-wide layers: the matrix products dominate (below x1.5):
 #   *True:* it removes the **bias**, which the following batch norm would cancel (β takes
 #   its role: 96 parameters fewer, section 6); the activation comes from the separate
 #   `Activation("elu")` layer after batch norm, and the dense layer itself is linear.
-# - *Claim:* batch norm divides each hidden unit by the standard deviation of all the
-#   hidden units in the mini-batch. *True:* one statistic **per unit** (per channel on
+# - *Claim:* one standard deviation, pooled over every hidden unit of the mini-batch,
+#   divides them all. *True:* one statistic **per unit** (per channel on
 #   images), taken over the batch: below, three features of scales 1, 10 and 100 come
 #   out with standard deviation 1 each, where one standard deviation for all of them
 #   would leave them 1 : 10 : 100. (Lesson 08 treats the noise this brings.)

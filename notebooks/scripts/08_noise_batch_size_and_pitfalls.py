@@ -38,13 +38,13 @@ print(f"digits: {len(split.x_train)} training and {len(split.x_test)} test image
 # In training, an example's normalized value $\hat x = (x-\mu_B)/\sigma_B$ depends
 # on *which other examples* share its batch. Shuffle the batches and the same
 # example gets a slightly different $\mu_B$ (an **additive** jitter) and a
-# slightly different $\sigma_B$ (a **multiplicative** jitter) at every step. For m
+# slightly different $\sigma_B$ (a **multiplicative** jitter) at every step. For N
 # independent draws, the batch mean wanders around the population mean with a
-# standard deviation of $\sigma/\sqrt{m}$; the batch standard deviation wanders by
+# standard deviation of $\sigma/\sqrt{N}$; the batch standard deviation wanders by
 # roughly $\sigma\sqrt{(\kappa-1)/(4m)}$, where $\kappa$ is the kurtosis (3 for a
-# Gaussian), a large-m approximation. For the scale we print a *robust* spread, the
+# Gaussian), a large-N approximation. For the scale we print a *robust* spread, the
 # interquartile range divided by 1.35 (which equals the standard deviation for a normal
-# distribution): with m ≤ 3 examples a batch's standard deviation is now and then
+# distribution): with N ≤ 3 examples a batch's standard deviation is now and then
 # almost zero, so $\sigma/\sigma_B$ has infinite variance and its sample standard
 # deviation is a meaningless, ever-growing number.
 #
@@ -67,20 +67,20 @@ assert abs(s32["scale_spread"] / s32["scale_law"] - 1) < 0.25
 assert 0.10 < s32["scale_spread"] < 0.14
 assert explore.dropout_noise_std(0.5) > 5 * s32["scale_spread"]
 s2 = explore.batch_noise(2)["scale"]
-print(f"m = 2: the sample std of sigma / batch std is {s2.std():.0f}, its robust spread "
+print(f"N = 2: the sample std of sigma / batch std is {s2.std():.0f}, its robust spread "
       f"{explore.robust_spread(s2):.1f}: the std is dominated by a few near-equal pairs")
 assert s2.std() > 10 * explore.robust_spread(s2)
 
 # %% [markdown]
-# The $1/\sqrt{m}$ law holds at every batch size: the measured spread of the batch
-# mean times $\sqrt{m}$ stays at 1.
+# The $1/\sqrt{N}$ law holds at every batch size: the measured spread of the batch
+# mean times $\sqrt{N}$ stays at 1.
 
 # %%
-for m in explore.BATCH_GRID:
-    s = explore.noise_summary(m)
-    print(f"m = {m:3d}: spread of batch mean {s['shift_std']:.3f}, × sqrt(m) = "
-          f"{s['shift_std'] * np.sqrt(m):.2f};  one example's output spread {s['output_std']:.3f}")
-    assert abs(s["shift_std"] * np.sqrt(m) - 1) < 0.1
+for n in explore.BATCH_GRID:
+    s = explore.noise_summary(n)
+    print(f"N = {n:3d}: spread of batch mean {s['shift_std']:.3f}, × sqrt(N) = "
+          f"{s['shift_std'] * np.sqrt(n):.2f};  one example's output spread {s['output_std']:.3f}")
+    assert abs(s["shift_std"] * np.sqrt(n) - 1) < 0.1
 near_one = np.mean(np.abs(explore.batch_noise(2)["output"]) > 0.9)
 print(f"batches of 2: {near_one:.1%} of the normalized values are within 0.1 of ±1")
 assert near_one > 0.8
@@ -88,9 +88,9 @@ assert near_one > 0.8
 # %% [markdown]
 # So batch norm does inject noise like dropout does, additive from $\mu_B$ and
 # multiplicative from $\sigma_B$, and every layer must learn to tolerate it. But
-# at usual batch sizes it is **small**: at m = 32 the scale factor jitters by
+# at usual batch sizes it is **small**: at N = 32 the scale factor jitters by
 # about 11%, against 100% for dropout at rate 0.5. It grows as the batch shrinks,
-# and at m = 2 it is no longer noise at all: with two values per batch, each
+# and at N = 2 it is no longer noise at all: with two values per batch, each
 # normalized value is exactly ±1 (up to ε), whatever the input.
 #
 # ## 2 · A regularizer by accident, an optimizer by design
@@ -644,8 +644,8 @@ print("the layer's vectors:", [w.name for w in layer.weights])
 #   deviation over the examples of the batch: one σ_B per unit, not one for the
 #   layer. In a trained network those differ by a factor of about 3 across the first
 #   layer's 64 units (below).
-# - **"At test time the network is pretrained with the means and standard deviations
-#   of the whole training set."** Nothing is pretrained with them. Frameworks use the
+# - **The network is said to be "pretrained" for test time with statistics of the
+#   entire training set.** Nothing is pretrained with them. Frameworks use the
 #   moving averages accumulated during training (sections 5 and 6); the alternative is
 #   to recompute each layer's statistics over the training set *after* training, with
 #   the final weights, layer by layer (precise statistics, section 6). Statistics of
@@ -684,7 +684,7 @@ checks.assert_true("without weight decay ||W1|| ends above its start on every se
 # %% [markdown]
 # ## Key takeaways
 #
-# - Batch statistics jitter by about $1/\sqrt{m}$ of the population spread: an
+# - Batch statistics jitter by about $1/\sqrt{N}$ of the population spread: an
 #   additive and a multiplicative noise, like dropout's but far weaker at usual
 #   batch sizes.
 # - Batch norm is mainly an optimization aid: same-size gradients across layers,

@@ -49,7 +49,7 @@ def test_scale_noise_is_a_robust_spread_because_its_variance_is_infinite_at_m_2(
     scale = ep.batch_noise(2)["scale"]
     assert scale.std() > 10 * ep.robust_spread(scale)      # a few batches of two near-equal values
     assert "variance is infinite" in ep.noise_readout(2, 0.5)
-    assert "large-m law" in ep.noise_readout(4, 0.5)
+    assert "large-N law" in ep.noise_readout(4, 0.5)
     # at large m the robust spread and the std agree with the law
     s = ep.noise_summary(256)
     assert s["scale_spread"] == pytest.approx(s["scale_law"], rel=0.1)

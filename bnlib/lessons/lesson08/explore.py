@@ -33,7 +33,7 @@ HIST_BINS, HIST_RANGE = 68, (-3.0, 5.5)  # the noise explorer's histogram of one
 BAR_WIDTH = 0.08                    # the dropout bars beside it
 EXAMPLE_YMAX = 1890.0               # 1.05 x the tallest dropout bar, 0.9 x N_BATCHES (rate 0.1)
 LAWS_XLIM = (1.6, 320.0)            # every slider batch size, 2 to 256, inside the frame
-LAWS_YLIM = (0.02, 4.0)             # every spread (the largest, 2.2, at m=2) and dropout's 0.33-2
+LAWS_YLIM = (0.02, 4.0)             # every spread (the largest, 2.2, at N=2) and dropout's 0.33-2
 
 
 # ---------------------------------------------------------------- noise of batch statistics
@@ -67,7 +67,7 @@ def batch_noise(batch_size: int, n_batches: int = N_BATCHES, seed: int = 0) -> d
     """What batch norm does to the unit of :func:`hidden_unit` over random mini-batches.
 
     Batches are drawn with replacement (so the mean's spread is exactly
-    1/sqrt(m); shuffled epochs, without replacement, give slightly less).
+    1/sqrt(N); shuffled epochs, without replacement, give slightly less).
 
     Returns
     -------
@@ -95,12 +95,12 @@ def batch_noise(batch_size: int, n_batches: int = N_BATCHES, seed: int = 0) -> d
 
 
 def mean_noise_law(batch_size: int) -> float:
-    """Std of the mean of m independent draws, in population-std units: 1 / sqrt(m)."""
+    """Std of the mean of N independent draws, in population-std units: 1 / sqrt(N)."""
     return float(1.0 / np.sqrt(batch_size))
 
 
 def scale_noise_law(batch_size: int, kurtosis: float) -> float:
-    """Large-m std of sigma / sigma_batch: sqrt((kurtosis - 1) / (4 m)) (3 for a Gaussian)."""
+    """Large-N std of sigma / sigma_batch: sqrt((kurtosis - 1) / (4 N)) (3 for a Gaussian)."""
     return float(np.sqrt((kurtosis - 1.0) / (4.0 * batch_size)))
 
 
@@ -111,7 +111,7 @@ def dropout_noise_std(rate: float) -> float:
 
 def robust_spread(values) -> float:
     """Interquartile range / 1.349: the standard deviation for a normal distribution, but finite
-    and stable for heavy tails (sigma / sigma_batch has infinite variance for batches of m <= 3)."""
+    and stable for heavy tails (sigma / sigma_batch has infinite variance for batches of N <= 3)."""
     q1, q3 = np.percentile(np.asarray(values, dtype=np.float64), [25, 75])
     return float((q3 - q1) / 1.349)
 
@@ -120,7 +120,7 @@ def noise_summary(batch_size: int) -> dict:
     """The numbers the noise explorer prints, for a batch size.
 
     "shift_std": std of the batch-mean noise; "scale_spread": :func:`robust_spread` of
-    sigma / sigma_batch (its std is meaningless at small m: infinite variance for m <= 3);
+    sigma / sigma_batch (its std is meaningless at small N: infinite variance for N <= 3);
     their laws; "output_std", "ideal": one example's normalized value across batches.
     """
     r = batch_noise(int(batch_size))
@@ -133,9 +133,9 @@ def noise_summary(batch_size: int) -> dict:
 def noise_readout(batch_size: int, dropout_rate: float) -> str:
     """The noise explorer's two lines of numbers, for a batch size and a dropout rate."""
     s = noise_summary(batch_size)
-    law = ("its variance is infinite for m <= 3" if batch_size <= 3
-           else f"large-m law {s['scale_law']:.3f}")
-    return (f"m={batch_size}: batch-mean noise {s['shift_std']:.3f} (1/sqrt(m) law "
+    law = ("its variance is infinite for N <= 3" if batch_size <= 3
+           else f"large-N law {s['scale_law']:.3f}")
+    return (f"N={batch_size}: batch-mean noise {s['shift_std']:.3f} (1/sqrt(N) law "
             f"{s['shift_law']:.3f}); scale noise {s['scale_spread']:.3f} (IQR/1.35; {law})\n"
             f"one example's output: ideal {s['ideal']:.2f}, spread {s['output_std']:.3f}; "
             f"dropout {dropout_rate:.2f} multiplies by a factor with std "
@@ -156,7 +156,7 @@ class NoiseScene(widgets.Scene):
         edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
         self.hist = self.live(ax.stairs(np.zeros(HIST_BINS), edges, fill=True, color="tab:blue",
                                         alpha=0.8, label=" "))
-        # hatched outlines: at m=2 the bar at 1 / (1 - rate) stands right beside the bin at +1
+        # hatched outlines: at N=2 the bar at 1 / (1 - rate) stands right beside the bin at +1
         self.bars = ax.bar([0.0, 1.0], [0.0, 0.0], width=BAR_WIDTH, facecolor="none",
                            edgecolor="tab:orange", hatch="////", lw=1.5, label=" ")
         for bar in self.bars:
@@ -168,7 +168,7 @@ class NoiseScene(widgets.Scene):
         ax.set(xlabel="normalized value of one example", ylabel="batches",
                title="one example, many random batches")
         # the histogram's range with matplotlib's 5% margins; the tallest bar at any setting
-        # is 1800 (dropout 0.1 keeps 90% of 2000), the tallest bin 1571 (m=2)
+        # is 1800 (dropout 0.1 keeps 90% of 2000), the tallest bin 1571 (N=2)
         span = HIST_RANGE[1] - HIST_RANGE[0]
         ax.set_xlim(HIST_RANGE[0] - 0.05 * span, HIST_RANGE[1] + 0.05 * span)
         ax.set_ylim(0, EXAMPLE_YMAX)
@@ -178,18 +178,18 @@ class NoiseScene(widgets.Scene):
         summaries = [noise_summary(int(m)) for m in grid]
         ax.loglog(grid, [s["shift_std"] for s in summaries], "o-", color="tab:blue",
                   label="batch mean (measured std)")
-        ax.loglog(grid, [s["shift_law"] for s in summaries], "k--", label="1/sqrt(m) law")
+        ax.loglog(grid, [s["shift_law"] for s in summaries], "k--", label="1/sqrt(N) law")
         ax.loglog(grid, [s["scale_spread"] for s in summaries], "s-", color="tab:green",
                   label="sigma / batch std (IQR/1.35)")
         ax.loglog(grid, [s["scale_law"] for s in summaries], ":", color="tab:green",
-                  label="its large-m law")
+                  label="its large-N law")
         ax.set_xlim(*LAWS_XLIM)
         ax.set_ylim(*LAWS_YLIM)
         ax.minorticks_off()
         self.dropout_line = self.live(ax.axhline(1.0, color="tab:orange", label="dropout factor"))
         self.batch_line = self.live(ax.axvline(BATCH_GRID[0], color="tab:red", ls=":"))
         self.live(ax.legend(fontsize=7))
-        ax.set(xlabel="batch size m", ylabel="spread (population-std units)",
+        ax.set(xlabel="batch size N", ylabel="spread (population-std units)",
                title="noise of the batch statistics")
 
     def update(self, batch_size: int = 32, dropout_rate: float = 0.5) -> str:
@@ -203,7 +203,7 @@ class NoiseScene(widgets.Scene):
             bar.set_height(height)
         # legend entries: the histogram, the population line, then the bars (containers last)
         texts = self.example_legend.get_texts()
-        texts[0].set_text(f"batch norm, m={batch_size}")
+        texts[0].set_text(f"batch norm, N={batch_size}")
         texts[2].set_text(f"dropout {dropout_rate:.2f} (no BN)")
         self.dropout_line.set_ydata([dropout_noise_std(dropout_rate)] * 2)
         self.batch_line.set_xdata([batch_size] * 2)
