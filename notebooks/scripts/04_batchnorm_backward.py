@@ -404,8 +404,9 @@ _ = assert_below("largest |cos(dx, x_hat)| with eps = 1e-12", cos_tiny.max(), 2e
 big_x = rng.normal(size=(256, 512))
 big_dout = rng.normal(size=(256, 512))
 _, big = forward_in_stages(big_x, np.ones(512), np.zeros(512), 1e-3)
-t_staged = timing.best_time(lambda: backward_in_stages(big_dout, big), 20)
-t_compact = timing.best_time(lambda: backward_compact(big_dout, big), 20)
+t = timing.best_times({"staged": lambda: backward_in_stages(big_dout, big),
+                       "compact": lambda: backward_compact(big_dout, big)}, 20)
+t_staged, t_compact = t["staged"], t["compact"]
 print(f"staged {t_staged * 1e3:.2f} ms, compact {t_compact * 1e3:.2f} ms per backward pass: "
       f"the compact one is {t_staged / t_compact:.1f}x faster here")
 

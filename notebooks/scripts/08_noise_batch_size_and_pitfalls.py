@@ -303,7 +303,7 @@ assert bn_net.n_params() - plain_net.n_params() == 2 * 200 - 200 and stats == 40
 # biases). So we time **one layer of each kind**, forward and backward, on 2,048
 # rows: a dense layer (with its bias), a batch-norm layer, and a ReLU for scale,
 # at a narrow and at a wide width. (Times vary from machine to machine and run to
-# run; the verdicts compare the two widths, with a margin of about two.)
+# run; the verdicts compare the two widths, with wide margins.)
 
 # %% tags=["nbval-ignore-output"]
 costs = explore.layer_costs(widths=(64, 512))
@@ -312,19 +312,21 @@ for width, t in costs.items():
           f"{1e3 * t['batch norm']:5.2f} ms, ReLU {1e3 * t['relu']:5.2f} ms;  batch norm / dense "
           f"{t['batch norm'] / t['dense']:.2f}")
 share = {width: t["batch norm"] / t["dense"] for width, t in costs.items()}
-# Verdicts that hold on any CPU: the dense layer's matrix products grow like D², batch
-# norm's passes like D, so its share falls several-fold from width 64 to 512 (the
-# absolute shares depend on the machine's BLAS kernel).
-checks.assert_true("batch norm's share of its dense layer's time falls over twofold from "
-                   "width 64 to 512", share[512] < share[64] / 2)
-checks.assert_true("at width 512, under 30%", share[512] < 0.3)
+# Verdicts that hold on any CPU, even a loaded one: the dense layer's matrix products grow
+# like D², batch norm's passes like D, so its share falls from width 64 to 512 (three- to
+# fivefold on an idle machine here, under twofold with another job on the cores), and
+# at 512 it is well under half (the absolute shares depend on the machine's BLAS kernel).
+measured = f"{share[64]:.2f} at 64, {share[512]:.2f} at 512"
+checks.assert_true("batch norm's share of its dense layer's time falls from width 64 to 512",
+                   share[512] < share[64], measured)
+checks.assert_true("at width 512, under half", share[512] < 0.5, measured)
 
 # %% [markdown]
 # The cost is real and easy to predict: batch norm does a few passes over its
 # N × D input (mean, variance, normalize, scale; more in the backward pass), so it
 # costs a few times an elementwise activation, while the dense layer's matrix
 # products grow like N × D². In narrow layers batch norm costs a large share of the
-# layer it normalizes (about half or more on this machine; how much depends on the
+# layer it normalizes (around half on this machine; how much depends on the
 # CPU's matrix kernels); in wide ones a small fraction. (On GPUs, where matrix
 # products are very fast, memory passes like these are a larger share.)
 #

@@ -525,41 +525,44 @@ def scale_invariance(factor: float = 10.0, eps: float = 1e-9, seed: int = 0):
     return float(np.max(np.abs(l2 - l1))), g2[mask] / g1[mask]
 
 
-def layer_costs(widths=(64, 512), n_rows: int = 2048, repeats: int = 5, seed: int = 0) -> dict:
+def layer_costs(widths=(64, 512), n_rows: int = 2048, repeats: int = 7, seed: int = 0) -> dict:
     """Forward + backward wall time of one layer of each kind, on (n_rows, width) inputs.
 
     "dense": z = x W + b and its three gradients (two matrix products and a sum);
     "batch norm": :class:`bnlib.nn.FastBatchNorm` in training mode, forward and
-    backward; "relu": the activation and its gradient. One BLAS thread, best of
-    ``repeats`` (:func:`bnlib.course.timing.best_time`).
+    backward; "relu": the activation and its gradient. One BLAS thread; the best of
+    ``repeats`` rounds that call every layer of every width in turn
+    (:func:`bnlib.course.timing.best_times`), so load from elsewhere hits all alike.
 
     Returns dict width -> dict kind -> seconds.
     """
-    from bnlib.course.timing import best_time
+    from bnlib.course.timing import best_times
 
     rng = np.random.default_rng(seed)
-    out = {}
+    layers = {}
+    for width in widths:
+        x = rng.standard_normal((n_rows, width))
+        dout = rng.standard_normal((n_rows, width))
+        W, b = rng.standard_normal((width, width)) / np.sqrt(width), np.zeros(width)
+        bn = nn.FastBatchNorm(width)
+
+        def dense(x=x, dout=dout, W=W, b=b):
+            _ = x @ W + b
+            return x.T @ dout, dout @ W.T, dout.sum(0)
+
+        def batch_norm(x=x, dout=dout, bn=bn):
+            bn(x, training=True)
+            return bn.backward(dout)
+
+        def relu(x=x, dout=dout):
+            _ = np.maximum(x, 0.0)
+            return dout * (x > 0)
+        for name, fn in (("dense", dense), ("batch norm", batch_norm), ("relu", relu)):
+            layers[width, name] = fn
     with threadpool_limits(1, user_api="blas"):
-        for width in widths:
-            x = rng.standard_normal((n_rows, width))
-            dout = rng.standard_normal((n_rows, width))
-            W, b = rng.standard_normal((width, width)) / np.sqrt(width), np.zeros(width)
-            bn = nn.FastBatchNorm(width)
-
-            def dense():
-                _ = x @ W + b
-                return x.T @ dout, dout @ W.T, dout.sum(0)
-
-            def batch_norm():
-                bn(x, training=True)
-                return bn.backward(dout)
-
-            def relu():
-                _ = np.maximum(x, 0.0)
-                return dout * (x > 0)
-            out[width] = {name: best_time(fn, repeats) for name, fn in
-                          (("dense", dense), ("batch norm", batch_norm), ("relu", relu))}
-    return out
+        times = best_times(layers, repeats)
+    return {width: {name: times[width, name] for name in ("dense", "batch norm", "relu")}
+            for width in widths}
 
 
 def dropout_off_statistics(model, x) -> None:
