@@ -51,6 +51,17 @@ def test_clean_top_to_bottom_run(path):
 
 
 @pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
+def test_rebuilds_change_only_what_changed(path):
+    """Cell ids are taken from the cells' text and no execution times are stored, so a
+    rebuild does not rewrite every cell of the file."""
+    cells = _read(path).cells
+    assert all(re.fullmatch(r"[0-9a-f]{8}(-[0-9]+)?", c.id) for c in cells), (
+        f"{path.name}: random cell ids; re-run `make notebooks NB={path.stem[:2]}`")
+    assert len({c.id for c in cells}) == len(cells)
+    assert not [c for c in cells if "execution" in c.metadata], f"{path.name}: execution times"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
 def test_no_errors_or_stderr(path):
     for i, cell in enumerate(_code_cells(_read(path)), start=1):
         for out in cell.outputs:
