@@ -61,13 +61,14 @@ restore: $(STAMP)
 # browser-deps first: CI machines start with nothing installed by hand.
 # The unit tests run on both cores; the tests among them that start kernels or servers share
 # one worker (xdist_group "kernels"): kernels started at once by separate processes can race
-# for the same TCP ports and hang. Notebooks and the browser suite start kernels one at a time.
+# for the same TCP ports and hang. The notebooks run two at a time, each worker starting its
+# kernels under one lock (tests/nbval_parallel.py); the browser suite starts one at a time.
 # Then strict nbval once more under another CPU's numerics (OpenBLAS kernel and NumPy SIMD
 # loops one level below this machine's, initial weights nudged by 1e-15), and the other
 # supported Pythons this machine has (install, the core's unit tests, one lesson).
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest tests -m "not browser" -rs -n 2 --dist loadgroup
-	$(BIN)/python -m pytest notebooks -rs \
+	$(BIN)/python -m pytest notebooks -rs -n 2 --dist loadfile -p tests.nbval_parallel \
 		--nbval --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 	$(BIN)/python -m pytest tests/browser -m browser -rs

@@ -31,7 +31,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NBVAL = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=600",
+# As in `make test`: two notebooks at a time, kernels started one at a time.
+NBVAL = ["-n", "2", "--dist", "loadfile", "-p", "tests.nbval_parallel",
+         "--nbval", "--nbval-current-env", "--nbval-cell-timeout=600",
          "--nbval-sanitize-with", str(REPO / "tests" / "nbval_sanitize.cfg")]
 
 # OpenBLAS x86 kernels by SIMD level (0: SSE, 1: AVX, 2: AVX2, 3: AVX-512).
@@ -85,7 +87,6 @@ def base_env() -> dict:
     """The caller's environment, less what would change the kernels' behaviour."""
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)  # inline figures must not vanish
-    env["PYTHONPATH"] = str(REPO)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return env
 
