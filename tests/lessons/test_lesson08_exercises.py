@@ -8,7 +8,6 @@ mistake functions, the way a learner might write it.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bnlib import layernorm
 from bnlib.lessons.lesson08 import exercises
