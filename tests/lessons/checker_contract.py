@@ -3,7 +3,8 @@
 A module defines ``CHECKERS = {name: (checker, correct_answer, [(wrong_answer, hint), ...])}``
 and writes ``test_accepts, test_stub, test_no_return, test_mistakes = contract(CHECKERS)``;
 pytest collects the four as that module's tests. Each wrong answer is written in the test
-module, independently of the checker's own list of mistakes.
+module, independently of the checker's own list of mistakes: a named function, or a lambda,
+whose test id is then its hint (``train-train_ddof1``, ``odds-upside down``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from bnlib.course import checks
 
 def _placeholder(*args):
     raise NotImplementedError("replace with your code")
+
+
+def _mistake_id(name: str, wrong, hint: str) -> str:
+    """The test id of a wrong answer: its function's name, or its hint for a lambda."""
+    return f"{name}-{hint if wrong.__name__ == '<lambda>' else wrong.__name__}"
 
 
 def contract(checkers: dict) -> tuple:
@@ -38,7 +44,7 @@ def contract(checkers: dict) -> tuple:
         assert "returned None (is a return statement missing?)" in capsys.readouterr().out
 
     @pytest.mark.parametrize("name,wrong,hint", mistakes,
-                             ids=[f"{n}-{w.__name__}" for n, w, _ in mistakes])
+                             ids=[_mistake_id(*mistake) for mistake in mistakes])
     def test_checker_names_the_mistake(name, wrong, hint, capsys):
         assert checkers[name][0](wrong) is False
         assert hint in capsys.readouterr().out

@@ -1,4 +1,6 @@
-"""Lesson 02's exercise checkers pass correct answers and name each mistake.
+"""Lesson 02's exercise checkers accept a correct answer, report the stub and a missing return,
+and name each mistake (the contract, tests/lessons/checker_contract.py); an unknown mistake,
+an EMA of any constant weight and a wrong kind of answer are told what went wrong.
 
 Every mistake is written here independently of the checker's own versions.
 """
@@ -7,18 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnlib.course import checks
+from bnlib.ema import bias_correct, ema
 from bnlib.lessons.lesson02 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
-
-
-def _run(checker, answer, capsys):
-    result = checker(answer)
-    return result, capsys.readouterr().out
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 def _streaming_right(x):
@@ -71,8 +65,7 @@ def _constant(weight, start_at_first=False):
     return answer
 
 
-@pytest.mark.parametrize("answer, hint", [
-    (lambda x: 2 * np.asarray(x), None),      # no known mistake: the generic message
+STREAMING_MISTAKES = [
     (lambda x: [sum(x[:t + 1]) / (t + 2) for t in range(len(x))], "count t from 1"),
     (_streaming_last_only, "whole sequence of averages"),
     (_running_sum, "divide the running sum by t"),
@@ -82,38 +75,26 @@ def _constant(weight, start_at_first=False):
     (lambda x: x.mean() * np.ones(len(x)), "np.mean"),
     (lambda x: np.cumsum(x) / np.arange(1, len(x) + 1), "np.cumsum"),
     (lambda x: x[:3].cumsum(), "np.cumsum"),
-])
-def test_streaming_mean_names_mistakes(answer, hint, capsys):
-    result, out = _run(exercises.check_streaming_mean, answer, capsys)
-    assert result is False
-    assert (hint or "differs from the expected one") in out
+]
+
+
+def test_streaming_mean_gives_an_unknown_mistake_the_generic_message(capsys):
+    assert exercises.check_streaming_mean(lambda x: 2 * np.asarray(x)) is False
+    assert "differs from the expected one" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("weight", [0.5, 0.1, 0.37])
 @pytest.mark.parametrize("start_at_first", [False, True])
 def test_streaming_mean_names_an_ema_of_any_weight(weight, start_at_first, capsys):
-    result, out = _run(exercises.check_streaming_mean, _constant(weight, start_at_first), capsys)
-    assert result is False and "constant weight" in out and "1/t, which shrinks" in out
-
-
-def test_streaming_mean_accepts_correct_and_stub(capsys):
-    assert _run(exercises.check_streaming_mean, _streaming_right, capsys)[0] is True
-    result, out = _run(exercises.check_streaming_mean, _placeholder, capsys)
-    assert result is None and checks.NOT_ATTEMPTED in out
+    assert exercises.check_streaming_mean(_constant(weight, start_at_first)) is False
+    out = capsys.readouterr().out
+    assert "constant weight" in out and "1/t, which shrinks" in out
 
 
 def test_streaming_mean_answer_that_works_only_for_long_streams_fails(capsys):
     """The cases include a stream of one value."""
-    result, _ = _run(exercises.check_streaming_mean,
-                     lambda x: _streaming_right(x) if len(x) > 1 else np.array([0.0]), capsys)
-    assert result is False
-
-
-def test_streaming_mean_forgotten_return(capsys):
-    def no_return(x):
-        _streaming_right(x)
-    result, out = _run(exercises.check_streaming_mean, no_return, capsys)
-    assert result is False and "returned None" in out
+    assert exercises.check_streaming_mean(
+        lambda x: _streaming_right(x) if len(x) > 1 else np.array([0.0])) is False
 
 
 def _ema(x, w, y0=0.0):
@@ -140,38 +121,33 @@ def _fed_back(x, a):
     return np.array(out)
 
 
-@pytest.mark.parametrize("answer, hint", [
-    (lambda x, a: _ema(x, a), "raw EMA"),
-    (lambda x, a: _ema(x, 1 - a) / (1 - a ** _t(x)), "weight on the NEW value"),
-    (lambda x, a: _ema(x, 1 - a) / (1 - (1 - a) ** _t(x)), "but the correction uses alpha"),
-    (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) + 1)), "off by one"),
-    (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) - 1)), "1 - (1 - alpha)^0 = 0"),
-    (lambda x, a: _ema(x, a) / (1 - a ** _t(x)), "not 1 - alpha^t"),
-    (lambda x, a: _ema(x, a, x[0]) / (1 - (1 - a) ** _t(x)), "not from the first value"),
-    (lambda x, a: _ema(x, a, x[0]), "starting at X_1"),
-    (_fed_back, "feeding the corrected value back"),
-    (lambda x, a: _right(x, 0.1), "ignores its alpha argument (it behaves like alpha = 0.1"),
-    (lambda x, a: _right(x, 0.01), "ignores its alpha argument (it behaves like alpha = 0.01"),
-    (lambda x, a: _right(x, 0.3), "ignores its alpha argument (it behaves like alpha = 0.3"),
-])
-def test_ema_corrected_names_mistakes(answer, hint, capsys):
-    result, out = _run(exercises.check_ema_corrected, answer, capsys)
-    assert result is False and hint in out
+CHECKERS = {
+    "streaming_mean": (exercises.check_streaming_mean, _streaming_right, STREAMING_MISTAKES),
+    "ema_corrected": (exercises.check_ema_corrected, _right, [
+        (lambda x, a: _ema(x, a), "raw EMA"),
+        (lambda x, a: _ema(x, 1 - a) / (1 - a ** _t(x)), "weight on the NEW value"),
+        (lambda x, a: _ema(x, 1 - a) / (1 - (1 - a) ** _t(x)), "but the correction uses alpha"),
+        (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) + 1)), "off by one"),
+        (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) - 1)), "1 - (1 - alpha)^0 = 0"),
+        (lambda x, a: _ema(x, a) / (1 - a ** _t(x)), "not 1 - alpha^t"),
+        (lambda x, a: _ema(x, a, x[0]) / (1 - (1 - a) ** _t(x)), "not from the first value"),
+        (lambda x, a: _ema(x, a, x[0]), "starting at X_1"),
+        (_fed_back, "feeding the corrected value back"),
+        (lambda x, a: _right(x, 0.1), "ignores its alpha argument (it behaves like alpha = 0.1"),
+        (lambda x, a: _right(x, 0.01),
+         "ignores its alpha argument (it behaves like alpha = 0.01"),
+        (lambda x, a: _right(x, 0.3), "ignores its alpha argument (it behaves like alpha = 0.3")]),
+}
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
-def test_ema_corrected_accepts_correct(capsys):
-    from bnlib.ema import bias_correct, ema
-
-    assert _run(exercises.check_ema_corrected,
-                lambda x, a: bias_correct(ema(x, a), a), capsys)[0] is True
-    assert _run(exercises.check_ema_corrected, _right, capsys)[0] is True
-
-
-def test_ema_corrected_stub_is_not_attempted(capsys):
-    result, out = _run(exercises.check_ema_corrected, _placeholder, capsys)
-    assert result is None and checks.NOT_ATTEMPTED in out
+def test_ema_corrected_accepts_bnlib(capsys):
+    assert exercises.check_ema_corrected(lambda x, a: bias_correct(ema(x, a), a)) is True
+    assert "passed" in capsys.readouterr().out
 
 
 def test_ema_corrected_generator_is_told_what_was_expected(capsys):
-    result, out = _run(exercises.check_ema_corrected, lambda x, a: (v for v in x), capsys)
-    assert result is False and "returned a generator" in out and "expected an array" in out
+    assert exercises.check_ema_corrected(lambda x, a: (v for v in x)) is False
+    out = capsys.readouterr().out
+    assert "returned a generator" in out and "expected an array" in out

@@ -1,16 +1,16 @@
-"""Lesson 06's exercise checkers: each accepts a correct answer and names each mistake."""
+"""Lesson 06's exercise checkers accept a correct answer, report the stub and a missing return,
+and name each mistake (the contract, tests/lessons/checker_contract.py); hard-coded pool sizes
+and an unknown mistake fail, and the gradient-step cases include an overshooting step.
+
+The answers below are written independently of the checkers.
+"""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from bnlib.course import checks
 from bnlib.lessons.lesson06 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 def _correct_odds(p, n_source, n_target):
@@ -28,53 +28,27 @@ def _line(x, y, w, transform=lambda w: w):
     return _correct_line(x, y, transform(w))
 
 
-def test_odds_weights_accepts_correct(capsys):
-    assert exercises.check_odds_weights(_correct_odds) is True
-    assert "passed" in capsys.readouterr().out
-
-
 def test_odds_weights_hard_coded_pool_sizes_fail(capsys):
     # the lesson's 400 / 400: right on no case of the checker
     assert exercises.check_odds_weights(lambda p, ns, nt: p / (1 - p) * 400 / 400) is False
 
 
-def test_odds_weights_not_attempted(capsys):
-    assert exercises.check_odds_weights(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
+ODDS_MISTAKES = [
     (lambda p, ns, nt: p / (1 - p), "multiply by n_source / n_target"),
     (lambda p, ns, nt: p / (1 - p) * nt / ns, "upside down"),
     (lambda p, ns, nt: (1 - p) / p * ns / nt, "that is P_S / P_T"),
     (lambda p, ns, nt: p * ns / nt, "not the probability p itself"),
     (lambda p, ns, nt: p / (1 - p) * ns, "n_target is ignored"),
     (lambda p, ns, nt: p / (1 - p) / nt, "n_source is ignored"),
-])
-def test_odds_weights_names_mistakes(wrong, hint, capsys):
-    assert exercises.check_odds_weights(wrong) is False
-    assert hint in capsys.readouterr().out
+]
 
 
-def test_weighted_line_accepts_correct(capsys):
-    assert exercises.check_weighted_line(_correct_line) is True
-    assert "passed" in capsys.readouterr().out
-
-
-def test_weighted_line_not_attempted(capsys):
-    assert exercises.check_weighted_line(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
+LINE_MISTAKES = [
     (lambda x, y, w: _line(x, y, w, np.ones_like), "the weights are ignored"),
     (lambda x, y, w: _line(x, y, w, np.square), "you weighted twice"),
     (lambda x, y, w: _line(x, y, w, np.reciprocal), "the weights are inverted"),
     (lambda x, y, w: _correct_line(x, y, w)[::-1], "(slope, intercept) in that order"),
-])
-def test_weighted_line_names_mistakes(wrong, hint, capsys):
-    assert exercises.check_weighted_line(wrong) is False
-    assert hint in capsys.readouterr().out
+]
 
 
 def test_weighted_line_generic_failure(capsys):
@@ -112,29 +86,25 @@ def _steps(loss, grad, theta, lr, multipliers, *, sign=-1, scale=True, start=Tru
     return loss_range, changes[-1] if last else max(changes)
 
 
-def test_gradient_steps_accepts_correct(capsys):
-    assert exercises.check_gradient_steps(_correct_steps) is True
-    assert "passed" in capsys.readouterr().out
+def _wrong_steps(**options):
+    return lambda *args: _steps(*args, **options)
 
 
-def test_gradient_steps_not_attempted(capsys):
-    assert exercises.check_gradient_steps(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("options, hint", [
-    ({"start": False}, "include the starting point"),
-    ({"sign": 1}, "step against the gradient"),
-    ({"scale": False}, "multiply by lr too"),
-    ({"diff": False}, "not the difference of the norms"),
-    ({"from_start": True}, "not the largest distance from the starting loss"),
-    ({"last": True}, "not the change at the last one"),
-    ({"fixed_ks": True}, "the multipliers are ignored"),
-    ({"raw": True}, "not ||g_k||"),
-])
-def test_gradient_steps_names_mistakes(options, hint, capsys):
-    assert exercises.check_gradient_steps(lambda *a: _steps(*a, **options)) is False
-    assert hint in capsys.readouterr().out
+CHECKERS = {
+    "odds_weights": (exercises.check_odds_weights, _correct_odds, ODDS_MISTAKES),
+    "weighted_line": (exercises.check_weighted_line, _correct_line, LINE_MISTAKES),
+    "gradient_steps": (exercises.check_gradient_steps, _correct_steps, [
+        (_wrong_steps(start=False), "include the starting point"),
+        (_wrong_steps(sign=1), "step against the gradient"),
+        (_wrong_steps(scale=False), "multiply by lr too"),
+        (_wrong_steps(diff=False), "not the difference of the norms"),
+        (_wrong_steps(from_start=True), "not the largest distance from the starting loss"),
+        (_wrong_steps(last=True), "not the change at the last one"),
+        (_wrong_steps(fixed_ks=True), "the multipliers are ignored"),
+        (_wrong_steps(raw=True), "not ||g_k||")]),
+}
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
 def test_gradient_steps_has_a_case_where_a_step_overshoots():

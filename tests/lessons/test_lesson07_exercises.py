@@ -1,4 +1,6 @@
-"""Lesson 07's exercise checkers pass correct answers and name each mistake.
+"""Lesson 07's exercise checkers accept a correct answer (also a list, a loop), report the stub
+and a missing return, and name each mistake (the contract, tests/lessons/checker_contract.py);
+their cases vary every setting, and the moving update's reference is Keras's own.
 
 Every wrong answer here is written out on its own, from the formula it gets wrong,
 not copied from the checker's mistake list.
@@ -8,13 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnlib.course import checks
 from bnlib.lessons.lesson07 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 # ---------------------------------------------------------------- fold_bn
@@ -88,20 +86,10 @@ def _fold_swapped(W, b, g, be, mu, var, eps):
     return (b - mu) * s + be, W * s
 
 
-@pytest.mark.parametrize("answer", [_fold_ok, _fold_ok_list, _fold_ok_loop])
-def test_fold_bn_accepts_correct(capsys, answer):
+@pytest.mark.parametrize("answer", [_fold_ok_list, _fold_ok_loop])
+def test_fold_bn_accepts_a_list_and_a_loop(capsys, answer):
     assert exercises.check_fold_bn(answer) is True
     assert "passed" in capsys.readouterr().out
-
-
-def test_fold_bn_not_attempted(capsys):
-    assert exercises.check_fold_bn(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-def test_fold_bn_says_when_nothing_is_returned(capsys):
-    assert exercises.check_fold_bn(lambda *args: None) is False
-    assert "returned None" in capsys.readouterr().out
 
 
 def test_fold_bn_says_when_one_array_is_returned(capsys):
@@ -109,7 +97,7 @@ def test_fold_bn_says_when_one_array_is_returned(capsys):
     assert "expected a tuple of 2 values" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
+FOLD_MISTAKES = [
     (_fold_eps_outside, "inside the square root"),
     (_fold_no_eps, "the ε is missing"),
     (_fold_eps_hard_coded, "use the eps argument"),
@@ -120,10 +108,7 @@ def test_fold_bn_says_when_one_array_is_returned(capsys):
     (_fold_w_without_gamma, "not by 1/σ alone"),
     (_fold_no_beta, "add β"),
     (_fold_swapped, "the kernel first, then the bias"),
-])
-def test_fold_bn_names_mistake(capsys, wrong, hint):
-    assert exercises.check_fold_bn(wrong) is False
-    assert hint in capsys.readouterr().out
+]
 
 
 def test_fold_bn_cases_vary_every_setting():
@@ -185,30 +170,25 @@ def _mov_all_values(mm, mv, x, m):
     return m * mm + (1 - m) * np.mean(x), m * mv + (1 - m) * np.var(x)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (_mov_pytorch_weights, "weights the OLD value"),
-    (_mov_pytorch_full, "that is PyTorch's rule"),
-    (_mov_unbiased, "biased batch variance"),
-    (_mov_around_moving_mean, "not around the moving mean"),
-    (_mov_around_new_mean, "not around the (updated) moving mean"),
-    (_mov_momentum_hard_coded, "use the momentum argument"),
-    (_mov_std, "not the standard deviation"),
-    (_mov_all_values, "per feature"),
-])
-def test_moving_update_names_mistake(capsys, wrong, hint):
-    assert exercises.check_keras_moving_update(wrong) is False
-    assert hint in capsys.readouterr().out
+CHECKERS = {
+    "fold_bn": (exercises.check_fold_bn, _fold_ok, FOLD_MISTAKES),
+    "moving_update": (exercises.check_keras_moving_update, _mov_ok, [
+        (_mov_pytorch_weights, "weights the OLD value"),
+        (_mov_pytorch_full, "that is PyTorch's rule"),
+        (_mov_unbiased, "biased batch variance"),
+        (_mov_around_moving_mean, "not around the moving mean"),
+        (_mov_around_new_mean, "not around the (updated) moving mean"),
+        (_mov_momentum_hard_coded, "use the momentum argument"),
+        (_mov_std, "not the standard deviation"),
+        (_mov_all_values, "per feature")]),
+}
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
-@pytest.mark.parametrize("answer", [_mov_ok, _mov_ok_by_hand])
-def test_moving_update_accepts_correct(capsys, answer):
-    assert exercises.check_keras_moving_update(answer) is True
+def test_moving_update_accepts_an_answer_by_hand(capsys):
+    assert exercises.check_keras_moving_update(_mov_ok_by_hand) is True
     assert "passed" in capsys.readouterr().out
-
-
-def test_moving_update_not_attempted(capsys):
-    assert exercises.check_keras_moving_update(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
 
 
 def test_moving_update_cases_vary_every_setting():

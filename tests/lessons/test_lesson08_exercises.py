@@ -1,4 +1,6 @@
-"""Lesson 08's exercise checkers pass correct answers and name each mistake.
+"""Lesson 08's exercise checkers accept a correct answer (also bnlib's, and lists), report the
+stub and a missing return, and name each mistake (the contract,
+tests/lessons/checker_contract.py); their cases vary every setting.
 
 Every wrong answer below is written out here, independently of the checkers' own
 mistake functions, the way a learner might write it.
@@ -6,16 +8,11 @@ mistake functions, the way a learner might write it.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bnlib import layernorm
-from bnlib.course import checks
 from bnlib.lessons.lesson08 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 # ---------------------------------------------------------------- layer norm
@@ -25,7 +22,7 @@ def _ln(x, g, b, eps, *, axis=1, ddof=0):
     return g * (x - mean) / np.sqrt(x.var(axis, ddof=ddof, keepdims=True) + eps) + b
 
 
-@pytest.mark.parametrize("wrong, hint", [
+LAYER_NORM_MISTAKES = [
     (lambda x, g, b, eps: _ln(x, g, b, eps, axis=0), "that is batch norm"),
     (lambda x, g, b, eps: g * (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + eps) + b,
      "inside the square root"),
@@ -38,20 +35,14 @@ def _ln(x, g, b, eps, *, axis=1, ddof=0):
     (lambda x, g, b, eps: _ln(x, 1.0, 0.0, eps) + b, "γ is missing"),
     (lambda x, g, b, eps: _ln(x, g, b, 1e-3), "use the eps argument"),
     (lambda x, g, b, eps: _ln(x, g, b, 1e-5), "use the eps argument"),
-])
-def test_layer_norm_names_mistake(capsys, wrong, hint):
-    assert exercises.check_layer_norm(wrong) is False
-    assert hint in capsys.readouterr().out
+]
 
 
-def test_layer_norm_accepts_correct_bnlib_lists_and_stub(capsys):
-    assert exercises.check_layer_norm(_ln) is True
+def test_layer_norm_accepts_bnlib_and_lists(capsys):
     assert exercises.check_layer_norm(
         lambda x, g, b, eps: layernorm.layer_norm_forward(x, g, b, eps)[0]) is True
     assert exercises.check_layer_norm(lambda x, g, b, eps: _ln(x, g, b, eps).tolist()) is True
-    assert exercises.check_layer_norm(_placeholder) is None
-    out = capsys.readouterr().out
-    assert out.count("passed") == 3 and checks.NOT_ATTEMPTED in out
+    assert capsys.readouterr().out.count("passed") == 2
 
 
 def test_layer_norm_cases_vary_every_setting():
@@ -84,35 +75,38 @@ def _gn_group_size(x, g, b, groups, eps):
     return g * out + b
 
 
-def test_group_norm_accepts_correct_bnlib_lists_and_stub(capsys):
-    assert exercises.check_group_norm(_gn) is True
+def _gn_eps_outside(x, g, b, groups, eps):
+    n, c = x.shape
+    xg = x.reshape(n, groups, -1)
+    x_hat = (xg - xg.mean(2, keepdims=True)) / (xg.std(2, keepdims=True) + eps)
+    return g * x_hat.reshape(n, c) + b
+
+
+def test_group_norm_accepts_bnlib_and_lists(capsys):
     assert exercises.check_group_norm(
         lambda x, g, b, groups, eps: layernorm.group_norm_forward(x, g, b, groups, eps)[0]) is True
     assert exercises.check_group_norm(
         lambda x, g, b, groups, eps: _gn(x, g, b, groups, eps).tolist()) is True
-    assert exercises.check_group_norm(_placeholder) is None
-    out = capsys.readouterr().out
-    assert out.count("passed") == 3 and checks.NOT_ATTEMPTED in out
+    assert capsys.readouterr().out.count("passed") == 2
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x, g, b, groups, eps: _gn(x, g, b, groups, eps, strided=True), "consecutive channels"),
-    (_gn_group_size, "not their size"),
-    (lambda x, g, b, groups, eps: _gn(x, g, b, 1, eps), "per group"),
-    (lambda x, g, b, groups, eps: (lambda n, c: g * ((x.reshape(n, groups, -1) - x.reshape(
-        n, groups, -1).mean(2, keepdims=True)) / (x.reshape(n, groups, -1).std(2, keepdims=True)
-                                                   + eps)).reshape(n, c) + b)(*x.shape),
-     "inside the square root"),
-    (lambda x, g, b, groups, eps: _gn(x, g, b, groups, eps, ddof=1), "biased variance"),
-    (lambda x, g, b, groups, eps: _gn(x, np.ones_like(g), np.zeros_like(b), groups, eps),
-     "γ · x̂ + β"),
-    (lambda x, g, b, groups, eps: _gn(x, g, b, 2, eps), "use the groups argument"),
-    (lambda x, g, b, groups, eps: _gn(x, g, b, groups, 1e-3), "use the eps argument"),
-    (lambda x, g, b, groups, eps: _gn(x, g, b, groups, 1e-5), "use the eps argument"),
-])
-def test_group_norm_names_mistake(capsys, wrong, hint):
-    assert exercises.check_group_norm(wrong) is False
-    assert hint in capsys.readouterr().out
+CHECKERS = {
+    "layer_norm": (exercises.check_layer_norm, _ln, LAYER_NORM_MISTAKES),
+    "group_norm": (exercises.check_group_norm, _gn, [
+        (lambda x, g, b, groups, eps: _gn(x, g, b, groups, eps, strided=True),
+         "consecutive channels"),
+        (_gn_group_size, "not their size"),
+        (lambda x, g, b, groups, eps: _gn(x, g, b, 1, eps), "per group"),
+        (_gn_eps_outside, "inside the square root"),
+        (lambda x, g, b, groups, eps: _gn(x, g, b, groups, eps, ddof=1), "biased variance"),
+        (lambda x, g, b, groups, eps: _gn(x, np.ones_like(g), np.zeros_like(b), groups, eps),
+         "γ · x̂ + β"),
+        (lambda x, g, b, groups, eps: _gn(x, g, b, 2, eps), "use the groups argument"),
+        (lambda x, g, b, groups, eps: _gn(x, g, b, groups, 1e-3), "use the eps argument"),
+        (lambda x, g, b, groups, eps: _gn(x, g, b, groups, 1e-5), "use the eps argument")]),
+}
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
 def test_group_norm_cases_vary_every_setting():

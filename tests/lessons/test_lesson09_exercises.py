@@ -1,4 +1,6 @@
-"""Lesson 09's checkers accept a correct answer, report a blank one, and name each mistake.
+"""Lesson 09's checkers accept a correct answer, report a blank one and a missing return, and
+name each mistake, a hard-coded eps too (the contract, tests/lessons/checker_contract.py);
+their cases vary every setting, and the folding reference matches bnlib.
 
 The answers below are written independently of the checkers (loops over channels,
 explicit sums), as a learner would write them.
@@ -6,15 +8,10 @@ explicit sums), as a learner would write them.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from bnlib.course import checks
 from bnlib.lessons.lesson09 import exercises
 
-
-def _placeholder(*args):
-    """The placeholder a lesson hands out."""
-    raise NotImplementedError("replace with your code")
+from checker_contract import contract  # tests/lessons/: every checker's tests
 
 
 # ---------------------------------------------------------------- 09.1 spatial batch norm
@@ -66,17 +63,7 @@ def spatial_fixed_eps(x, gamma, beta, eps):
     return spatial_ok(x, gamma, beta, 1e-3)
 
 
-def test_spatial_batchnorm_accepts_a_correct_answer(capsys):
-    assert exercises.check_spatial_batchnorm(spatial_ok) is True
-    assert "passed" in capsys.readouterr().out
-
-
-def test_spatial_batchnorm_not_attempted(capsys):
-    assert exercises.check_spatial_batchnorm(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
+SPATIAL_MISTAKES = [
     (spatial_per_pixel, "per-pixel statistics"),
     (spatial_per_image, "instance norm"),
     (spatial_layer, "layer norm"),
@@ -84,15 +71,8 @@ def test_spatial_batchnorm_not_attempted(capsys):
     (spatial_unbiased, "biased variance"),
     (spatial_eps_outside, "inside the square root"),
     (spatial_no_affine, "gamma * x_hat + beta"),
-])
-def test_spatial_batchnorm_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_spatial_batchnorm(wrong) is False
-    assert hint in capsys.readouterr().out
-
-
-def test_spatial_batchnorm_catches_a_hard_coded_eps(capsys):
-    assert exercises.check_spatial_batchnorm(spatial_fixed_eps) is False
-    assert "use the eps you are given" in capsys.readouterr().out
+    (spatial_fixed_eps, "use the eps you are given"),
+]
 
 
 # ---------------------------------------------------------------- 09.2 folding into a conv
@@ -140,32 +120,15 @@ def fold_fixed_eps(kernel, bias, gamma, beta, mean, var, eps):
     return fold_ok(kernel, bias, gamma, beta, mean, var, 1e-3)
 
 
-def test_fold_conv_accepts_a_correct_answer(capsys):
-    assert exercises.check_fold_conv(fold_ok) is True
-    assert "passed" in capsys.readouterr().out
-
-
-def test_fold_conv_not_attempted(capsys):
-    assert exercises.check_fold_conv(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
+FOLD_MISTAKES = [
     (fold_input_axis, "input-channel axis"),
     (fold_no_beta, "add β"),
     (fold_no_mean, "subtract the moving mean"),
     (fold_eps_outside, "inside the square root"),
     (fold_by_variance, "not by the variance"),
     (fold_bias_unscaled, "scale the centred bias"),
-])
-def test_fold_conv_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_fold_conv(wrong) is False
-    assert hint in capsys.readouterr().out
-
-
-def test_fold_conv_catches_a_hard_coded_eps(capsys):
-    assert exercises.check_fold_conv(fold_fixed_eps) is False
-    assert "use the eps you are given" in capsys.readouterr().out
+    (fold_fixed_eps, "use the eps you are given"),
+]
 
 
 def test_fold_conv_reference_matches_bnlib():
@@ -204,31 +167,22 @@ def nchw_unbiased(x, gamma, beta, eps):
     return gamma[:, None, None] * (x - mean) / np.sqrt(var + eps) + beta[:, None, None]
 
 
-def test_channels_first_accepts_a_correct_answer(capsys):
-    assert exercises.check_channels_first_batchnorm(nchw_ok) is True
-    assert "passed" in capsys.readouterr().out
+def nchw_fixed_eps(x, gamma, beta, eps):
+    return nchw_ok(x, gamma, beta, 1e-3)
 
 
-def test_channels_first_not_attempted(capsys):
-    assert exercises.check_channels_first_batchnorm(_placeholder) is None
-    assert checks.NOT_ATTEMPTED in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, hint", [
-    (nchw_channels_last_habit, "the channels are axis 1"),
-    (nchw_flat_gamma, "reshape them to (1, C, 1, 1)"),
-    (nchw_eps_outside, "inside the square root"),
-    (nchw_unbiased, "biased variance"),
-])
-def test_channels_first_names_the_mistake(capsys, wrong, hint):
-    assert exercises.check_channels_first_batchnorm(wrong) is False
-    assert hint in capsys.readouterr().out
-
-
-def test_channels_first_catches_a_hard_coded_eps(capsys):
-    answer = lambda x, g, b, eps: nchw_ok(x, g, b, 1e-3)  # noqa: E731
-    assert exercises.check_channels_first_batchnorm(answer) is False
-    assert "use the eps you are given" in capsys.readouterr().out
+CHECKERS = {
+    "spatial": (exercises.check_spatial_batchnorm, spatial_ok, SPATIAL_MISTAKES),
+    "fold_conv": (exercises.check_fold_conv, fold_ok, FOLD_MISTAKES),
+    "channels_first": (exercises.check_channels_first_batchnorm, nchw_ok, [
+        (nchw_channels_last_habit, "the channels are axis 1"),
+        (nchw_flat_gamma, "reshape them to (1, C, 1, 1)"),
+        (nchw_eps_outside, "inside the square root"),
+        (nchw_unbiased, "biased variance"),
+        (nchw_fixed_eps, "use the eps you are given")]),
+}
+(test_checker_accepts_a_correct_answer, test_checker_reports_the_stub_as_not_attempted,
+ test_checker_reports_a_missing_return, test_checker_names_the_mistake) = contract(CHECKERS)
 
 
 def test_cases_vary_every_setting():
