@@ -113,6 +113,13 @@ def _right(x, a):
     return _ema(x, a) / (1 - (1 - a) ** _t(x))
 
 
+def _divides_by_zero_at_t1(x, a):
+    """The correction one step behind: 1 - (1 - alpha)^0 = 0 at t = 1 (inf, as a learner's
+    code would give, without NumPy's warning in the test log)."""
+    with np.errstate(divide="ignore"):
+        return _ema(x, a) / (1 - (1 - a) ** (_t(x) - 1))
+
+
 def _fed_back(x, a):
     y, out = 0.0, []
     for t, value in enumerate(x, start=1):
@@ -128,7 +135,7 @@ CHECKERS = {
         (lambda x, a: _ema(x, 1 - a) / (1 - a ** _t(x)), "weight on the NEW value"),
         (lambda x, a: _ema(x, 1 - a) / (1 - (1 - a) ** _t(x)), "but the correction uses alpha"),
         (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) + 1)), "off by one"),
-        (lambda x, a: _ema(x, a) / (1 - (1 - a) ** (_t(x) - 1)), "1 - (1 - alpha)^0 = 0"),
+        (_divides_by_zero_at_t1, "1 - (1 - alpha)^0 = 0"),
         (lambda x, a: _ema(x, a) / (1 - a ** _t(x)), "not 1 - alpha^t"),
         (lambda x, a: _ema(x, a, x[0]) / (1 - (1 - a) ** _t(x)), "not from the first value"),
         (lambda x, a: _ema(x, a, x[0]), "starting at X_1"),
