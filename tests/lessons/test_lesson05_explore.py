@@ -259,8 +259,8 @@ STALE = "the explorer's run table does not match the code: run `make tables`"
 
 def test_run_table_holds_every_setting_trained_with_the_defaults_of_run():
     with np.load(en.RUN_TABLE) as npz:
-        saved = {name[len("run_"):]: npz[name].tolist() for name in npz.files
-                 if name.startswith("run_")}
+        saved = {name[len("setting_"):]: npz[name].tolist() for name in npz.files
+                 if name.startswith("setting_")}
     # a setting whose default is None (output_scale: "same as init_scale") is not saved
     defaults = {name: np.asarray(value).tolist() for name, value in en.run_defaults().items()
                 if value is not None}
@@ -409,7 +409,7 @@ def test_run_table_file_keeps_a_run_that_stopped_early(tmp_path):
 def test_a_table_made_with_other_training_settings_is_not_used(tmp_path):
     with np.load(en.RUN_TABLE) as npz:
         arrays = {name: npz[name] for name in npz.files}
-    arrays["run_steps"] = np.array(200)
+    arrays["setting_steps"] = np.array(200)
     np.savez(tmp_path / "old.npz", **arrays)
     with pytest.warns(UserWarning, match="run `make tables`"):
         assert en.run_table(tmp_path / "old.npz") == {}

@@ -208,8 +208,8 @@ def test_train_scene_limits_hold_for_every_learning_rate():
 
 def test_run_table_holds_every_setting_trained_with_the_defaults_of_run():
     with np.load(ex.RUN_TABLE) as npz:
-        saved = {name[len("run_"):]: npz[name].tolist() for name in npz.files
-                 if name.startswith("run_")}
+        saved = {name[len("setting_"):]: npz[name].tolist() for name in npz.files
+                 if name.startswith("setting_")}
     assert saved == {name: np.asarray(v).tolist() for name, v in ex.run_defaults().items()}, STALE
     assert set(ex.run_defaults()) == {"steps", "batch_size", "momentum", "eval_every"}
     assert set(ex.run_table()) == set(ex.table_settings()), STALE
@@ -245,7 +245,7 @@ def test_sensitivity_separates_stable_and_chaotic_training():
 def test_a_table_made_with_other_settings_is_not_used(tmp_path):
     with np.load(ex.RUN_TABLE) as npz:
         arrays = {name: npz[name] for name in npz.files}
-    arrays["run_steps"] = np.array(200)
+    arrays["setting_steps"] = np.array(200)
     np.savez(tmp_path / "old.npz", **arrays)
     with pytest.warns(UserWarning, match="lesson09.explore"):
         assert ex.run_table(tmp_path / "old.npz") == {}

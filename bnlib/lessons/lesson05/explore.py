@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
-import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlib import data, nn
-from bnlib.course import checks, plots, widgets
+from bnlib.course import checks, plots, tables, widgets
 from bnlib.course.seeds import DIVERGED_LOSS, LESSON_SEEDS, spread
 
 SIZES = (64, 100, 100, 10)          # the lesson's default network
@@ -542,18 +541,16 @@ DEPTH_TABLE = Path(__file__).with_name("depth.npz")
 
 def _depth_table_settings() -> dict:
     return {"lr": DEPTH_TRAINING["lr"], "steps": DEPTH_TRAINING["steps"],
-            "eval_every": DEPTH_TRAINING["eval_every"], "width": deep_sizes(1)[1]}
+            "eval_every": DEPTH_TRAINING["eval_every"], "width": deep_sizes(1)[1],
+            "nets": tuple(DEPTH_NETS), "depths": DEPTHS}
 
 
 def write_depth_table(path=DEPTH_TABLE, seeds=LESSON_SEEDS) -> None:
     """Save :func:`depth_finals` of ``seeds`` (``make tables``): the lesson reads them,
     since the 36 trainings (64 layers among them) take longer than the rest of its cells."""
     finals = depth_finals(seeds)
-    nets = list(DEPTH_NETS)
-    np.savez_compressed(path, nets=np.array(nets), depths=np.array(DEPTHS),
-                        seeds=np.array(_seeds(seeds)),
-                        final=np.array([[finals[n, d] for d in DEPTHS] for n in nets]),
-                        **{f"run_{k}": v for k, v in _depth_table_settings().items()})
+    tables.save(path, _depth_table_settings(), seeds=np.array(_seeds(seeds)),
+                final=np.array([[finals[n, d] for d in DEPTHS] for n in DEPTH_NETS]))
 
 
 @lru_cache(maxsize=4)
@@ -563,16 +560,11 @@ def depth_table(path=DEPTH_TABLE) -> dict:
     Empty, with a warning, if it was made with other settings (then train:
     :func:`depth_finals`).
     """
-    with np.load(path) as npz:
-        t = {k: npz[k] for k in npz.files}
-    saved = {k[len("run_"):]: t[k].tolist() for k in t if k.startswith("run_")}
-    if saved != _depth_table_settings() or t["nets"].tolist() != list(DEPTH_NETS) \
-            or tuple(t["depths"].tolist()) != DEPTHS:
-        warnings.warn(f"{Path(path).name} was made with other settings ({saved}); "
-                      f"run `make tables`")
+    t = tables.load(path, _depth_table_settings(), "make tables")
+    if not t:
         return {}
-    return {(net, d): t["final"][i, j] for i, net in enumerate(t["nets"].tolist())
-            for j, d in enumerate(t["depths"].tolist())}
+    return {(net, d): t["final"][i, j] for i, net in enumerate(DEPTH_NETS)
+            for j, d in enumerate(DEPTHS)}
 
 
 def depth_table_seeds(path=DEPTH_TABLE) -> tuple:
@@ -1001,19 +993,6 @@ def _norm(batch_norm: bool):
     return "batch" if batch_norm else None
 
 
-def _padded(rows: list, fill) -> np.ndarray:
-    """Rows of different lengths (a diverged run stops early) as one array padded with ``fill``."""
-    out = np.full((len(rows), max(map(len, rows))), fill, dtype=np.asarray(rows[0]).dtype)
-    for row, values in zip(out, rows):
-        row[:len(values)] = values
-    return out
-
-
-def _as_saved(settings: dict) -> dict:
-    """Settings as they come back from an .npz file (tuples become lists, None an object)."""
-    return {name: np.asarray(value).tolist() for name, value in settings.items()}
-
-
 EXPLORER_NUDGES = (1e-15, -1e-15)
 
 
@@ -1045,9 +1024,9 @@ def write_run_table(path=RUN_TABLE) -> None:
     :class:`bnlib.nn.History` that :class:`RunScene` and :func:`run_readout`
     use, its :func:`explorer_sensitivity` (which runs are chaotic) and, for
     the first seed (to keep the file small), the final moving statistics of
-    its batch-norm layers (what test accuracy in inference mode depends on). Also the grid and, as ``run_<name>``, the
-    training settings of :func:`run_defaults`, so that a table made with other
-    settings is recognized. Training is deterministic: fixed seeds, one BLAS
+    its batch-norm layers (what test accuracy in inference mode depends on). Also the grid
+    and the training settings of :func:`run_defaults` (:func:`bnlib.course.tables.save`),
+    so that a table made with other settings is recognized. Training is deterministic: fixed seeds, one BLAS
     thread (:func:`bnlib.nn.train`).
 
     Parameters
@@ -1071,20 +1050,18 @@ def _save_table(path, grid: list, hists: list, sensitivities: list, moving=None)
     (lr, init_scale, batch_norm, seed)) and today's :func:`run_defaults`."""
     lr, init_scale, batch_norm, seed = (np.array(column) for column in zip(*grid))
     extra = {} if moving is None else {"moving": np.asarray(moving, dtype=float)}
-    np.savez_compressed(
-        path, lr=lr, init_scale=init_scale, batch_norm=batch_norm, seed=seed,
-        **_history_arrays(hists), sensitivity=np.array(sensitivities, dtype=float), **extra,
-        **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()
-           if value is not None})
+    tables.save(
+        path, run_defaults(), lr=lr, init_scale=init_scale, batch_norm=batch_norm, seed=seed,
+        **_history_arrays(hists), sensitivity=np.array(sensitivities, dtype=float), **extra)
 
 
 def _history_arrays(hists: list) -> dict:
     """Histories as arrays with one row per run; :func:`_histories` reads them back."""
     return {"n_steps": [len(h.loss) for h in hists],
-            "loss": _padded([h.loss for h in hists], np.nan),
+            "loss": tables.padded([h.loss for h in hists], np.nan),
             "n_evals": [len(h.eval_step) for h in hists],
-            "eval_step": _padded([h.eval_step for h in hists], -1),
-            "test_accuracy": _padded([h.test_accuracy for h in hists], np.nan),
+            "eval_step": tables.padded([h.eval_step for h in hists], -1),
+            "test_accuracy": tables.padded([h.test_accuracy for h in hists], np.nan),
             "diverged": [h.diverged for h in hists]}
 
 
@@ -1102,20 +1079,11 @@ def _histories(table: dict) -> dict:
             for key, n, loss, m, evals, acc, diverged in rows}
 
 
-def _saved_defaults() -> dict:
-    return {name: value for name, value in _as_saved(run_defaults()).items() if value is not None}
-
-
 @lru_cache(maxsize=4)
 def _load_table(path) -> tuple:
     """(histories, sensitivities, moving statistics) of the table at ``path``; empty if stale."""
-    with np.load(path) as npz:
-        table = {name: npz[name] for name in npz.files}
-    saved = {name[len("run_"):]: value.tolist() for name, value in table.items()
-             if name.startswith("run_")}
-    if saved != _saved_defaults() or "sensitivity" not in table or "seed" not in table:
-        warnings.warn(f"{Path(path).name} was made with other training settings "
-                      f"({saved}); run `make tables`")
+    table = tables.load(path, run_defaults(), "make tables", columns=("seed", "sensitivity"))
+    if not table:
         return {}, {}, {}
     keys = _keys(table)
     moving = dict(zip(keys, table["moving"])) if "moving" in table else {}

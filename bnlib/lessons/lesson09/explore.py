@@ -23,7 +23,6 @@ import copy
 import inspect
 import itertools
 import time
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bnlib import cnn, conv, nn
-from bnlib.course import plots, widgets
+from bnlib.course import plots, tables, widgets
 from bnlib.batchnorm import batchnorm_forward
 from bnlib.data import Split
 from bnlib.layernorm import group_norm_forward
@@ -442,54 +441,34 @@ def table_settings() -> list:
     return list(itertools.product(LR_GRID, (False, True), TABLE_SEEDS))
 
 
-def _padded(rows: list, fill) -> np.ndarray:
-    out = np.full((len(rows), max(map(len, rows))), fill, dtype=np.asarray(rows[0]).dtype)
-    for row, values in zip(out, rows):
-        row[:len(values)] = values
-    return out
-
-
-def _as_saved(settings: dict) -> dict:
-    return {name: np.asarray(value).tolist() for name, value in settings.items()}
-
-
 def write_run_table(path=RUN_TABLE) -> None:
     """Train every setting of :func:`table_settings` with :func:`run`; save the histories.
 
     Saved per run: the loss of each step, the evaluation steps, the test
     accuracies, the ReLU census, the diverged flag and the final
-    :func:`precise_accuracy_of`; also the grid and, as ``run_<name>``, the
-    settings of :func:`run_defaults`, so a table made with other settings is
-    recognized. Compressed .npz, no pickled objects.
+    :func:`precise_accuracy_of`; also the grid and the settings of
+    :func:`run_defaults` (:func:`bnlib.course.tables.save`), so a table made with
+    other settings is recognized. Compressed .npz, no pickled objects.
     """
     grid = table_settings()
     hists = [run(bn, lr, seed)[1] for lr, bn, seed in grid]
     precise = [precise_accuracy_of(run(bn, lr, seed)[0]) for lr, bn, seed in grid]
     lr, batch_norm, seed = (np.array(column) for column in zip(*grid))
-    np.savez_compressed(
-        path, lr=lr, batch_norm=batch_norm, seed=seed,
-        n_steps=[len(h.loss) for h in hists], loss=_padded([h.loss for h in hists], np.nan),
+    tables.save(
+        path, run_defaults(), lr=lr, batch_norm=batch_norm, seed=seed,
+        n_steps=[len(h.loss) for h in hists], loss=tables.padded([h.loss for h in hists], np.nan),
         n_evals=[len(h.eval_step) for h in hists],
-        eval_step=_padded([h.eval_step for h in hists], -1),
-        test_accuracy=_padded([h.test_accuracy for h in hists], np.nan),
+        eval_step=tables.padded([h.eval_step for h in hists], -1),
+        test_accuracy=tables.padded([h.test_accuracy for h in hists], np.nan),
         diverged=[h.diverged for h in hists], precise_accuracy=precise,
-        **{f"recorded_{name}": _padded([h.recorded[name] for h in hists], np.nan)
-           for name in hists[0].recorded},
-        **{f"run_{name}": value for name, value in _as_saved(run_defaults()).items()})
+        **{f"recorded_{name}": tables.padded([h.recorded[name] for h in hists], np.nan)
+           for name in hists[0].recorded})
 
 
 @lru_cache(maxsize=2)
 def _table_arrays(path=RUN_TABLE) -> dict:
     """The arrays of the run table, or {} (with a warning) if made with other settings."""
-    with np.load(path) as npz:
-        t = {name: npz[name] for name in npz.files}
-    saved = {name[len("run_"):]: value.tolist() for name, value in t.items()
-             if name.startswith("run_")}
-    if saved != _as_saved(run_defaults()):
-        warnings.warn(f"{Path(path).name} was made with other training settings ({saved}); "
-                      f"run `python -m bnlib.lessons.lesson09.explore`")
-        return {}
-    return t
+    return tables.load(path, run_defaults(), "python -m bnlib.lessons.lesson09.explore")
 
 
 def _keys(t: dict) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
 from pathlib import Path
 
 import ipywidgets
@@ -18,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlib import distributed, nn
-from bnlib.course import seeds, widgets
+from bnlib.course import seeds, tables, widgets
 from bnlib.data import digits
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)   # 1.2e-7; half of it is the rounding unit
@@ -170,11 +169,10 @@ def write_table(path=TABLE) -> None:
     runs = ex.grid_runs(TABLE_SEEDS, TABLE_GLOBAL_BATCHES, TABLE_REPLICAS)
     keys = list(runs)
     arrays = {m: np.array([runs[k][m] for k in keys]) for m in MEASURES}
-    np.savez_compressed(path, global_batch=np.array([k[0] for k in keys]),
-                        replicas=np.array([k[1] for k in keys]),
-                        synchronized=np.array([k[2] for k in keys]),
-                        seeds=np.array(TABLE_SEEDS), **arrays,
-                        **{f"setting_{k}": v for k, v in table_settings().items()})
+    tables.save(path, table_settings(), global_batch=np.array([k[0] for k in keys]),
+                replicas=np.array([k[1] for k in keys]),
+                synchronized=np.array([k[2] for k in keys]),
+                seeds=np.array(TABLE_SEEDS), **arrays)
 
 
 @functools.lru_cache(maxsize=None)
@@ -188,13 +186,8 @@ def table(path=TABLE) -> dict:
     ``experiments.run``). Empty, with a warning, if the table was made with
     other training settings than :data:`SETTINGS_SAVED`.
     """
-    with np.load(path) as npz:
-        data = {name: npz[name] for name in npz.files}
-    saved = {name[len("setting_"):]: data[name].item() for name in data
-             if name.startswith("setting_")}
-    if saved != SETTINGS_SAVED:
-        warnings.warn(f"{Path(path).name} was made with other settings ({saved}); "
-                      f"run `python -m bnlib.lessons.lesson10.explore`")
+    data = tables.load(path, SETTINGS_SAVED, "python -m bnlib.lessons.lesson10.explore")
+    if not data:
         return {}
     keys = zip(data["global_batch"].tolist(), data["replicas"].tolist(),
                data["synchronized"].tolist())
