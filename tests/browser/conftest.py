@@ -171,6 +171,15 @@ class LessonRunner:
         self.finished[name] = (page, time.monotonic() - started)
         return self.finished[name]
 
+    def alone(self, lesson: lab_page.Lesson) -> None:
+        """Wait until no other lesson is still running its cells, so that ``lesson`` has the
+        machine to itself, as a learner's lesson has (no lesson starts until the next get)."""
+        for name, (_, page, other, _) in list(self.running.items()):
+            if name != lesson.path.name and name not in self.finished:
+                with self._screenshot_on_error(page, other, "run"):
+                    lab_page.wait_finished(page, other, self.timeout)
+                self.finished[name] = (page, time.monotonic() - self.running[name][3])
+
     def done(self, lesson: lab_page.Lesson) -> None:
         """One test of ``lesson`` is over; after its last one, close the page and kernel."""
         name = lesson.path.name

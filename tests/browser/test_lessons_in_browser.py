@@ -223,8 +223,10 @@ def test_explorer_renders_and_responds(lesson, index, runner, screenshot_on_fail
 def test_explorer_latency_from_key_press_to_new_image(lesson, index, runner, latencies,
                                                        screenshot_on_failure):
     """Press an arrow key on the explorer's first slider 12 times; time each press until
-    the frame that shows the new image. conftest.py prints the table of every explorer."""
+    the frame that shows the new image. No other lesson runs meanwhile (a learner works on
+    one). conftest.py prints the table of every explorer."""
     page, _ = runner.get(lesson)
+    runner.alone(lesson)
     screenshot_on_failure(page, f"{lesson.path.stem}-cell{index}-latency")
     try:
         root = lab_page.explorer_roots(page, index).first
