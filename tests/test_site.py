@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import html
 import re
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -35,7 +34,6 @@ pytestmark = [
     pytest.mark.filterwarnings(  # the theme's and MyST's calls of old Sphinx APIs
         "ignore:.*is deprecated. Check CHANGES for Sphinx API modifications"),
 ]
-BUILD_BUDGET = 60  # seconds for the whole site from the committed outputs
 # Where a page makes the browser fetch something (a link to read, <a href>, is not a fetch).
 FETCHING = {("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"),
             ("source", "src"), ("source", "srcset"), ("iframe", "src"), ("video", "src"),
@@ -89,11 +87,7 @@ def external(url: str) -> bool:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "_site"
-    start = time.perf_counter()
     build_site.build(out, strict=True)  # a Sphinx warning (broken link, bad markup) fails
-    seconds = time.perf_counter() - start
-    print(f"site built in {seconds:.1f} s")
-    assert seconds < BUILD_BUDGET * 2, f"the site took {seconds:.0f} s to build"
     assert sorted(p.name for p in out.parent.iterdir()) == ["_site"], "files left beside it"
     return out
 

@@ -165,16 +165,6 @@ def test_explorer_values_stay_inside_the_fixed_axes():
         assert np.all((gap > explore.GAP_LIMITS[0]) & (gap < explore.GAP_LIMITS[1]))
 
 
-def test_explorer_updates_are_fast():
-    explorer = explore.replica_explorer()
-    times = []
-    for g in explore.TABLE_GLOBAL_BATCHES * 3:
-        start = time.perf_counter()
-        explorer.controls["global_batch"].value = g
-        times.append(time.perf_counter() - start)
-    assert np.median(times) < 0.25   # the target is 100 ms; a loaded test machine gets slack
-
-
 # ---------------------------------------------------------------- training, slow
 
 @pytest.mark.slow
