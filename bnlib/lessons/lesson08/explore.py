@@ -164,7 +164,9 @@ class NoiseScene(widgets.Scene):
         # static, but drawn over the histogram as in a full draw, so it is live too
         self.live(ax.axvline(ideal_output(), color="k", ls="--", lw=1,
                              label="population statistics"))
-        self.example_legend = self.live(ax.legend(fontsize=7))
+        # fixed places (where "best" puts them at the defaults): "best" would search the data
+        # at every frame, three times the cost of the rest of the update, and move them
+        self.example_legend = self.live(ax.legend(fontsize=7, loc="upper right"))
         ax.set(xlabel="normalized value of one example", ylabel="batches",
                title="one example, many random batches")
         # the histogram's range with matplotlib's 5% margins; the tallest bar at any setting
@@ -188,7 +190,7 @@ class NoiseScene(widgets.Scene):
         ax.minorticks_off()
         self.dropout_line = self.live(ax.axhline(1.0, color="tab:orange", label="dropout factor"))
         self.batch_line = self.live(ax.axvline(BATCH_GRID[0], color="tab:red", ls=":"))
-        self.live(ax.legend(fontsize=7))
+        self.live(ax.legend(fontsize=7, loc="lower left"))
         ax.set(xlabel="batch size N", ylabel="spread (population-std units)",
                title="noise of the batch statistics")
 
