@@ -165,7 +165,7 @@ class NoiseScene(widgets.Scene):
         self.live(ax.axvline(ideal_output(), color="k", ls="--", lw=1,
                              label="population statistics"))
         # fixed places (where "best" puts them at the defaults): "best" would search the data
-        # at every frame, three times the cost of the rest of the update, and move them
+        # at every frame (about 8 ms of a frame's 45) and move them as the sliders move
         self.example_legend = self.live(ax.legend(fontsize=7, loc="upper right"))
         ax.set(xlabel="normalized value of one example", ylabel="batches",
                title="one example, many random batches")
